@@ -1,0 +1,132 @@
+"""`genoshare <verb>`: parse options, call one api function, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from genoshare import __version__
+from genoshare.errors import GenoshareError
+
+
+def _fail_cleanly(fn):
+    """User-facing problems become one line on stderr and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GenoshareError as exc:
+            click.echo(f"genoshare: error: {' '.join(str(exc).split())}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+class _Progress:
+    """A tqdm bar fed by (done, total) callbacks; silent when stderr is not a terminal."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self.bar = None
+
+    def __call__(self, done: int, total: int):
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="chunk", leave=False, disable=None,
+                            mininterval=0.5, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genoshare")
+def main():
+    """Share a cohort's genotypes under differential privacy and measure what it costs."""
+
+
+@main.command()
+@click.argument("cohort", type=click.Path(dir_okay=False))
+@click.option("--reference", "reference", required=True, type=click.Path(dir_okay=False),
+              help="Public reference panel (same SNPs, same order), CSV matrix.")
+@click.option("--epsilon", required=True, type=float, help="Total epsilon of the XOR noise (whole release).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Release directory to create.")
+@click.option("--calibration", type=click.Choice(["exact", "nominal"]), default="exact", show_default=True,
+              help="exact: the true epsilon of the drawn noise equals --epsilon; nominal: the paper's scale.")
+@click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane", show_default=True,
+              help="Empty-cell handling of the reference log odds ratios.")
+@click.option("--window", default="all", show_default=True,
+              help="LD window: 'all' SNP pairs or W (pairs at most W SNPs apart on one contig).")
+@click.option("--af-source", default="published", show_default=True,
+              help="Target allele frequencies: published (the cohort's own), reference, or public:FILE (TSV id, af).")
+@click.option("--seed", type=int, default=None,
+              help="Reproducible TEST release (keys derived from the seed; not for sharing).")
+@click.option("--sample-block", type=int, default=10_000, show_default=True,
+              help="Samples per block of the flip split (the output depends on it).")
+@click.option("--threads", type=int, default=None, help="Worker threads (default: all cores).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@_fail_cleanly
+def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
+            threads, overwrite):
+    """Release COHORT (CSV matrix) with XOR noise calibrated on a public reference panel."""
+    from genoshare.api import release_csv
+
+    bar = _Progress("release")
+    try:
+        manifest = release_csv(cohort, reference, epsilon, out, calibration=calibration, zero_cell=zero_cell,
+                               window=window, af_source=af_source, seed=seed, sample_block=sample_block,
+                               threads=threads, overwrite=overwrite, progress=bar)
+    finally:
+        bar.close()
+    click.echo(f"released {manifest['n_samples']} individuals x {manifest['n_variants']} SNPs to {out}")
+    click.echo(f"epsilon: requested {manifest['epsilon_requested']:g}, true (XOR stage) "
+               f"{manifest['epsilon_xor']:.6g}, nominal {manifest['epsilon_nominal']:.6g} "
+               f"[{manifest['calibration']}, zero-cell {manifest['zero_cell']}]")
+    click.echo(f"allele frequencies: {manifest['af_source']['privacy']}")
+    if manifest.get("calibration_note"):
+        click.echo(f"note: {manifest['calibration_note']}")
+    if manifest.get("warning"):
+        click.echo(f"WARNING: {manifest['warning']}", err=True)
+
+
+@main.command()
+@click.option("--original", required=True, type=click.Path(dir_okay=False), help="The original cohort CSV.")
+@click.option("--release", "release_dir", required=True, type=click.Path(), help="A release directory.")
+@_fail_cleanly
+def evaluate(original, release_dir):
+    """Print utility metrics (point, sample, mean and variance error) as JSON."""
+    from genoshare.api import evaluate_release
+
+    click.echo(json.dumps(evaluate_release(original, release_dir), indent=2))
+
+
+@main.command()
+@click.option("--cases", type=int, required=True)
+@click.option("--controls", type=int, required=True)
+@click.option("--panel", type=int, required=True, help="Reference-panel individuals.")
+@click.option("--variants", type=int, required=True, help="SNPs to keep.")
+@click.option("--seed", type=int, required=True)
+@click.option("--holdout", type=int, default=None, help="Held-out individuals (default: cases + controls).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+@_fail_cleanly
+def simulate(cases, controls, panel, variants, seed, holdout, out):
+    """Simulate a case/control cohort, panel and holdout with msprime (deterministic)."""
+    from genoshare.simulate import simulate_cohort
+
+    for name, value in (("cases", cases), ("controls", controls), ("panel", panel), ("variants", variants)):
+        if value < 1:
+            raise GenoshareError(f"--{name} must be at least 1")
+    summary = simulate_cohort(out, cases=cases, controls=controls, panel=panel, variants=variants, seed=seed,
+                              holdout=holdout)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

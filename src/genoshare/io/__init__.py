@@ -1,0 +1,1 @@
+"""Reading and writing genotype data (CSV matrix layout; see ``csvmatrix``)."""

@@ -1,0 +1,245 @@
+"""Encode, noise, XOR, count, flip and decode kernels over one (variant, sample) chunk.
+
+A genotype's two bits travel as one uint8 code ``hi << 1 | lo`` (0 -> 00, 1 -> 01,
+2 -> 11; noise may create 10, which decodes to 1). MISSING marks a missing genotype:
+never perturbed, counted or flipped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+MISSING = np.uint8(255)
+
+
+@njit(cache=True, nogil=True)
+def encode_codes(G):
+    v, s = G.shape
+    out = np.empty((v, s), dtype=np.uint8)
+    for j in range(v):
+        for i in range(s):
+            g = G[j, i]
+            if g < 0:
+                out[j, i] = MISSING
+            elif g == 0:
+                out[j, i] = 0
+            elif g == 1:
+                out[j, i] = 1
+            else:
+                out[j, i] = 3
+    return out
+
+
+@njit(cache=True, nogil=True)
+def decode_codes(codes):
+    v, s = codes.shape
+    out = np.empty((v, s), dtype=np.int8)
+    for j in range(v):
+        for i in range(s):
+            c = codes[j, i]
+            if c == MISSING:
+                out[j, i] = -1
+            else:
+                out[j, i] = (c >> 1) + (c & 1)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def noise_xor_count(G, words, t_hi, t_lo, block, codes_out, ones_out, nonmiss_out):
+    """codes_out = encode(G) xor noise; per sample block of ``block`` samples count the
+    1-bits (ones_out) and non-missing genotypes (nonmiss_out), both (v, n_blocks).
+
+    words[j, i] holds the two uint32 of the noise stream for genotype (j, i); a noise bit
+    is set when the word is below the column's threshold.
+    """
+    v, s = G.shape
+    for j in range(v):
+        th = t_hi[j]
+        tl = t_lo[j]
+        for i in range(s):
+            g = G[j, i]
+            b = i // block
+            if g < 0:
+                codes_out[j, i] = MISSING
+                continue
+            if g == 0:
+                c = 0
+            elif g == 1:
+                c = 1
+            else:
+                c = 3
+            if words[j, i, 0] < th:
+                c ^= 2
+            if words[j, i, 1] < tl:
+                c ^= 1
+            codes_out[j, i] = c
+            ones_out[j, b] += (c >> 1) + (c & 1)
+            nonmiss_out[j, b] += 1
+
+
+@njit(cache=True, nogil=True)
+def _hypergeom_inv(good, bad, draws, u):
+    """Number of good items among ``draws`` taken without replacement, by inversion of u.
+
+    The support is walked from the mode outwards (mode, mode+1, mode-1, ...), a fixed
+    order, so each u in [0, 1) maps to one outcome with exactly the hypergeometric law
+    (up to float rounding), in O(standard deviation) steps.
+    """
+    if draws == 0 or good == 0:
+        return 0
+    if bad == 0:
+        return draws
+    total = good + bad
+    xmin = max(0, draws - bad)
+    xmax = min(draws, good)
+    if xmin == xmax:
+        return xmin
+    mode = int(math.floor((draws + 1) * (good + 1) / (total + 2)))
+    mode = min(max(mode, xmin), xmax)
+
+    def logpmf(x):
+        return (math.lgamma(good + 1) - math.lgamma(x + 1) - math.lgamma(good - x + 1)
+                + math.lgamma(bad + 1) - math.lgamma(draws - x + 1) - math.lgamma(bad - draws + x + 1)
+                - math.lgamma(total + 1) + math.lgamma(draws + 1) + math.lgamma(total - draws + 1))
+
+    pm = math.exp(logpmf(mode))
+    acc = pm
+    if u < acc:
+        return mode
+    up_x, up_p = mode, pm
+    dn_x, dn_p = mode, pm
+    last = mode
+    while up_x < xmax or dn_x > xmin:
+        if up_x < xmax:
+            x = up_x
+            up_p = up_p * (good - x) * (draws - x) / ((x + 1.0) * (bad - draws + x + 1.0))
+            up_x = x + 1
+            acc += up_p
+            last = up_x
+            if u < acc:
+                return up_x
+        if dn_x > xmin:
+            x = dn_x
+            dn_p = dn_p * x * (bad - draws + x) / ((good - x + 1.0) * (draws - x + 1.0))
+            dn_x = x - 1
+            acc += dn_p
+            last = dn_x
+            if u < acc:
+                return dn_x
+    return last
+
+
+@njit(cache=True, nogil=True)
+def split_flips(k, eligible, uniforms, out):
+    """Multivariate hypergeometric split of k flips over blocks with ``eligible`` bits each.
+
+    Drawn block by block (each a hypergeometric against all later blocks), which has the
+    same law as choosing k of all eligible bits uniformly and counting them per block.
+    """
+    nb = eligible.shape[0]
+    rest = 0
+    for b in range(nb):
+        rest += eligible[b]
+    remaining = k
+    for b in range(nb):
+        rest -= eligible[b]
+        if b == nb - 1:
+            x = remaining
+        else:
+            x = _hypergeom_inv(eligible[b], rest, remaining, uniforms[b])
+        out[b] = x
+        remaining -= x
+
+
+@njit(cache=True, nogil=True)
+def plan_chunk(ones, nonmiss, target_counts, uniforms, k_out, direction_out):
+    """Flip plan of a chunk of variants: k_j = floor(|noisy count - target count|), split
+    over sample blocks. direction -1: turn 1-bits to 0; +1: turn 0-bits to 1."""
+    v, nb = ones.shape
+    eligible = np.empty(nb, dtype=np.int64)
+    for j in range(v):
+        for b in range(nb):
+            k_out[j, b] = 0
+        direction_out[j] = 0
+        tgt = target_counts[j]
+        if not np.isfinite(tgt):
+            continue
+        s = 0
+        n2 = 0
+        for b in range(nb):
+            s += ones[j, b]
+            n2 += 2 * nonmiss[j, b]
+        diff = s - tgt
+        if diff >= 1.0:
+            direction_out[j] = -1
+            for b in range(nb):
+                eligible[b] = ones[j, b]
+        elif diff <= -1.0:
+            direction_out[j] = 1
+            for b in range(nb):
+                eligible[b] = 2 * nonmiss[j, b] - ones[j, b]
+        else:
+            continue
+        k = int(math.floor(abs(diff)))
+        tot = 0
+        for b in range(nb):
+            tot += eligible[b]
+        if k > tot:
+            k = tot
+        split_flips(k, eligible, uniforms[j], k_out[j])
+
+
+@njit(cache=True, nogil=True)
+def apply_flips(codes, prio, k, direction, scratch):
+    """Flip, per variant, the k[j] eligible bits of lowest priority within this chunk.
+
+    Eligible: non-missing bits equal to 1 (direction -1) or 0 (direction +1). Ties in the
+    64-bit priority are broken by position, so the choice is a function of the stream only.
+    ``scratch`` is a uint64 buffer of at least 2 * n_samples entries.
+    """
+    v, s = codes.shape
+    for j in range(v):
+        kj = k[j]
+        d = direction[j]
+        if kj <= 0 or d == 0:
+            continue
+        want = 1 if d > 0 else 0
+        e = 0
+        for i in range(s):
+            c = codes[j, i]
+            if c == MISSING:
+                continue
+            if ((c >> 1) & 1) != want:
+                scratch[e] = prio[j, i, 0]
+                e += 1
+            if (c & 1) != want:
+                scratch[e] = prio[j, i, 1]
+                e += 1
+        if kj >= e:
+            tau = np.uint64(0xFFFFFFFFFFFFFFFF)
+            ties = e
+        else:
+            part = np.partition(scratch[:e], kj - 1)
+            tau = part[kj - 1]
+            below = 0
+            for q in range(e):
+                if scratch[q] < tau:
+                    below += 1
+            ties = kj - below
+        for i in range(s):
+            c = codes[j, i]
+            if c == MISSING:
+                continue
+            for bit in range(2):
+                shift = 1 - bit
+                if ((c >> shift) & 1) == want:
+                    continue
+                pr = prio[j, i, bit]
+                if pr < tau or (pr == tau and ties > 0):
+                    if pr == tau:
+                        ties -= 1
+                    c ^= np.uint8(1 << shift)
+            codes[j, i] = c

@@ -1,0 +1,143 @@
+"""From epsilon to per-column flip probabilities (SPEC 3).
+
+The noise actually drawn is independent per bit, so its true guarantee is randomized
+response: eps_xor = sum_j |ln((1 - p_j) / p_j)| over the 2m columns (replace-one
+neighbours). ``nominal`` reproduces the paper's scale; ``exact`` finds the smallest scale
+whose true epsilon equals the request. Both account with the quantised p_j = t_j / 2^32
+that the noise kernel really uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genoshare.mechanism.ldstats import LDStats
+
+TWO32 = float(1 << 32)
+T_MIN = 1  # never a zero flip rate: a column without noise would have infinite epsilon
+T_MAX = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    method: str
+    epsilon_requested: float
+    c: float
+    p: np.ndarray  # (2m,) quantised flip probabilities t / 2^32
+    thresholds: np.ndarray  # (2m,) uint32: noise bit = u32 < t
+    epsilon_xor: float  # true pure epsilon of the drawn noise
+    epsilon_nominal: float  # what the paper's formula calls this scale: c * 2m * ||T||_F
+    n_lo_nonneg: int  # columns whose conditional-logit range starts at >= 0
+    note: str = ""
+
+
+def _coefficients(stats: LDStats) -> tuple[np.ndarray, np.ndarray]:
+    a = stats.t_diag + 2.0 * stats.s_neg  # lo_j / c
+    b = stats.t_diag + 2.0 * stats.s_pos  # hi_j / c
+    return a, b
+
+
+def flip_probabilities(stats: LDStats, c: float) -> np.ndarray:
+    """p_j of the published efficient generator at scale c (unquantised)."""
+    a, b = _coefficients(stats)
+    lo = c * a
+    hi = c * b
+    p = np.full(lo.shape, 0.5)
+    neg = lo < 0
+    # lo < 0: coeff < 0, beta = lo, p = (1 + tanh(lo/2)) / 2 = sigmoid(lo)
+    p[neg] = 0.5 * (1.0 + np.tanh(0.5 * lo[neg]))
+    pos = lo > 0
+    if pos.any():
+        lp, hp = lo[pos], hi[pos]
+        # (e^lo - 1) / (1 + e^hi) rewritten to stay finite for large exponents (0 < lo <= hi)
+        ratio = np.exp(lp - hp) * (-np.expm1(-lp)) / (np.exp(-hp) + 1.0)
+        p[pos] = 0.5 * (1.0 + ratio)
+    return p
+
+
+def quantise(p: np.ndarray) -> np.ndarray:
+    t = np.rint(np.asarray(p, dtype=np.float64) * TWO32)
+    return np.clip(t, T_MIN, T_MAX).astype(np.uint32)
+
+
+def epsilon_xor(p: np.ndarray) -> float:
+    p = np.asarray(p, dtype=np.float64)
+    return float(np.sum(np.abs(np.log1p(-p) - np.log(p))))
+
+
+def _eps_at(stats: LDStats, c: float) -> float:
+    return epsilon_xor(quantise(flip_probabilities(stats, c)) / TWO32)
+
+
+def nominal_scale(stats: LDStats, epsilon: float) -> float:
+    frob = np.sqrt(stats.f2)
+    return float(epsilon / (2 * stats.n_variants * frob)) if frob > 0 else 0.0
+
+
+def _nominal_of(stats: LDStats, c: float) -> float:
+    return float(c * 2 * stats.n_variants * np.sqrt(stats.f2))
+
+
+def _finish(stats, method, eps, c, note="") -> Calibration:
+    t = quantise(flip_probabilities(stats, c))
+    p = t / TWO32
+    a, _ = _coefficients(stats)
+    return Calibration(method=method, epsilon_requested=float(eps), c=float(c), p=p, thresholds=t,
+                       epsilon_xor=epsilon_xor(p), epsilon_nominal=_nominal_of(stats, c),
+                       n_lo_nonneg=int(np.count_nonzero(a >= 0)), note=note)
+
+
+def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float = 1e-9) -> Calibration:
+    if not (epsilon > 0 and np.isfinite(epsilon)):
+        raise ValueError("epsilon must be a positive finite number")
+    if method == "nominal":
+        return _finish(stats, method, epsilon, nominal_scale(stats, epsilon))
+    if method != "exact":
+        raise ValueError("calibration must be 'exact' or 'nominal'")
+    return _finish(stats, method, epsilon, *_exact_scale(stats, epsilon, rtol))
+
+
+def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> tuple[float, str]:
+    """Smallest c with eps_xor(c) = epsilon, never above it.
+
+    eps_xor is linear in c for columns with lo < 0 but returns to 0 for columns with
+    lo >= 0, so it need not be monotone: walk up a fine geometric grid to the first scale
+    that reaches the request, then bisect inside that step.
+    """
+    a, b = _coefficients(stats)
+    slope = float(np.sum(np.abs(a[a < 0])))
+    # Start where even the linear part is far below the request.
+    c = (epsilon / slope if slope > 0 else epsilon / max(np.sum(np.abs(b)), 1e-300)) * 1e-6
+    if c <= 0 or not np.isfinite(c):
+        raise ValueError("LD statistics are degenerate: no scale gives a positive epsilon")
+    lo_c, hi_c = 0.0, None
+    best_c, best_eps = 0.0, 0.0
+    for _ in range(2000):
+        e = _eps_at(stats, c)
+        if e >= epsilon:
+            hi_c = c
+            break
+        lo_c = c
+        if e > best_eps:
+            best_c, best_eps = c, e
+        if c > 1e12:
+            break
+        c *= 1.05
+    if hi_c is None:
+        # The noise model cannot spend that much: use the least noise it allows.
+        note = (f"requested epsilon {epsilon:g} exceeds the largest this reference allows "
+                f"({best_eps:g}); the release uses the least noise possible")
+        return best_c, note
+    for _ in range(200):
+        mid = 0.5 * (lo_c + hi_c)
+        if mid <= lo_c or mid >= hi_c:
+            break
+        if _eps_at(stats, mid) > epsilon:
+            hi_c = mid
+        else:
+            lo_c = mid
+        if (epsilon - _eps_at(stats, lo_c)) <= rtol * epsilon:
+            break
+    return lo_c, ""
