@@ -53,8 +53,8 @@ def main():
 
 
 @main.command()
-@click.argument("cohort", type=click.Path(dir_okay=False))
-@click.option("--reference", "reference", required=True, type=click.Path(dir_okay=False),
+@click.argument("cohort", type=click.Path())
+@click.option("--reference", "reference", required=True, type=click.Path(),
               help="Public reference panel (same SNPs, same order), CSV matrix.")
 @click.option("--epsilon", required=True, type=float, help="Total epsilon of the XOR noise (whole release).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Release directory to create.")
@@ -97,7 +97,7 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
 
 
 @main.command()
-@click.option("--original", required=True, type=click.Path(dir_okay=False), help="The original cohort CSV.")
+@click.option("--original", required=True, type=click.Path(), help="The original cohort CSV.")
 @click.option("--release", "release_dir", required=True, type=click.Path(), help="A release directory.")
 @_fail_cleanly
 def evaluate(original, release_dir):

@@ -1,0 +1,78 @@
+# ---- dense-reference fixtures (tests/dense_reference.py; used by test_encode/test_ldstats/test_calibration/test_utility)
+import dataclasses as _dc
+import os as _os
+import sys as _sys
+import types as _types
+
+import numpy as _np
+import pytest as _pytest
+
+_TESTS_DIR = _os.path.dirname(_os.path.abspath(__file__))
+if _TESTS_DIR not in _sys.path:
+    _sys.path.insert(0, _TESTS_DIR)
+
+LACTOSE_DIR = _os.path.join(_os.path.dirname(_TESTS_DIR), "data", "opensnp-lactose")
+
+
+def load_lactose_variant_major(name="reference.csv.gz"):
+    """Lactose cohort CSV (PATIENT_ID, then one column per SNP) -> variant-major int8 (m, n)."""
+    import pandas as pd
+
+    df = pd.read_csv(_os.path.join(LACTOSE_DIR, name))
+    vals = df.iloc[:, 1:].to_numpy()
+    return _np.ascontiguousarray(vals.T.astype(_np.int8))
+
+
+@_pytest.fixture(scope="session")
+def lactose_ref():
+    """Real reference panel, variant-major int8 (9091, 60), no missing."""
+    G = load_lactose_variant_major("reference.csv.gz")
+    assert G.shape == (9091, 60)
+    assert set(_np.unique(G).tolist()) <= {0, 1, 2}
+    return G
+
+
+@_pytest.fixture(scope="session")
+def lactose_pkg_stats(lactose_ref):
+    """Package LD statistics of the full lactose reference (window None), cached per zero_cell mode."""
+    cache = {}
+
+    def get(zero_cell):
+        if zero_cell not in cache:
+            from genoshare.mechanism.ldstats import compute_ldstats
+
+            cache[zero_cell] = compute_ldstats(lactose_ref, zero_cell=zero_cell, window=None, contigs=None)
+        return cache[zero_cell]
+
+    return get
+
+
+def _make_pkg_stats(t_diag, s_pos, s_neg, f2, n_ref=100):
+    """A package LD-statistics object carrying the given values (built from a real compute_ldstats result so that
+    calibrate() sees its own type)."""
+    from dense_reference import simulate_genotypes
+    from genoshare.mechanism.ldstats import compute_ldstats
+
+    t_diag, s_pos, s_neg = (_np.asarray(x, dtype=_np.float64) for x in (t_diag, s_pos, s_neg))
+    m = len(t_diag) // 2
+    G = simulate_genotypes(_np.random.default_rng(0), m, 5, special=False)
+    tmpl = compute_ldstats(G, zero_cell="haldane")
+    vals = dict(t_diag=t_diag, s_pos=s_pos, s_neg=s_neg, f2=float(f2), n_ref=int(n_ref))
+    if _dc.is_dataclass(tmpl):
+        names = {f.name for f in _dc.fields(tmpl)}
+        return _dc.replace(tmpl, **{k: v for k, v in vals.items() if k in names})
+    try:
+        import copy
+
+        obj = copy.copy(tmpl)
+        for k, v in vals.items():
+            setattr(obj, k, v)
+        return obj
+    except Exception:
+        return _types.SimpleNamespace(**vals)
+
+
+@_pytest.fixture
+def pkg_stats_factory():
+    """Function (t_diag, s_pos, s_neg, f2, n_ref=100) -> package LD-statistics object with those values."""
+    return _make_pkg_stats
