@@ -5,7 +5,7 @@ import pytest
 
 from genoshare.mechanism.keystream import (
     derive_keys,
-    flip_priorities,
+    flip_draws,
     keystream,
     master_key_from_seed,
     noise_words,
@@ -62,8 +62,12 @@ def test_noise_words_do_not_depend_on_chunking():
 def test_flip_and_split_streams_are_addressed_and_distinct():
     keys = derive_keys(master_key_from_seed(3))
     assert len({keys.noise, keys.flip, keys.split}) == 3
-    full = flip_priorities(keys.flip, 20, 0, 6, 0, 20)
-    assert np.array_equal(full[2:5, 7:13], flip_priorities(keys.flip, 20, 2, 5, 7, 13))
+    counts = np.array([0, 3, 7, 1])
+    d = flip_draws(keys.flip, 20, 2, 7, counts)
+    assert d.shape == (4, 7) and np.all(d[0] == 0) and np.all(d[1, 3:] == 0)
+    # variant 4 (row 2), block at sample 7: the 16*(4*20 + 7) byte offset, as uint64
+    raw = keystream(keys.flip, 16 * (4 * 20 + 7), 56).view("<u8")
+    assert np.array_equal(d[2], raw)
     u = split_uniforms(keys.split, 4, 0, 100)
     assert np.array_equal(u[10:20], split_uniforms(keys.split, 4, 10, 20))
     assert u.min() >= 0 and u.max() < 1

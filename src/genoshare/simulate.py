@@ -27,6 +27,14 @@ Model
   ascertained the same way with the same case fraction (so membership attacks cannot separate members from
   non-members by the disease alone). The reference panel is an unascertained population sample.
 
+Caveat: relatedness. A constant-size population of 10,000 is small next to the samples drawn from it (about 180
+pairs of the 2,686 haplotypes of a 1,343-person simulation coalesce within the last generation), so there is
+cryptic relatedness: on 28,396 SNPs the closest pair of individuals is at about half the median genotype distance,
+and on a short (~1 Mb) contig a few pairs can be identical at every common SNP. A model with recent exponential
+growth would remove most of it with the same LD (measured: closest pair at 0.57 instead of 0.34 of the median,
+adjacent-SNP r^2 0.333 in both, 5 Mb, 600 individuals). Membership-inference results on these cohorts include
+the effect of relatives in the hold-out set.
+
 Outputs (in ``out_dir``; written to a temporary sibling directory and renamed, so there is never partial output)
 -------------------------------------------------------------------------------------------------------------------
 - ``cohort.csv.gz``   cases + controls individuals, ids ``ind00001`` ... (neutral: the id does not reveal status)

@@ -192,13 +192,27 @@ def plan_chunk(ones, nonmiss, target_counts, uniforms, k_out, direction_out):
         split_flips(k, eligible, uniforms[j], k_out[j])
 
 
-@njit(cache=True, nogil=True)
-def apply_flips(codes, prio, k, direction, scratch):
-    """Flip, per variant, the k[j] eligible bits of lowest priority within this chunk.
+@njit(cache=True, nogil=True, inline="always")
+def _below(word, bound):
+    """floor(word * bound / 2^64): a draw in [0, bound) from a uniform 64-bit word.
 
-    Eligible: non-missing bits equal to 1 (direction -1) or 0 (direction +1). Ties in the
-    64-bit priority are broken by position, so the choice is a function of the stream only.
-    ``scratch`` is a uint64 buffer of at least 2 * n_samples entries.
+    Multiply-shift without rejection: an outcome's probability is off by at most
+    bound / 2^64 (< 1e-13 for any cohort), far below anything measurable.
+    """
+    hi_w = word >> np.uint64(32)
+    lo_w = word & np.uint64(0xFFFFFFFF)
+    b = np.uint64(bound)
+    return np.int64((hi_w * b + ((lo_w * b) >> np.uint64(32))) >> np.uint64(32))
+
+
+@njit(cache=True, nogil=True)
+def apply_flips(codes, draws, k, direction, chosen):
+    """Flip, per variant, k[j] of its eligible bits in this chunk, chosen uniformly.
+
+    Eligible: non-missing bits equal to 1 (direction -1) or 0 (direction +1), numbered in
+    (sample, high-then-low) order. The k-subset comes from Floyd's algorithm driven by the
+    words draws[j, :k[j]], so only k words of randomness are needed. ``chosen`` is a uint8
+    scratch buffer of at least 2 * n_samples entries.
     """
     v, s = codes.shape
     for j in range(v):
@@ -206,40 +220,32 @@ def apply_flips(codes, prio, k, direction, scratch):
         d = direction[j]
         if kj <= 0 or d == 0:
             continue
-        want = 1 if d > 0 else 0
+        want = 1 if d > 0 else 0  # bits currently unequal to ``want`` are eligible
         e = 0
         for i in range(s):
             c = codes[j, i]
-            if c == MISSING:
-                continue
-            if ((c >> 1) & 1) != want:
-                scratch[e] = prio[j, i, 0]
-                e += 1
-            if (c & 1) != want:
-                scratch[e] = prio[j, i, 1]
-                e += 1
-        if kj >= e:
-            tau = np.uint64(0xFFFFFFFFFFFFFFFF)
-            ties = e
-        else:
-            part = np.partition(scratch[:e], kj - 1)
-            tau = part[kj - 1]
-            below = 0
-            for q in range(e):
-                if scratch[q] < tau:
-                    below += 1
-            ties = kj - below
+            if c != MISSING:
+                e += (((c >> 1) & 1) != want) + ((c & 1) != want)
+        if kj > e:
+            kj = e
+        for q in range(e):
+            chosen[q] = 0
+        # Floyd: for t = e-k .. e-1 take r uniform in [0, t]; add r, or t if r is taken.
+        for step in range(kj):
+            t = e - kj + step
+            r = _below(draws[j, step], t + 1)
+            if chosen[r]:
+                chosen[t] = 1
+            else:
+                chosen[r] = 1
+        q = 0
         for i in range(s):
             c = codes[j, i]
             if c == MISSING:
                 continue
-            for bit in range(2):
-                shift = 1 - bit
-                if ((c >> shift) & 1) == want:
-                    continue
-                pr = prio[j, i, bit]
-                if pr < tau or (pr == tau and ties > 0):
-                    if pr == tau:
-                        ties -= 1
-                    c ^= np.uint8(1 << shift)
+            for shift in (1, 0):
+                if ((c >> shift) & 1) != want:
+                    if chosen[q]:
+                        c ^= np.uint8(1 << shift)
+                    q += 1
             codes[j, i] = c

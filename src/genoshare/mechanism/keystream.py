@@ -9,8 +9,9 @@ everyone's noise.
 Streams (each with its own key derived from one 256-bit master secret):
 - ``noise``: 8 bytes per genotype at offset 8*(j*N + i): two little-endian uint32,
   u_hi for the high bit and u_lo for the low bit; noise bit = u < t.
-- ``flip``:  16 bytes per genotype at offset 16*(j*N + i): two little-endian uint64
-  priorities (high bit, low bit); restoration flips the eligible bits of lowest priority.
+- ``flip``:  for variant j and the sample block starting at s0, the region of 2*s little-endian
+  uint64 at offset 16*(j*N + s0) (one word per bit of the block); restoration reads only
+  its first k words, the draws of Floyd's algorithm for choosing k of the eligible bits.
 - ``split``: 8 bytes per (variant, sample block) at offset 8*(j*B + b): one uint64 turned
   into a uniform for the hypergeometric draw of that block.
 """
@@ -74,12 +75,14 @@ def keystream(key: bytes, offset: int, nbytes: int, out: np.ndarray | None = Non
     if out is None:
         out = np.empty(nbytes, dtype=np.uint8)
     else:
+        if not out.flags.c_contiguous:
+            raise ValueError("output buffer must be C-contiguous")
         out = out.reshape(-1).view(np.uint8)
         if out.size != nbytes:
             raise ValueError("output buffer has the wrong size")
     if nbytes == 0:
         return out
-    first_block, skip = divmod(offset, BLOCK)
+    first_block, skip = divmod(int(offset), BLOCK)
     enc = Cipher(algorithms.AES(key), modes.CTR(first_block.to_bytes(BLOCK, "big"))).encryptor()
     if skip:
         enc.update(bytes(skip))
@@ -114,10 +117,15 @@ def noise_words(key: bytes, n_samples: int, v0: int, v1: int, s0: int, s1: int) 
     return raw.view("<u4").reshape(v1 - v0, s1 - s0, 2)
 
 
-def flip_priorities(key: bytes, n_samples: int, v0: int, v1: int, s0: int, s1: int) -> np.ndarray:
-    """uint64 (v1-v0, s1-s0, 2): selection priority of the high and low bit of each genotype."""
-    raw = _rows(key, FLIP_BYTES, n_samples, v0, v1, s0, s1)
-    return raw.view("<u8").reshape(v1 - v0, s1 - s0, 2)
+def flip_draws(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray) -> np.ndarray:
+    """uint64 (len(counts), max(counts)): row r holds the first counts[r] words of the flip
+    region of variant v0 + r in the block starting at sample s0 (zeros beyond)."""
+    width = int(counts.max()) if counts.size else 0
+    out = np.zeros((counts.size, width), dtype=np.uint64)
+    for r in np.flatnonzero(counts):
+        k = int(counts[r])
+        keystream(key, FLIP_BYTES * ((v0 + r) * n_samples + s0), 8 * k, out[r, :k])
+    return out
 
 
 def split_uniforms(key: bytes, n_blocks: int, v0: int, v1: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoshare.kernels.noise import apply_flips, decode_codes, noise_xor_count, plan_chunk
-from genoshare.mechanism.keystream import ReleaseKeys, flip_priorities, noise_words, split_uniforms
+from genoshare.mechanism.keystream import ReleaseKeys, flip_draws, noise_words, split_uniforms
 
 DEFAULT_SAMPLE_BLOCK = 10_000
 DEFAULT_VARIANT_CHUNK = 512
@@ -68,9 +68,9 @@ def restore(codes: np.ndarray, k_block: np.ndarray, direction: np.ndarray, keys:
             s0: int, n_total: int) -> None:
     """Apply one sample block's share of the flips to its noisy codes, in place."""
     v, s = codes.shape
-    prio = flip_priorities(keys.flip, n_total, v0, v0 + v, s0, s0 + s)
-    scratch = np.empty(2 * s, dtype=np.uint64)
-    apply_flips(codes, prio, np.ascontiguousarray(k_block, dtype=np.int64), direction, scratch)
+    k_block = np.ascontiguousarray(k_block, dtype=np.int64)
+    draws = flip_draws(keys.flip, n_total, v0, s0, k_block)
+    apply_flips(codes, draws, k_block, direction, np.empty(2 * s, dtype=np.uint8))
 
 
 def target_counts_published(G: np.ndarray) -> np.ndarray:
