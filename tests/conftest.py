@@ -33,6 +33,22 @@ def lactose_ref():
 
 
 @_pytest.fixture(scope="session")
+def lactose_dense_stats(lactose_ref):
+    """Dense-reference LD statistics (tests/dense_reference.py) of the full lactose reference, window None,
+    cached per zero_cell mode (~8 s each)."""
+    cache = {}
+
+    def get(zero_cell):
+        if zero_cell not in cache:
+            from dense_reference import dense_ldstats
+
+            cache[zero_cell] = dense_ldstats(lactose_ref, zero_cell, window=None)
+        return cache[zero_cell]
+
+    return get
+
+
+@_pytest.fixture(scope="session")
 def lactose_pkg_stats(lactose_ref):
     """Package LD statistics of the full lactose reference (window None), cached per zero_cell mode."""
     cache = {}

@@ -202,3 +202,13 @@ def test_bad_arguments(tmp_path, kw):
     with pytest.raises(GenoshareError):
         simulate_cohort(tmp_path / "o", **args)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_full_size_is_fast(tmp_path):
+    s = simulate_cohort(tmp_path / "o", cases=200, controls=201, panel=541, variants=28_396, seed=2)
+    assert s["seconds"] < 60, s["seconds"]  # measured ~5 s on 2 cores
+    cohort = read_matrix(tmp_path / "o" / "cohort.csv.gz")
+    assert cohort.genotypes.shape == (28_396, 401)
+    assert read_matrix(tmp_path / "o" / "holdout.csv.gz").genotypes.shape == (28_396, 401)
+    assert read_matrix(tmp_path / "o" / "panel.csv.gz").genotypes.shape == (28_396, 541)

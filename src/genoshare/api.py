@@ -138,7 +138,6 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         "epsilon_xor": cal.epsilon_xor,
         "epsilon_nominal": cal.epsilon_nominal,
         "calibration": cal.method,
-        "calibration_note": cal.note,
         "zero_cell": zero_cell,
         "window": "all" if w is None else w,
         "af_source": af_info,

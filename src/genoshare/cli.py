@@ -90,8 +90,6 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
                f"{manifest['epsilon_xor']:.6g}, nominal {manifest['epsilon_nominal']:.6g} "
                f"[{manifest['calibration']}, zero-cell {manifest['zero_cell']}]")
     click.echo(f"allele frequencies: {manifest['af_source']['privacy']}")
-    if manifest.get("calibration_note"):
-        click.echo(f"note: {manifest['calibration_note']}")
     if manifest.get("warning"):
         click.echo(f"WARNING: {manifest['warning']}", err=True)
 

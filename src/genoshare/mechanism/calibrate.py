@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genoshare.errors import GenoshareError
 from genoshare.mechanism.ldstats import LDStats
 
 TWO32 = float(1 << 32)
@@ -30,7 +31,6 @@ class Calibration:
     epsilon_xor: float  # true pure epsilon of the drawn noise
     epsilon_nominal: float  # what the paper's formula calls this scale: c * 2m * ||T||_F
     n_lo_nonneg: int  # columns whose conditional-logit range starts at >= 0
-    note: str = ""
 
 
 def _coefficients(stats: LDStats) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +80,13 @@ def _nominal_of(stats: LDStats, c: float) -> float:
     return float(c * 2 * stats.n_variants * np.sqrt(stats.f2))
 
 
-def _finish(stats, method, eps, c, note="") -> Calibration:
+def _finish(stats, method, eps, c) -> Calibration:
     t = quantise(flip_probabilities(stats, c))
     p = t / TWO32
     a, _ = _coefficients(stats)
     return Calibration(method=method, epsilon_requested=float(eps), c=float(c), p=p, thresholds=t,
                        epsilon_xor=epsilon_xor(p), epsilon_nominal=_nominal_of(stats, c),
-                       n_lo_nonneg=int(np.count_nonzero(a >= 0)), note=note)
+                       n_lo_nonneg=int(np.count_nonzero(a >= 0)))
 
 
 def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float = 1e-9) -> Calibration:
@@ -96,10 +96,10 @@ def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float
         return _finish(stats, method, epsilon, nominal_scale(stats, epsilon))
     if method != "exact":
         raise ValueError("calibration must be 'exact' or 'nominal'")
-    return _finish(stats, method, epsilon, *_exact_scale(stats, epsilon, rtol))
+    return _finish(stats, method, epsilon, _exact_scale(stats, epsilon, rtol))
 
 
-def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> tuple[float, str]:
+def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
     """Smallest c with eps_xor(c) = epsilon, never above it.
 
     eps_xor is linear in c for columns with lo < 0 but returns to 0 for columns with
@@ -113,23 +113,20 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> tuple[float, st
     if c <= 0 or not np.isfinite(c):
         raise ValueError("LD statistics are degenerate: no scale gives a positive epsilon")
     lo_c, hi_c = 0.0, None
-    best_c, best_eps = 0.0, 0.0
+    best_eps = 0.0
     for _ in range(2000):
         e = _eps_at(stats, c)
         if e >= epsilon:
             hi_c = c
             break
         lo_c = c
-        if e > best_eps:
-            best_c, best_eps = c, e
+        best_eps = max(best_eps, e)
         if c > 1e12:
             break
         c *= 1.05
     if hi_c is None:
-        # The noise model cannot spend that much: use the least noise it allows.
-        note = (f"requested epsilon {epsilon:g} exceeds the largest this reference allows "
-                f"({best_eps:g}); the release uses the least noise possible")
-        return best_c, note
+        raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
+                             f"panel's noise model reaches (about {best_eps:.6g}); request at most that")
     for _ in range(200):
         mid = 0.5 * (lo_c + hi_c)
         if mid <= lo_c or mid >= hi_c:
@@ -140,4 +137,4 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> tuple[float, st
             lo_c = mid
         if (epsilon - _eps_at(stats, lo_c)) <= rtol * epsilon:
             break
-    return lo_c, ""
+    return lo_c
