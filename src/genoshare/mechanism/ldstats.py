@@ -1,8 +1,12 @@
 """Per-column LD statistics of the reference panel (SPEC 2), reduced over tiles.
 
-Only T_jj, S+_j, S-_j and F^2 are ever needed; the 2m x 2m matrix is never formed. Tiles
-of SNPs are independent tasks (numba kernels release the GIL); partial sums are reduced
-in a fixed tile order, so the result does not depend on the number of threads.
+Only T_jj, S+_j, S-_j and F^2 are ever needed; the 2m x 2m matrix is never formed. The
+work is a list of independent tile tasks (``plan_tiles``): with a window W, one task per
+block of SNPs covering its pairs up to W SNPs ahead (cost linear in m); with ``all``, one
+task per pair of blocks (quadratic). Each task returns partial sums (``tile_partial``)
+that ``LDAccumulator`` adds in a fixed task order, so the result depends neither on the
+number of threads or workers nor on the order in which tasks finish. The in-memory
+function below and the Dask pipeline run the same tasks.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from genoshare.kernels.ldtile import HALDANE, PROVGEN, ld_tile, pack_bits
 
 ZERO_CELLS = {"haldane": HALDANE, "provgen": PROVGEN}
 PROVGEN_Z = float(np.finfo(np.float64).eps)
+DEFAULT_TILE = 512
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,76 @@ class LDStats:
         return self.t_diag.size // 2
 
 
+@dataclass(frozen=True)
+class TileTask:
+    """Pairs (j, k), j in rows [i0, i1), k in [k0, k1), k > j; diagonal when i0 == k0.
+
+    The task reads SNP rows ``rows()`` of the panel: one contiguous range for windowed
+    and diagonal tasks, two for off-diagonal ``all`` tasks.
+    """
+
+    i0: int
+    i1: int
+    k0: int
+    k1: int
+
+    @property
+    def diagonal(self) -> bool:
+        return self.i0 == self.k0
+
+    def rows(self) -> list[tuple[int, int]]:
+        if self.diagonal:
+            return [(self.i0, max(self.i1, self.k1))]
+        return [(self.i0, self.i1), (self.k0, self.k1)]
+
+
+def check_zero_cell(zero_cell: str) -> int:
+    if zero_cell not in ZERO_CELLS:
+        raise ValueError(f"zero_cell must be one of {sorted(ZERO_CELLS)}")
+    return ZERO_CELLS[zero_cell]
+
+
+def plan_tiles(m: int, window: int | None, tile: int = DEFAULT_TILE) -> list[TileTask]:
+    if window is not None and window < 0:
+        raise ValueError("window must be >= 0")
+    starts = range(0, m, tile)
+    if window is not None:
+        return [TileTask(a, min(a + tile, m), a, min(a + tile + window, m)) for a in starts]
+    return [TileTask(a, min(a + tile, m), c, min(c + tile, m)) for a in starts for c in starts if c >= a]
+
+
 def _log_table(n: int, mode: int) -> np.ndarray:
     x = np.arange(n + 1, dtype=np.float64)
     if mode == HALDANE:
         return np.log(x + 0.5)
     with np.errstate(divide="ignore"):
         return np.log(x)  # entry 0 is never read in provgen mode
+
+
+def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, window: int | None, zero_cell: str,
+                 n_ref: int):
+    """Partial sums of one task from its panel rows (``task.rows()`` stacked, (r, n_ref) int8).
+
+    Returns (spos_i, sneg_i, spos_k, sneg_k, f2_offdiagonal) with local column indexing.
+    """
+    mode = check_zero_cell(zero_cell)
+    G_rows = np.ascontiguousarray(G_rows, dtype=np.int8)
+    hi, lo = pack_bits(G_rows)
+    count_hi = (G_rows == 2).sum(axis=1, dtype=np.int64)
+    count_lo = (G_rows >= 1).sum(axis=1, dtype=np.int64)
+    ni = task.i1 - task.i0
+    if task.diagonal:
+        li0, li1, lk0, lk1 = 0, ni, 0, task.k1 - task.k0
+    else:
+        li0, li1, lk0, lk1 = 0, ni, ni, ni + task.k1 - task.k0
+    spos_i = np.zeros(2 * (li1 - li0))
+    sneg_i = np.zeros_like(spos_i)
+    spos_k = np.zeros(2 * (lk1 - lk0))
+    sneg_k = np.zeros_like(spos_k)
+    w = -1 if window is None else int(window)
+    f2 = ld_tile(hi, lo, count_hi, count_lo, np.ascontiguousarray(contig_rows, dtype=np.int64), li0, li1, lk0, lk1,
+                 w, n_ref, mode, _log_table(n_ref, mode), math.log(PROVGEN_Z), spos_i, sneg_i, spos_k, sneg_k)
+    return spos_i, sneg_i, spos_k, sneg_k, f2
 
 
 def diagonal(count_hi: np.ndarray, count_lo: np.ndarray, n: int, zero_cell: str) -> np.ndarray:
@@ -53,75 +122,78 @@ def diagonal(count_hi: np.ndarray, count_lo: np.ndarray, n: int, zero_cell: str)
     return np.log((m1 + PROVGEN_Z) / (m0 + PROVGEN_Z))
 
 
+class LDAccumulator:
+    """Adds task partials into the global statistics; call ``add`` in task order."""
+
+    def __init__(self, m: int, n_ref: int, zero_cell: str, window: int | None):
+        check_zero_cell(zero_cell)
+        self.m, self.n_ref, self.zero_cell, self.window = m, n_ref, zero_cell, window
+        self.s_pos = np.zeros(2 * m)
+        self.s_neg = np.zeros(2 * m)
+        self.count_hi = np.zeros(m, dtype=np.int64)
+        self.count_lo = np.zeros(m, dtype=np.int64)
+        self.f2_off = 0.0
+
+    def add(self, task: TileTask, partial) -> None:
+        spi, sni, spk, snk, f2 = partial
+        self.s_pos[2 * task.i0 : 2 * task.i1] += spi
+        self.s_neg[2 * task.i0 : 2 * task.i1] += sni
+        self.s_pos[2 * task.k0 : 2 * task.k1] += spk
+        self.s_neg[2 * task.k0 : 2 * task.k1] += snk
+        self.f2_off += f2
+
+    def set_counts(self, count_hi: np.ndarray, count_lo: np.ndarray) -> None:
+        self.count_hi[:] = count_hi
+        self.count_lo[:] = count_lo
+
+    def result(self) -> LDStats:
+        t_diag = diagonal(self.count_hi, self.count_lo, self.n_ref, self.zero_cell)
+        f2 = float(np.sum(t_diag**2) + 2.0 * self.f2_off)
+        return LDStats(t_diag=t_diag, s_pos=self.s_pos, s_neg=self.s_neg, f2=f2, n_ref=self.n_ref,
+                       zero_cell=self.zero_cell, window=self.window)
+
+
+def contig_codes(contigs, m: int) -> np.ndarray:
+    if contigs is None:
+        return np.zeros(m, dtype=np.int64)
+    _, codes = np.unique(np.asarray(contigs), return_inverse=True)
+    return codes.astype(np.int64)
+
+
 def compute_ldstats(
     G_ref: np.ndarray,
     zero_cell: str = "haldane",
     window: int | None = None,
     contigs: np.ndarray | None = None,
-    tile: int = 512,
+    tile: int = DEFAULT_TILE,
     threads: int | None = None,
     progress=None,
 ) -> LDStats:
-    """LD statistics of a variant-major reference panel (m, n_r) without missing values.
+    """LD statistics of an in-memory variant-major panel (m, n_r) without missing values.
 
     ``window=None`` uses every pair of SNPs; ``window=W`` only SNPs at most W apart on the
-    same contig. ``progress`` is called with the number of tiles finished, if given.
+    same contig. ``progress(done, total)`` is called as tasks finish, if given.
     """
-    if zero_cell not in ZERO_CELLS:
-        raise ValueError(f"zero_cell must be one of {sorted(ZERO_CELLS)}")
+    check_zero_cell(zero_cell)
     G_ref = np.ascontiguousarray(G_ref, dtype=np.int8)
     if (G_ref < 0).any():
         raise ValueError("reference panel has missing genotypes")
     m, n = G_ref.shape
-    if window is not None and window < 0:
-        raise ValueError("window must be >= 0")
-    mode = ZERO_CELLS[zero_cell]
-    hi, lo = pack_bits(G_ref)
-    count_hi = (G_ref == 2).sum(axis=1, dtype=np.int64)
-    count_lo = (G_ref >= 1).sum(axis=1, dtype=np.int64)
-    if contigs is None:
-        contig_codes = np.zeros(m, dtype=np.int64)
-    else:
-        _, contig_codes = np.unique(np.asarray(contigs), return_inverse=True)
-        contig_codes = contig_codes.astype(np.int64)
-    logtab = _log_table(n, mode)
-    logz = math.log(PROVGEN_Z)
-    w = -1 if window is None else int(window)
+    codes = contig_codes(contigs, m)
+    tasks = plan_tiles(m, window, tile)
 
-    starts = list(range(0, m, tile))
-    pairs = []
-    for a, i0 in enumerate(starts):
-        for k0 in starts[a:]:
-            if w >= 0 and k0 > i0 + tile - 1 + w:
-                break
-            pairs.append((i0, k0))
+    def run(task: TileTask):
+        rows = task.rows()
+        G = np.concatenate([G_ref[a:b] for a, b in rows]) if len(rows) > 1 else G_ref[rows[0][0] : rows[0][1]]
+        c = np.concatenate([codes[a:b] for a, b in rows])
+        return tile_partial(task, G, c, window, zero_cell, n)
 
-    def run(pair):
-        i0, k0 = pair
-        i1, k1 = min(i0 + tile, m), min(k0 + tile, m)
-        spos_i = np.zeros(2 * (i1 - i0))
-        sneg_i = np.zeros_like(spos_i)
-        spos_k = np.zeros(2 * (k1 - k0))
-        sneg_k = np.zeros_like(spos_k)
-        f2 = ld_tile(hi, lo, count_hi, count_lo, contig_codes, i0, i1, k0, k1, w, n, mode,
-                     logtab, logz, spos_i, sneg_i, spos_k, sneg_k)
-        return spos_i, sneg_i, spos_k, sneg_k, f2
-
-    s_pos = np.zeros(2 * m)
-    s_neg = np.zeros(2 * m)
-    f2_off = 0.0
-    nthreads = threads or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=nthreads) as pool:
+    acc = LDAccumulator(m, n, zero_cell, window)
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         # map() yields in submission order: the reduction order is fixed.
-        for done, ((i0, k0), (spi, sni, spk, snk, f2)) in enumerate(zip(pairs, pool.map(run, pairs)), 1):
-            s_pos[2 * i0 : 2 * i0 + spi.size] += spi
-            s_neg[2 * i0 : 2 * i0 + sni.size] += sni
-            s_pos[2 * k0 : 2 * k0 + spk.size] += spk
-            s_neg[2 * k0 : 2 * k0 + snk.size] += snk
-            f2_off += f2
+        for done, (task, partial) in enumerate(zip(tasks, pool.map(run, tasks)), 1):
+            acc.add(task, partial)
             if progress is not None:
-                progress(done, len(pairs))
-    t_diag = diagonal(count_hi, count_lo, n, zero_cell)
-    f2 = float(np.sum(t_diag**2) + 2.0 * f2_off)
-    return LDStats(t_diag=t_diag, s_pos=s_pos, s_neg=s_neg, f2=f2, n_ref=n, zero_cell=zero_cell,
-                   window=None if w < 0 else w)
+                progress(done, len(tasks))
+    acc.set_counts((G_ref == 2).sum(axis=1), (G_ref >= 1).sum(axis=1))
+    return acc.result()
