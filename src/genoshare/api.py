@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from genoshare import __version__
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.utility import utility_metrics
 from genoshare.io.affile import read_af_tsv
 from genoshare.io.csvmatrix import GenotypeMatrix, read_matrix, validate_same_variants, write_matrix
-from genoshare.io.outdir import atomic_directory
+from genoshare.io.vcz import atomic_store
+from genoshare.manifest import af_info, build_manifest, input_entry
 from genoshare.mechanism.calibrate import calibrate
 from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, new_master_key
 from genoshare.mechanism.ldstats import compute_ldstats
@@ -27,17 +27,11 @@ from genoshare.mechanism.release import (
     target_counts_published,
 )
 
-RELEASE_FILE = "release.csv.gz"
+RELEASE_CSV = "release.csv.gz"
+RELEASE_VCZ = "release.vcz"
 MANIFEST_FILE = "manifest.json"
 DEFAULT_ZERO_CELL = "haldane"  # chosen by measurement at equal true epsilon: docs/zero-cell.md
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+EXPORTS = ("plink", "vcf", "csv")
 
 
 class Timer:
@@ -63,39 +57,80 @@ def parse_window(window: str | int | None) -> int | None:
     return w
 
 
-def _target_counts(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatrix):
-    """Allele counts the restoration aims for, the manifest's description, and the file used."""
+def parse_exports(exports) -> tuple[str, ...]:
+    if not exports:
+        return ()
+    items = [e.strip().lower() for e in (exports.split(",") if isinstance(exports, str) else exports) if e.strip()]
+    bad = [e for e in items if e not in EXPORTS]
+    if bad:
+        raise GenoshareError(f"--export: unknown format {bad[0]!r} (choose from {', '.join(EXPORTS)})")
+    return tuple(dict.fromkeys(items))
+
+
+def _check_af_source(af_source: str) -> None:
+    if af_source in ("published", "reference") or af_source.startswith("public:"):
+        return
+    raise GenoshareError(f"--af-source must be published, reference or public:FILE, not {af_source!r}")
+
+
+def _check_common(epsilon: float, af_source: str) -> None:
+    if not (epsilon > 0 and np.isfinite(epsilon)):
+        raise GenoshareError(f"--epsilon must be a positive number, not {epsilon}")
+    _check_af_source(af_source)
+
+
+def _keys(seed):
+    return derive_keys(new_master_key() if seed is None else master_key_from_seed(seed))
+
+
+def is_csv(path) -> bool:
+    name = Path(path).name.lower()
+    return name.endswith(".csv") or name.endswith(".csv.gz")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# release
+
+
+def release(cohort, reference, epsilon: float, out, **options) -> dict:
+    """Release a cohort: CSV matrices in memory (release.csv.gz), anything else through the
+    blockwise VCF Zarr pipeline (release.vcz plus exports)."""
+    if is_csv(cohort) and is_csv(reference):
+        csv_only = {"calibration", "zero_cell", "window", "af_source", "seed", "sample_block", "threads", "overwrite",
+                    "progress"}
+        unused = [k for k, v in options.items() if k not in csv_only and v not in (None, (), "", False)]
+        if unused:
+            raise GenoshareError(f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
+                                 "VCF Zarr/PLINK/VCF inputs, not to CSV matrices")
+        return release_csv(cohort, reference, epsilon, out, **{k: v for k, v in options.items() if k in csv_only})
+    options.pop("sample_block", None)
+    options.pop("threads", None)
+    return release_store(cohort, reference, epsilon, out, **options)
+
+
+def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatrix):
     G = cohort.genotypes
     if af_source == "published":
-        note = ("restored to the cohort's own allele frequencies: the guarantee holds conditionally on "
-                "those frequencies being published")
-        return target_counts_published(G), {"kind": "published", "privacy": note}, None
+        return target_counts_published(G), af_info("published"), None
     if af_source == "reference":
         R = reference.genotypes
         af = np.where(R >= 0, R, 0).sum(axis=1) / (2.0 * np.maximum((R >= 0).sum(axis=1), 1))
-        return target_counts_from_af(G, af), {
-            "kind": "reference", "privacy": "public reference-panel frequencies: post-processing, no privacy cost"}, None
-    if af_source.startswith("public:"):
-        path = Path(af_source[len("public:"):])
-        af = read_af_tsv(path, cohort.variant_ids)
-        missing = int(np.isnan(af).sum())
-        return target_counts_from_af(G, af), {
-            "kind": "public", "file": str(path),
-            "privacy": "public allele-frequency file: post-processing, no privacy cost",
-            "snps_without_frequency": missing}, path
-    raise GenoshareError(f"--af-source must be published, reference or public:FILE, not {af_source!r}")
+        return target_counts_from_af(G, af), af_info("reference"), None
+    path = Path(af_source[len("public:"):])
+    af = read_af_tsv(path, cohort.variant_ids)
+    return (target_counts_from_af(G, af),
+            af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())), path)
 
 
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
                 zero_cell: str = DEFAULT_ZERO_CELL, window="all", af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
                 overwrite: bool = False, progress=None) -> dict:
-    """Release a CSV-matrix cohort; returns the manifest written to OUT/manifest.json."""
+    """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
     timer = Timer()
     w = parse_window(window)
-    if not (epsilon > 0 and np.isfinite(epsilon)):
-        raise GenoshareError(f"--epsilon must be a positive number, not {epsilon}")
-    if sample_block < 1:
+    _check_common(epsilon, af_source)
+    if sample_block is None or sample_block < 1:
         raise GenoshareError("--sample-block must be at least 1")
     with timer("read"):
         cohort = read_matrix(cohort_path)
@@ -104,80 +139,195 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         if reference.n_missing:
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
                                              "impute or drop them first")
-        shared = set(cohort.sample_ids) & set(reference.sample_ids)
-        if shared:
-            raise InputError(reference_path, f"reference panel shares {len(shared)} individual id(s) with the "
-                                             f"cohort (e.g. {sorted(shared)[0]!r}); it must be public or disjoint")
-        targets, af_info, af_path = _target_counts(af_source, cohort, reference)
+        _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
+        targets, af, af_path = _csv_targets(af_source, cohort, reference)
     with timer("ldstats"):
         stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
-    master = new_master_key() if seed is None else master_key_from_seed(seed)
-    keys = derive_keys(master)
-    del master
     with timer("release"):
-        res = release_genotypes(cohort.genotypes, cal.thresholds, targets, keys, sample_block=sample_block,
+        res = release_genotypes(cohort.genotypes, cal.thresholds, targets, _keys(seed), sample_block=sample_block,
                                 threads=threads, progress=progress)
-    del keys
-    inputs = {"cohort": {"path": str(cohort_path), "sha256": sha256_file(cohort_path)},
-              "reference": {"path": str(reference_path), "sha256": sha256_file(reference_path)}}
+    inputs = {"cohort": input_entry(cohort_path, "csv"), "reference": input_entry(reference_path, "csv")}
     if af_path is not None:
-        inputs["af_file"] = {"path": str(af_path), "sha256": sha256_file(af_path)}
-    manifest = {
-        "tool": "genoshare",
-        "version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "release_file": RELEASE_FILE,
-        "inputs": inputs,
-        "n_samples": cohort.n_samples,
-        "n_variants": cohort.n_variants,
-        "n_reference": reference.n_samples,
-        "n_missing": res.n_missing,
-        "epsilon_requested": cal.epsilon_requested,
-        "epsilon_xor": cal.epsilon_xor,
-        "epsilon_nominal": cal.epsilon_nominal,
-        "calibration": cal.method,
-        "zero_cell": zero_cell,
-        "window": "all" if w is None else w,
-        "af_source": af_info,
-        "sample_block": res.sample_block,
-        "noise": {
-            "mean_flip_probability": float(cal.p.mean()),
-            "min_flip_probability": float(cal.p.min()),
-            "max_flip_probability": float(cal.p.max()),
-            "columns_lo_nonneg": cal.n_lo_nonneg,
-            "randomness": "AES-256-CTR keystream, position-addressed",
-        },
-        "flips": {"total": res.flips, "one_to_zero": res.flips_down, "zero_to_one": res.flips_up},
-        "privacy": {
-            "neighbours": "replace one individual (any of their 2m bits may change)",
-            "epsilon_xor": cal.epsilon_xor,
-            "allele_frequencies": af_info["privacy"],
-            "reference_panel": "assumed public or disjoint from the cohort (no shared individual ids found)",
-        },
-        "reproducible_test_release": seed is not None,
-    }
-    if seed is not None:
-        manifest["warning"] = "reproducible test release: not for sharing (made with --seed)"
-    with atomic_directory(out, overwrite=overwrite) as tmp:
+        inputs["af_file"] = input_entry(af_path)
+    with atomic_store(out, overwrite=overwrite) as tmp:
+        tmp.mkdir(mode=0o755)
         with timer("write"):
-            write_matrix(tmp / RELEASE_FILE, cohort.sample_ids, cohort.variant_ids, res.genotypes,
+            write_matrix(tmp / RELEASE_CSV, cohort.sample_ids, cohort.variant_ids, res.genotypes,
                          id_column=cohort.id_column)
-        manifest["timings"] = timer.timings
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest = build_manifest(
+            release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
+            n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
+            sample_block=res.sample_block, flips=(res.flips_down, res.flips_up), seed_given=seed is not None,
+            timings=timer.timings)
+        _finish_release_dir(tmp, manifest)
     return manifest
+
+
+def _check_disjoint(cohort_ids, panel_ids, panel_path) -> None:
+    shared = set(cohort_ids) & set(panel_ids)
+    if shared:
+        raise InputError(panel_path, f"reference panel shares {len(shared)} individual id(s) with the cohort "
+                                     f"(e.g. {sorted(shared)[0]!r}); it must be public or disjoint")
+
+
+def _finish_release_dir(tmp: Path, manifest: dict) -> None:
+    (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    for f in [tmp, *tmp.rglob("*")]:
+        f.chmod(0o755 if f.is_dir() else 0o644)  # nothing group- or world-writable
+
+
+@contextmanager
+def _as_vcz(path, work: Path, name: str, chunks):
+    """A VCF Zarr view of any supported input: the store itself, or an ingested copy in ``work``."""
+    from genoshare.io.ingest import detect_format, ingest
+    from genoshare.io.vcz import open_vcz
+
+    kind = detect_format(path)
+    if kind == "vcz":
+        yield open_vcz(path), kind
+        return
+    target = work / f"{name}.vcz"
+    ingest(path, target, chunk_variants=chunks[0], chunk_samples=chunks[1])
+    yield open_vcz(target), kind
+
+
+def release_store(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
+                  zero_cell: str = DEFAULT_ZERO_CELL, window="all", af_source: str = "published",
+                  seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
+                  cluster_config=None, exports=(), chunk_variants: int | None = None,
+                  chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop") -> dict:
+    """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
+    from genoshare import pipeline
+    from genoshare.cluster import dask_client
+    from genoshare.io.align import align, align_af_table, read_af_table
+    from genoshare.io.vcz import init_vcz
+
+    timer = Timer()
+    w = parse_window(window)
+    _check_common(epsilon, af_source)
+    exports = parse_exports(exports)
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=parent if parent.is_dir() else None))
+    try:
+        with timer("ingest"), _as_vcz(cohort_path, work, "cohort", (chunk_variants, chunk_samples)) as (cohort, ckind), \
+                _as_vcz(reference_path, work, "panel", (chunk_variants, chunk_samples)) as (panel, pkind):
+            _check_disjoint(cohort.sample_ids, panel.sample_ids, reference_path)
+            with timer("align"):
+                alignment = align(cohort, panel, ambiguous=ambiguous, unmatched=unmatched)
+                af_table = None
+                if af_source.startswith("public:"):
+                    af_path = Path(af_source[len("public:"):])
+                    af_table = read_af_table(af_path)
+            idx = alignment.cohort_index
+            codes = cohort.variant_contig[idx]
+            with dask_client(scheduler, config=cluster_config) as client:
+                with timer("ldstats"):
+                    stats, panel_af = pipeline.panel_ldstats(client, str(panel.path), alignment.panel_index,
+                                                             alignment.panel_swap, codes, panel.n_samples, w,
+                                                             zero_cell, progress=progress)
+                with timer("calibrate"):
+                    cal = calibrate(stats, epsilon, calibration)
+                if af_source == "published":
+                    target_af, af = None, af_info("published")
+                elif af_source == "reference":
+                    target_af, af = panel_af, af_info("reference")
+                else:
+                    target_af, af_counts = align_af_table(cohort, alignment, af_table)
+                    af = af_info("public", file=str(af_path), **af_counts)
+                with atomic_store(out, overwrite=overwrite) as tmp:
+                    tmp.mkdir(mode=0o755)
+                    store = tmp / RELEASE_VCZ
+                    group = init_vcz(store, sample_ids=cohort.sample_ids, contig_ids=cohort.contig_ids,
+                                     variant_contig=cohort.variant_contig[idx],
+                                     variant_position=cohort.variant_position[idx],
+                                     variant_allele=cohort.variant_allele[idx][:, :2],
+                                     variant_id=cohort.variant_id[idx], chunks=cohort.chunks,
+                                     contig_lengths=cohort.contig_lengths)
+                    with timer("release"):
+                        calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
+                        res = pipeline.release_passes(calls, cal.thresholds, _keys(seed), target_af, group,
+                                                      progress=progress)
+                    inputs = {"cohort": input_entry(cohort_path, ckind), "reference": input_entry(reference_path, pkind)}
+                    if af_table is not None:
+                        inputs["af_file"] = input_entry(af_path)
+                    extra = {
+                        "alignment": {"cohort_sites": alignment.n_cohort_sites, "kept": alignment.n_kept,
+                                      "panel_swapped": int(alignment.panel_swap.sum()),
+                                      "panel_strand_flipped": int(alignment.panel_strand_flip.sum()),
+                                      "dropped": alignment.dropped, "ambiguous": ambiguous, "unmatched": unmatched},
+                        "chunks": {"variants": cohort.chunks[0], "samples": cohort.chunks[1]},
+                        "scheduler": scheduler if scheduler in ("local", "slurm") else "existing",
+                        "allele_frequencies_released": "in release.vcz (computable by anyone from the release)",
+                        "exports": list(exports),
+                    }
+                    manifest = build_manifest(
+                        release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples,
+                        n_variants=alignment.n_kept, n_reference=panel.n_samples, n_missing=res.n_missing, cal=cal,
+                        zero_cell=zero_cell, window=w, af=af, sample_block=cohort.chunks[1],
+                        flips=(res.flips_down, res.flips_up), seed_given=seed is not None, timings=timer.timings,
+                        extra=extra)
+                    group.attrs["genoshare_manifest"] = manifest
+                    with timer("export"):
+                        _export(store, tmp, exports)
+                    manifest["timings"] = timer.timings
+                    group.attrs["genoshare_manifest"] = manifest
+                    _finish_release_dir(tmp, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return manifest
+
+
+def _export(store: Path, outdir: Path, exports) -> None:
+    from genoshare.io.export import export_csv, export_plink, export_vcf
+
+    for kind in exports:
+        {"plink": export_plink, "vcf": export_vcf, "csv": export_csv}[kind](store, outdir / "release")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# evaluate
+
+
+def _release_dosage(release_dir: Path):
+    """(sample_ids, variant_ids, dosage) of a release directory, CSV or VCF Zarr."""
+    if (release_dir / RELEASE_CSV).exists():
+        rel = read_matrix(release_dir / RELEASE_CSV)
+        return rel.sample_ids, rel.variant_ids, rel.genotypes, release_dir / RELEASE_CSV
+    if (release_dir / RELEASE_VCZ).exists():
+        from genoshare.io.vcz import open_vcz, read_dosage
+
+        info = open_vcz(release_dir / RELEASE_VCZ)
+        return info.sample_ids, list(info.variant_id), read_dosage(info, 0, info.n_variants), info.path
+    raise InputError(release_dir, f"not a release directory (no {RELEASE_CSV} or {RELEASE_VCZ})")
 
 
 def evaluate_release(original_path, release_dir) -> dict:
     """Utility metrics of a release against the original cohort (SPEC 5)."""
     release_dir = Path(release_dir)
-    rel_path = release_dir / RELEASE_FILE
     if not release_dir.is_dir():
         raise InputError(release_dir, "not a release directory")
-    original = read_matrix(original_path)
-    released = read_matrix(rel_path)
-    validate_same_variants(original, released, original_path, rel_path)
-    if original.sample_ids != released.sample_ids:
+    sample_ids, variant_ids, S, rel_path = _release_dosage(release_dir)
+    if is_csv(original_path):
+        original = read_matrix(original_path)
+        G, o_samples, o_variants = original.genotypes, original.sample_ids, original.variant_ids
+    else:
+        from genoshare.io.ingest import detect_format
+        from genoshare.io.vcz import open_vcz, read_dosage
+
+        if detect_format(original_path) != "vcz":
+            raise InputError(original_path, "evaluate needs the original as a CSV matrix or VCF Zarr store")
+        info = open_vcz(original_path)
+        pos = {v: j for j, v in enumerate(info.variant_id)}
+        missing = [v for v in variant_ids if v not in pos]
+        if missing:
+            raise InputError(rel_path, f"variant {missing[0]!r} of the release is not in the original")
+        G = read_dosage(info, 0, info.n_variants)[[pos[v] for v in variant_ids]]
+        o_samples, o_variants = info.sample_ids, list(variant_ids)
+    if list(o_variants) != list(variant_ids):
+        raise InputError(rel_path, "SNP ids differ from the original cohort")
+    if list(o_samples) != list(sample_ids):
         raise InputError(rel_path, "individual ids differ from the original cohort")
-    return utility_metrics(original.genotypes, released.genotypes)
+    return utility_metrics(G, S)

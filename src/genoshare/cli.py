@@ -55,7 +55,7 @@ def main():
 @main.command()
 @click.argument("cohort", type=click.Path())
 @click.option("--reference", "reference", required=True, type=click.Path(),
-              help="Public reference panel (same SNPs, same order), CSV matrix.")
+              help="Public reference panel (CSV matrix, VCF Zarr, PLINK or VCF).")
 @click.option("--epsilon", required=True, type=float, help="Total epsilon of the XOR noise (whole release).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Release directory to create.")
 @click.option("--calibration", type=click.Choice(["exact", "nominal"]), default="exact", show_default=True,
@@ -65,33 +65,85 @@ def main():
 @click.option("--window", default="all", show_default=True,
               help="LD window: 'all' SNP pairs or W (pairs at most W SNPs apart on one contig).")
 @click.option("--af-source", default="published", show_default=True,
-              help="Target allele frequencies: published (the cohort's own), reference, or public:FILE (TSV id, af).")
+              help="Target allele frequencies: published (the cohort's own), reference, or public:FILE.")
 @click.option("--seed", type=int, default=None,
               help="Reproducible TEST release (keys derived from the seed; not for sharing).")
-@click.option("--sample-block", type=int, default=10_000, show_default=True,
-              help="Samples per block of the flip split (the output depends on it).")
-@click.option("--threads", type=int, default=None, help="Worker threads (default: all cores).")
+@click.option("--sample-block", type=int, default=None,
+              help="CSV input: samples per block of the flip split [default: 10000]. For stores it is the "
+                   "sample chunk size.")
+@click.option("--threads", type=int, default=None, help="CSV input: worker threads (default: all cores).")
+@click.option("--scheduler", default="local", show_default=True,
+              help="Dask scheduler for store inputs: local, slurm, or tcp://HOST:PORT.")
+@click.option("--cluster-config", type=click.Path(dir_okay=False), default=None,
+              help="YAML file with the 'slurm' section for --scheduler slurm.")
+@click.option("--export", "exports", default="", help="Also write these formats: plink,vcf,csv.")
+@click.option("--chunk-variants", type=int, default=None, help="Variant chunk size when ingesting PLINK/VCF/CSV.")
+@click.option("--chunk-samples", type=int, default=None, help="Sample chunk size when ingesting PLINK/VCF/CSV.")
+@click.option("--ambiguous", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
+              help="Strand-ambiguous (A/T, C/G) SNPs between cohort and panel.")
+@click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True,
+              help="Cohort SNPs absent from the panel.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
-            threads, overwrite):
-    """Release COHORT (CSV matrix) with XOR noise calibrated on a public reference panel."""
-    from genoshare.api import release_csv
+            threads, scheduler, cluster_config, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
+            overwrite):
+    """Release COHORT with XOR noise calibrated on a public reference panel.
 
-    bar = _Progress("release")
+    CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
+    blockwise Dask pipeline to OUT/release.vcz (plus --export formats)."""
+    from genoshare import api
+
+    options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,
+                   overwrite=overwrite)
+    if api.is_csv(cohort) and api.is_csv(reference):
+        bar = _Progress("release")
+        options.update(sample_block=sample_block or api.DEFAULT_SAMPLE_BLOCK, threads=threads, progress=bar)
+        extra = dict(scheduler=None if scheduler == "local" else scheduler, cluster_config=cluster_config,
+                     exports=exports, chunk_variants=chunk_variants, chunk_samples=chunk_samples,
+                     ambiguous=None if ambiguous == "drop" else ambiguous,
+                     unmatched=None if unmatched == "drop" else unmatched)
+        options.update(extra)
+    else:
+        if sample_block is not None or threads is not None:
+            raise GenoshareError("--sample-block and --threads apply to CSV inputs; for stores use "
+                                 "--chunk-samples and the scheduler's workers")
+        from genoshare.cluster import progress
+
+        bar = None
+        options.update(scheduler=scheduler, cluster_config=cluster_config, exports=exports,
+                       chunk_variants=chunk_variants, chunk_samples=chunk_samples, ambiguous=ambiguous,
+                       unmatched=unmatched, progress=progress)
     try:
-        manifest = release_csv(cohort, reference, epsilon, out, calibration=calibration, zero_cell=zero_cell,
-                               window=window, af_source=af_source, seed=seed, sample_block=sample_block,
-                               threads=threads, overwrite=overwrite, progress=bar)
+        manifest = api.release(cohort, reference, epsilon, out, **options)
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     click.echo(f"released {manifest['n_samples']} individuals x {manifest['n_variants']} SNPs to {out}")
     click.echo(f"epsilon: requested {manifest['epsilon_requested']:g}, true (XOR stage) "
                f"{manifest['epsilon_xor']:.6g}, nominal {manifest['epsilon_nominal']:.6g} "
-               f"[{manifest['calibration']}, zero-cell {manifest['zero_cell']}]")
+               f"[{manifest['calibration']}, zero-cell {manifest['zero_cell']}, window {manifest['window']}]")
     click.echo(f"allele frequencies: {manifest['af_source']['privacy']}")
+    if "alignment" in manifest:
+        al = manifest["alignment"]
+        dropped = ", ".join(f"{k} {v}" for k, v in al["dropped"].items() if v) or "none"
+        click.echo(f"sites: {al['kept']} of {al['cohort_sites']} kept (dropped: {dropped})")
     if manifest.get("warning"):
         click.echo(f"WARNING: {manifest['warning']}", err=True)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="VCF Zarr store to create.")
+@click.option("--chunk-variants", type=int, default=None, help="Variants per chunk [default: bio2zarr's].")
+@click.option("--chunk-samples", type=int, default=None, help="Samples per chunk [default: bio2zarr's].")
+@_fail_cleanly
+def ingest(input_path, out, chunk_variants, chunk_samples):
+    """Convert PLINK (.bed/.bim/.fam), VCF/BCF, VCF Zarr or a CSV matrix into a VCF Zarr store."""
+    from genoshare.io.ingest import ingest as run_ingest
+
+    summary = run_ingest(input_path, out, chunk_variants=chunk_variants, chunk_samples=chunk_samples)
+    click.echo(json.dumps(summary, indent=2, default=str))
 
 
 @main.command()

@@ -249,3 +249,36 @@ def apply_flips(codes, draws, k, direction, chosen):
                         c ^= np.uint8(1 << shift)
                     q += 1
             codes[j, i] = c
+
+
+@njit(cache=True, nogil=True)
+def dosage_from_calls(calls):
+    """(v, s, 2) allele indices (negative = missing or fill) -> (v, s) int8 ALT counts, -1 missing."""
+    v, s, _ = calls.shape
+    out = np.empty((v, s), dtype=np.int8)
+    for j in range(v):
+        for i in range(s):
+            a = calls[j, i, 0]
+            b = calls[j, i, 1]
+            if a < 0 or b < 0:
+                out[j, i] = -1
+            else:
+                out[j, i] = a + b
+    return out
+
+
+@njit(cache=True, nogil=True)
+def calls_from_codes(codes, out):
+    """Decode codes into unphased diploid calls: 0 -> 0/0, 1 -> 0/1, 2 -> 1/1, missing -> ./."""
+    v, s = codes.shape
+    for j in range(v):
+        for i in range(s):
+            c = codes[j, i]
+            if c == MISSING:
+                out[j, i, 0] = -1
+                out[j, i, 1] = -1
+            else:
+                d = (c >> 1) + (c & 1)
+                out[j, i, 0] = 1 if d == 2 else 0
+                out[j, i, 1] = 1 if d >= 1 else 0
+    return out

@@ -41,7 +41,8 @@ def noisy_codes(G: np.ndarray, thresholds: np.ndarray, keys: ReleaseKeys, v0: in
                 sample_block: int):
     """Pass 1 of a chunk: XOR-noised codes plus per-block 1-bit and non-missing counts.
 
-    ``s0`` must fall on a sample-block boundary; counts cover the blocks the chunk spans.
+    ``thresholds`` holds the chunk's 2v column thresholds (high, low per variant). ``s0``
+    must fall on a sample-block boundary; counts cover the blocks the chunk spans.
     """
     v, s = G.shape
     words = noise_words(keys.noise, n_total, v0, v0 + v, s0, s0 + s)
@@ -49,7 +50,7 @@ def noisy_codes(G: np.ndarray, thresholds: np.ndarray, keys: ReleaseKeys, v0: in
     codes = np.empty((v, s), dtype=np.uint8)
     ones = np.zeros((v, nb), dtype=np.int64)
     nonmiss = np.zeros((v, nb), dtype=np.int64)
-    t = thresholds[2 * v0 : 2 * (v0 + v)]
+    t = thresholds
     noise_xor_count(G, words, t[0::2].copy(), t[1::2].copy(), sample_block, codes, ones, nonmiss)
     return codes, ones, nonmiss
 
@@ -106,7 +107,7 @@ def release_genotypes(G: np.ndarray, thresholds: np.ndarray, target_counts: np.n
     def run(v0: int) -> None:
         v1 = min(v0 + variant_chunk, m)
         chunk = G[v0:v1]
-        codes, ones, nonmiss = noisy_codes(chunk, thresholds, keys, v0, 0, n, sample_block)
+        codes, ones, nonmiss = noisy_codes(chunk, thresholds[2 * v0 : 2 * v1], keys, v0, 0, n, sample_block)
         k, direction = plan(ones, nonmiss, target_counts[v0:v1], keys, v0)
         for b, s0 in enumerate(range(0, n, sample_block)):
             s1 = min(s0 + sample_block, n)

@@ -1,0 +1,1 @@
+"""Benchmarks of genoshare: ``make bench`` (``python -m benchmarks.run``) runs them all."""
