@@ -212,3 +212,123 @@ def test_full_size_is_fast(tmp_path):
     assert cohort.genotypes.shape == (28_396, 401)
     assert read_matrix(tmp_path / "o" / "holdout.csv.gz").genotypes.shape == (28_396, 401)
     assert read_matrix(tmp_path / "o" / "panel.csv.gz").genotypes.shape == (28_396, 541)
+
+
+# ---- formats: VCF, PLINK, VCF Zarr --------------------------------------------------------------------------
+
+FMT_SMALL = dict(cases=60, controls=60, panel=30, holdout=40, variants=1500, n_causal=5, heritability=0.6)
+
+
+def _require(tool):
+    import os
+    import shutil
+
+    exe = shutil.which(tool)
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed")
+        pytest.skip(f"{tool} is not installed")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def sim_all(tmp_path_factory):
+    for tool in ("bgzip", "tabix"):
+        _require(tool)
+    out = tmp_path_factory.mktemp("simall") / "out"
+    summary = simulate_cohort(out, seed=21, formats="csv,vcf,plink,vcz", **FMT_SMALL)
+    return out, summary
+
+
+def test_formats_files_and_contents(sim_all, tmp_path):
+    from genoshare.io.ingest import ingest
+    from genoshare.io.vcz import open_vcz, read_dosage
+
+    out, summary = sim_all
+    names = sorted(p.name for p in out.iterdir())
+    for ds in ("cohort", "panel", "holdout"):
+        for suffix in (".csv.gz", ".vcf.gz", ".vcf.gz.tbi", ".bed", ".bim", ".fam", ".vcz"):
+            assert f"{ds}{suffix}" in names
+    assert not [n for n in names if n.startswith(".")]  # no scratch stores left
+    assert summary["files"]["formats"]["cohort"] == {
+        "csv": "cohort.csv.gz", "vcz": "cohort.vcz", "vcf": "cohort.vcf.gz", "plink": "cohort.bed"
+    }
+    for ds, n in (("cohort", 120), ("panel", 30), ("holdout", 40)):
+        csv = read_matrix(out / f"{ds}.csv.gz")
+        info = open_vcz(out / f"{ds}.vcz")
+        assert info.sample_ids == csv.sample_ids and info.n_samples == n
+        assert info.variant_id.tolist() == csv.variant_ids
+        assert info.variant_position.tolist() == [int(v.split(":")[1]) for v in csv.variant_ids]
+        np.testing.assert_array_equal(read_dosage(info, 0, info.n_variants), csv.genotypes)
+        # the VCF and the PLINK files carry the same genotypes, alleles and positions
+        for src in (f"{ds}.vcf.gz", f"{ds}.bed"):
+            ingest(out / src, tmp_path / f"{src}.vcz")
+            back = open_vcz(tmp_path / f"{src}.vcz")
+            assert back.variant_allele[:, :2].tolist() == info.variant_allele.tolist(), src
+            assert back.variant_id.tolist() == csv.variant_ids, src
+            np.testing.assert_array_equal(back.variant_position, info.variant_position)
+            np.testing.assert_array_equal(read_dosage(back, 0, back.n_variants), csv.genotypes)
+    # alleles: nucleotides only, never equal, ~1/6 strand-ambiguous, ~2/3 transitions
+    alleles = open_vcz(out / "cohort.vcz").variant_allele
+    assert set(alleles.ravel().tolist()) <= {"A", "C", "G", "T"}
+    assert (alleles[:, 0] != alleles[:, 1]).all()
+    pairs = [frozenset(p) for p in alleles.tolist()]
+    ambiguous = sum(p in ({"A", "T"}, {"C", "G"}) for p in pairs)
+    transitions = sum(p in ({"A", "G"}, {"C", "T"}) for p in pairs)
+    assert 150 <= ambiguous <= 350, ambiguous  # expected 250 of 1500, sd ~14
+    assert 900 <= transitions <= 1100, transitions  # expected 1000, sd ~18
+    assert summary["model"]["strand_ambiguous_snps"] == ambiguous
+    # phenotypes in the .fam files: cohort and holdout from the TSVs, panel missing
+    for fam, tsv in (("cohort.fam", "phenotype.tsv"), ("holdout.fam", "holdout_phenotype.tsv")):
+        _, rows = _read_tsv(out / tsv)
+        fam_rows = [ln.split() for ln in (out / fam).read_text().splitlines()]
+        assert [(r[1], r[5]) for r in fam_rows] == [(r[0], r[1]) for r in rows]
+    assert {ln.split()[5] for ln in (out / "panel.fam").read_text().splitlines()} == {"-9"}
+
+
+def test_plink19_reads_simulated_plink(sim_all, tmp_path):
+    import subprocess
+
+    plink = _require("plink1.9")
+    out, _ = sim_all
+    for ds in ("cohort", "panel", "holdout"):
+        r = subprocess.run(
+            [plink, "--bfile", str(out / ds), "--freq", "--out", str(tmp_path / ds)], capture_output=True
+        )
+        assert r.returncode == 0, r.stdout.decode()[-2000:]
+        rows = [ln.split() for ln in (tmp_path / f"{ds}.frq").read_text().splitlines()[1:]]
+        csv = read_matrix(out / f"{ds}.csv.gz")
+        assert [r[1] for r in rows] == csv.variant_ids
+        alt = csv.genotypes.mean(axis=1) / 2
+        np.testing.assert_allclose([float(r[4]) for r in rows], np.minimum(alt, 1 - alt), atol=1e-4)
+    # case/control status is read from the .fam: plink --assoc counts the cases
+    r = subprocess.run(
+        [plink, "--bfile", str(out / "cohort"), "--assoc", "--out", str(tmp_path / "assoc")], capture_output=True
+    )
+    assert r.returncode == 0
+    assert "60 are cases and 60 are controls" in r.stdout.decode()
+
+
+def test_formats_deterministic(tmp_path):
+    for tool in ("bgzip", "tabix"):
+        _require(tool)
+    kw = dict(cases=20, controls=20, panel=10, holdout=10, variants=300, n_causal=3, formats=("vcf", "plink", "vcz"))
+    simulate_cohort(tmp_path / "a", seed=5, **kw)
+    simulate_cohort(tmp_path / "b", seed=5, **kw)
+    simulate_cohort(tmp_path / "c", seed=6, **kw)
+
+    def tree(root):
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    a, b, c = tree(tmp_path / "a"), tree(tmp_path / "b"), tree(tmp_path / "c")
+    assert not any(name.endswith(".csv.gz") for name in a)  # csv not requested
+    assert a == b
+    for name in ("cohort.vcf.gz", "cohort.bed", "cohort.bim", "cohort.vcz/call_genotype/0.0.0"):
+        assert a[name] != c[name], name
+
+
+@pytest.mark.parametrize("formats", ["", "csv,bgen", ["vcf", "xls"]])
+def test_bad_formats(tmp_path, formats):
+    with pytest.raises(GenoshareError, match="format"):
+        simulate_cohort(tmp_path / "o", cases=5, controls=5, panel=5, variants=50, seed=1, formats=formats)
+    assert not (tmp_path / "o").exists()

@@ -30,6 +30,7 @@ from genoshare.mechanism.release import (
 RELEASE_CSV = "release.csv.gz"
 RELEASE_VCZ = "release.vcz"
 MANIFEST_FILE = "manifest.json"
+FREQ_FILE = "frequencies.tsv"
 DEFAULT_ZERO_CELL = "haldane"  # chosen by measurement at equal true epsilon: docs/zero-cell.md
 EXPORTS = ("plink", "vcf", "csv")
 
@@ -197,7 +198,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                   zero_cell: str = DEFAULT_ZERO_CELL, window="all", af_source: str = "published",
                   seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
                   cluster_config=None, exports=(), chunk_variants: int | None = None,
-                  chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop") -> dict:
+                  chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",
+                  workers: int | None = None) -> dict:
     """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
@@ -223,7 +225,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                     af_table = read_af_table(af_path)
             idx = alignment.cohort_index
             codes = cohort.variant_contig[idx]
-            with dask_client(scheduler, config=cluster_config) as client:
+            with dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
                 with timer("ldstats"):
                     stats, panel_af = pipeline.panel_ldstats(client, str(panel.path), alignment.panel_index,
                                                              alignment.panel_swap, codes, panel.n_samples, w,
@@ -269,6 +271,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                         zero_cell=zero_cell, window=w, af=af, sample_block=cohort.chunks[1],
                         flips=(res.flips_down, res.flips_up), seed_given=seed is not None, timings=timer.timings,
                         extra=extra)
+                    _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
+                    manifest["frequencies_file"] = FREQ_FILE
                     group.attrs["genoshare_manifest"] = manifest
                     with timer("export"):
                         _export(store, tmp, exports)
@@ -278,6 +282,21 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return manifest
+
+
+def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarray, n_called: np.ndarray) -> None:
+    """ALT frequencies of the release (anyone can compute them from release.vcz; a reviewer
+    compares them with PLINK's --freq)."""
+    import pandas as pd
+
+    alleles = cohort.variant_allele[idx]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        af = np.where(n_called > 0, alt_counts / (2.0 * n_called), np.nan)
+    pd.DataFrame({
+        "id": cohort.variant_id[idx], "contig": np.asarray(cohort.contig_ids, dtype=object)[cohort.variant_contig[idx]],
+        "position": cohort.variant_position[idx], "ref": alleles[:, 0], "alt": alleles[:, 1],
+        "alt_count": alt_counts, "n_called": n_called, "af": af,
+    }).to_csv(path, sep="\t", index=False, float_format="%.6g")
 
 
 def _export(store: Path, outdir: Path, exports) -> None:

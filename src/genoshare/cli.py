@@ -76,6 +76,8 @@ def main():
               help="Dask scheduler for store inputs: local, slurm, or tcp://HOST:PORT.")
 @click.option("--cluster-config", type=click.Path(dir_okay=False), default=None,
               help="YAML file with the 'slurm' section for --scheduler slurm.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes of the local Dask cluster [default: one per CPU].")
 @click.option("--export", "exports", default="", help="Also write these formats: plink,vcf,csv.")
 @click.option("--chunk-variants", type=int, default=None, help="Variant chunk size when ingesting PLINK/VCF/CSV.")
 @click.option("--chunk-samples", type=int, default=None, help="Sample chunk size when ingesting PLINK/VCF/CSV.")
@@ -86,7 +88,7 @@ def main():
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
-            threads, scheduler, cluster_config, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
+            threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
             overwrite):
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
@@ -100,6 +102,7 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
         bar = _Progress("release")
         options.update(sample_block=sample_block or api.DEFAULT_SAMPLE_BLOCK, threads=threads, progress=bar)
         extra = dict(scheduler=None if scheduler == "local" else scheduler, cluster_config=cluster_config,
+                     workers=workers,
                      exports=exports, chunk_variants=chunk_variants, chunk_samples=chunk_samples,
                      ambiguous=None if ambiguous == "drop" else ambiguous,
                      unmatched=None if unmatched == "drop" else unmatched)
@@ -111,7 +114,7 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
         from genoshare.cluster import progress
 
         bar = None
-        options.update(scheduler=scheduler, cluster_config=cluster_config, exports=exports,
+        options.update(scheduler=scheduler, cluster_config=cluster_config, workers=workers, exports=exports,
                        chunk_variants=chunk_variants, chunk_samples=chunk_samples, ambiguous=ambiguous,
                        unmatched=unmatched, progress=progress)
     try:

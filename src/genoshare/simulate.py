@@ -35,8 +35,22 @@ growth would remove most of it with the same LD (measured: closest pair at 0.57 
 adjacent-SNP r^2 0.333 in both, 5 Mb, 600 individuals). Membership-inference results on these cohorts include
 the effect of relatives in the hold-out set.
 
+- Alleles: the binary model has no nucleotides, and PLINK reads an allele "0" as missing, so every kept SNP gets a
+  REF/ALT nucleotide pair drawn from ``seed`` (independently of everything else): a transition (A/G or C/T, 1/3
+  each, 2/3 in all) or a transversion (A/C, A/T, C/G, G/T, 1/12 each), in a random orientation; so ~1/6 of the
+  SNPs are strand-ambiguous (A/T or C/G), as on real arrays. REF stays the ancestral allele, ALT the derived one
+  that the genotypes count.
+
 Outputs (in ``out_dir``; written to a temporary sibling directory and renamed, so there is never partial output)
 -------------------------------------------------------------------------------------------------------------------
+``formats`` (default ``("csv",)``) selects any of csv, vcf, plink, vcz; for each of cohort, panel and holdout:
+
+- ``<name>.csv.gz`` (csv), ``<name>.vcz`` (vcz: VCF Zarr via :func:`genoshare.io.vcz.write_vcz`, chunks 1000 x
+  10000), ``<name>.vcf.gz`` + ``.tbi`` (vcf: ``vcztools view --no-version | bgzip``, ``tabix -p vcf``),
+  ``<name>.bed/.bim/.fam`` (plink: ``vcztools view-plink``; A1 = ALT, A2 = REF; the .fam carries the phenotype,
+  1 control / 2 case, for cohort and holdout, -9 for the panel). VCF, PLINK and VCZ have contig "1", the 1-based
+  positions, ids ``1:<pos>`` and the REF/ALT nucleotides; the CSV header ids are the same ``1:<pos>``.
+
 - ``cohort.csv.gz``   cases + controls individuals, ids ``ind00001`` ... (neutral: the id does not reveal status)
 - ``phenotype.tsv``   header ``id<TAB>phenotype``; PLINK convention: 1 = control, 2 = case; cohort file order
 - ``panel.csv.gz``    reference panel, ids ``ref00001`` ...
@@ -45,7 +59,8 @@ Outputs (in ``out_dir``; written to a temporary sibling directory and renamed, s
 - ``causal.tsv``      header ``variant_id<TAB>effect<TAB>alt_freq``: effect per ALT allele on the liability scale
 - ``simulation.json`` the parameters, derived quantities and package versions
 All CSV files use the layout of :mod:`genoshare.io.csvmatrix` (header ``PATIENT_ID,<variant ids>``). The same
-arguments and the same package versions give byte-identical files (gzip headers carry no time or file name).
+arguments and the same package versions give byte-identical files (gzip headers carry no time or file name; the
+VCF header no vcztools version or command line; BGZF blocks no time stamp).
 """
 
 from __future__ import annotations
@@ -63,7 +78,7 @@ import numpy as np
 from genoshare.errors import GenoshareError
 from genoshare.io.csvmatrix import write_matrix
 
-__all__ = ["simulate_cohort", "POPULATION_SIZE", "RECOMBINATION_RATE", "MUTATION_RATE"]
+__all__ = ["simulate_cohort", "draw_alleles", "FORMATS", "POPULATION_SIZE", "RECOMBINATION_RATE", "MUTATION_RATE"]
 
 POPULATION_SIZE = 10_000
 RECOMBINATION_RATE = 1e-8
@@ -73,6 +88,10 @@ _LENGTH_MARGIN = 1.15  # aim for this many times the requested number of common 
 _ENLARGE = 1.3  # factor applied to the contig length when a simulation yields too few common SNPs
 _MAX_ATTEMPTS = 8
 _CHUNK_SITES = 4096
+FORMATS = ("csv", "vcf", "plink", "vcz")
+#: (REF, ALT) pairs before orientation and their probabilities: transitions 2/3, transversions 1/3
+_ALLELE_PAIRS = (("A", "G"), ("C", "T"), ("A", "C"), ("A", "T"), ("C", "G"), ("G", "T"))
+_ALLELE_PROBS = (1 / 3, 1 / 3, 1 / 12, 1 / 12, 1 / 12, 1 / 12)
 
 
 def _check(cond: bool, message: str) -> None:
@@ -150,6 +169,50 @@ def _simulate_common_snps(n_individuals: int, sequence_length: int, maf_min: flo
     return np.empty(0, np.int64), np.empty((0, n_individuals), np.int8), ts.num_sites
 
 
+def draw_alleles(n_sites: int, seed: int) -> np.ndarray:
+    """(n_sites, 2) object array of REF/ALT nucleotides, deterministic in ``seed`` (see the module docstring)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 4]))
+    pairs = np.array(_ALLELE_PAIRS, dtype=object)
+    out = pairs[rng.choice(len(_ALLELE_PAIRS), size=n_sites, p=_ALLELE_PROBS)]
+    flip = rng.random(n_sites) < 0.5
+    out[flip] = out[flip][:, ::-1]
+    return out
+
+
+def _parse_formats(formats) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = [f for f in formats.replace(" ", "").split(",") if f]
+    formats = tuple(dict.fromkeys(str(f).lower() for f in formats))
+    _check(len(formats) > 0, "formats: choose at least one of " + ", ".join(FORMATS))
+    unknown = [f for f in formats if f not in FORMATS]
+    _check(not unknown, f"unknown format(s) {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def _write_dataset(tmp: Path, name: str, ids, geno, pheno, sites: dict, formats, files: dict) -> None:
+    """Write one individual set (cohort / panel / holdout) in every requested format; record the names."""
+    from genoshare.io.vcz import export_plink, export_vcf, write_vcz
+
+    entry = files.setdefault("formats", {}).setdefault(name, {})
+    if "csv" in formats:
+        write_matrix(tmp / f"{name}.csv.gz", ids, sites["variant_id"], geno)
+        entry["csv"] = f"{name}.csv.gz"
+    if not {"vcz", "vcf", "plink"} & set(formats):
+        return
+    store = tmp / f"{name}.vcz" if "vcz" in formats else tmp / f".{name}.scratch.vcz"
+    write_vcz(store, geno, sample_ids=ids, **sites)
+    if "vcz" in formats:
+        entry["vcz"] = f"{name}.vcz"
+    if "vcf" in formats:
+        export_vcf(store, tmp / f"{name}.vcf.gz")
+        entry["vcf"] = f"{name}.vcf.gz"
+    if "plink" in formats:
+        export_plink(store, tmp / name, phenotype=None if pheno is None else pheno.tolist())
+        entry["plink"] = f"{name}.bed"
+    if "vcz" not in formats:
+        shutil.rmtree(store)
+
+
 def _ids(prefix: str, n: int) -> list[str]:
     width = max(5, len(str(n)))
     return [f"{prefix}{i:0{width}d}" for i in range(1, n + 1)]
@@ -170,18 +233,25 @@ def _write_tsv(path: Path, header: list[str], rows) -> None:
             f.write("\t".join(str(x) for x in row) + "\n")
 
 
-def _versions() -> dict[str, str]:
+def _versions(formats=("csv",)) -> dict[str, str]:
     import msprime
     import tskit
 
     import genoshare
 
-    return {
+    versions = {
         "genoshare": genoshare.__version__,
         "msprime": msprime.__version__,
         "tskit": tskit.__version__,
         "numpy": np.__version__,
     }
+    if set(formats) - {"csv"}:
+        import numcodecs
+        import vcztools
+        import zarr
+
+        versions.update(zarr=zarr.__version__, numcodecs=numcodecs.__version__, vcztools=vcztools.__version__)
+    return versions
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
@@ -206,10 +276,12 @@ def simulate_cohort(
     maf_min: float = 0.05,
     *,
     overwrite: bool = False,
+    formats=("csv",),
 ) -> dict:
     """Simulate a case/control cohort, a reference panel and a hold-out set into ``out_dir``; see module docstring.
 
-    ``holdout`` defaults to ``cases + controls``. Returns a summary dict (the content of simulation.json plus
+    ``holdout`` defaults to ``cases + controls``. ``formats``: any of "csv", "vcf", "plink", "vcz" (a sequence or
+    a comma-separated string). Returns a summary dict (the content of simulation.json plus
     ``out_dir`` and ``seconds``). Raises GenoshareError for impossible requests.
     """
     t_start = time.perf_counter()
@@ -224,6 +296,7 @@ def simulate_cohort(
     _check(0.0 <= heritability <= 1.0, f"heritability must be in [0, 1], got {heritability}")
     _check(0.0 <= maf_min < 0.5, f"maf_min must be in [0, 0.5), got {maf_min}")
     cases, controls, panel, variants, holdout, seed = map(int, (cases, controls, panel, variants, holdout, seed))
+    formats = _parse_formats(formats)
     _prepare_out_dir(out_dir, overwrite)
 
     n_cohort = cases + controls
@@ -255,6 +328,7 @@ def simulate_cohort(
     positions = positions[keep]
     geno = np.ascontiguousarray(geno[keep])  # (variants, n_total) variant-major, ALT counts
     variant_ids = [f"1:{p + 1}" for p in positions.tolist()]
+    alleles = draw_alleles(variants, seed)
     alt_freq = geno.mean(axis=1, dtype=np.float64) / 2.0
 
     # --- phenotype ------------------------------------------------------------------------------------------
@@ -299,6 +373,9 @@ def simulate_cohort(
             "common_snps": int(n_common),
             "snp_selection": "even thinning of the common SNPs in genome order",
             "variant_id": "1:<1-based position>",
+            "alleles": "REF/ALT nucleotides drawn per SNP from the seed: transitions A/G, C/T (1/3 each), "
+            "transversions A/C, A/T, C/G, G/T (1/12 each), random orientation",
+            "strand_ambiguous_snps": int(sum(1 for r, a in alleles.tolist() if {r, a} in ({"A", "T"}, {"C", "G"}))),
         },
         "parameters": {
             "cases": cases,
@@ -310,6 +387,7 @@ def simulate_cohort(
             "n_causal": int(n_causal),
             "heritability": float(heritability),
             "maf_min": float(maf_min),
+            "formats": list(formats),
         },
         "phenotype": {
             "coding": "PLINK: 1 = control, 2 = case",
@@ -319,14 +397,14 @@ def simulate_cohort(
             "causal_maf_min": CAUSAL_MAF_MIN,
         },
         "files": {
-            "cohort": "cohort.csv.gz",
+            "cohort": "cohort.csv.gz" if "csv" in formats else None,
             "phenotype": "phenotype.tsv",
-            "panel": "panel.csv.gz",
-            "holdout": "holdout.csv.gz" if holdout else None,
+            "panel": "panel.csv.gz" if "csv" in formats else None,
+            "holdout": "holdout.csv.gz" if holdout and "csv" in formats else None,
             "holdout_phenotype": "holdout_phenotype.tsv" if holdout else None,
             "causal": "causal.tsv",
         },
-        "versions": _versions(),
+        "versions": _versions(formats),
     }
 
     # --- write (temporary sibling directory, then rename) ----------------------------------------------------
@@ -334,11 +412,20 @@ def simulate_cohort(
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     os.mkdir(tmp, 0o777)  # honours the umask, unlike tempfile.mkdtemp
     try:
-        write_matrix(tmp / "cohort.csv.gz", cohort_ids, variant_ids, geno[:, cohort_idx])
+        sites = dict(
+            contig_ids=["1"],
+            contig_lengths=[int(length)],
+            variant_contig=np.zeros(variants, dtype=np.int64),
+            variant_position=positions + 1,
+            variant_allele=alleles,
+            variant_id=variant_ids,
+        )
+        files = summary["files"]
+        _write_dataset(tmp, "cohort", cohort_ids, geno[:, cohort_idx], cohort_pheno, sites, formats, files)
         _write_tsv(tmp / "phenotype.tsv", ["id", "phenotype"], zip(cohort_ids, cohort_pheno.tolist()))
-        write_matrix(tmp / "panel.csv.gz", panel_ids, variant_ids, geno[:, panel_idx])
+        _write_dataset(tmp, "panel", panel_ids, geno[:, panel_idx], None, sites, formats, files)
         if holdout:
-            write_matrix(tmp / "holdout.csv.gz", hold_ids, variant_ids, geno[:, hold_idx])
+            _write_dataset(tmp, "holdout", hold_ids, geno[:, hold_idx], hold_pheno, sites, formats, files)
             _write_tsv(tmp / "holdout_phenotype.tsv", ["id", "phenotype"], zip(hold_ids, hold_pheno.tolist()))
         _write_tsv(
             tmp / "causal.tsv",
