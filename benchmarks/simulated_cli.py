@@ -96,7 +96,7 @@ def run() -> tuple[list[Row], dict]:
 
     out_dir = WORK / "sim-release"
     argv = [exe, "release", str(cohort), "--reference", str(panel), "--epsilon", f"{eps:g}", "--out", str(out_dir),
-            "--seed", "1", "--overwrite"]
+            "--seed", "1", "--window", "all", "--overwrite"]
     runs = []
     for _ in range(RUNS):
         r = measure(argv)

@@ -32,6 +32,7 @@ RELEASE_VCZ = "release.vcz"
 MANIFEST_FILE = "manifest.json"
 FREQ_FILE = "frequencies.tsv"
 DEFAULT_ZERO_CELL = "haldane"  # chosen by measurement at equal true epsilon: docs/zero-cell.md
+DEFAULT_WINDOW = 1000  # SNPs; LD decays to ~2x the unlinked level by then: docs/window.md
 EXPORTS = ("plink", "vcf", "csv")
 
 
@@ -124,7 +125,7 @@ def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatr
 
 
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
-                zero_cell: str = DEFAULT_ZERO_CELL, window="all", af_source: str = "published",
+                zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
                 overwrite: bool = False, progress=None) -> dict:
     """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
@@ -195,7 +196,7 @@ def _as_vcz(path, work: Path, name: str, chunks):
 
 
 def release_store(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
-                  zero_cell: str = DEFAULT_ZERO_CELL, window="all", af_source: str = "published",
+                  zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                   seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
                   cluster_config=None, exports=(), chunk_variants: int | None = None,
                   chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",

@@ -62,8 +62,8 @@ def main():
               help="exact: the true epsilon of the drawn noise equals --epsilon; nominal: the paper's scale.")
 @click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane", show_default=True,
               help="Empty-cell handling of the reference log odds ratios.")
-@click.option("--window", default="all", show_default=True,
-              help="LD window: 'all' SNP pairs or W (pairs at most W SNPs apart on one contig).")
+@click.option("--window", default="1000", show_default=True,
+              help="LD window: W (pairs of SNPs at most W apart on one contig) or 'all' pairs (the paper).")
 @click.option("--af-source", default="published", show_default=True,
               help="Target allele frequencies: published (the cohort's own), reference, or public:FILE.")
 @click.option("--seed", type=int, default=None,

@@ -105,8 +105,7 @@ def check_plink(path) -> PlinkFileset:
     fs = plink_paths(path)
     missing = [p.name for p in (fs.bed, fs.bim, fs.fam) if not p.is_file()]
     if missing:
-        where = fs.bed if fs.bed.name in missing else fs.prefix
-        raise InputError(where, f"incomplete PLINK fileset: missing {', '.join(missing)}")
+        raise InputError(path, f"incomplete PLINK fileset: missing {', '.join(missing)}")
 
     bim = _table_lines(fs.bim, ".bim", 6)
     if not bim:

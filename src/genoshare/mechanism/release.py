@@ -21,6 +21,7 @@ from genoshare.mechanism.keystream import ReleaseKeys, flip_draws, noise_words, 
 
 DEFAULT_SAMPLE_BLOCK = 10_000
 DEFAULT_VARIANT_CHUNK = 512
+NOISE_WINDOW_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,18 @@ def noisy_codes(G: np.ndarray, thresholds: np.ndarray, keys: ReleaseKeys, v0: in
     must fall on a sample-block boundary; counts cover the blocks the chunk spans.
     """
     v, s = G.shape
-    words = noise_words(keys.noise, n_total, v0, v0 + v, s0, s0 + s)
     nb = n_blocks(s, sample_block)
     codes = np.empty((v, s), dtype=np.uint8)
     ones = np.zeros((v, nb), dtype=np.int64)
     nonmiss = np.zeros((v, nb), dtype=np.int64)
-    t = thresholds
-    noise_xor_count(G, words, t[0::2].copy(), t[1::2].copy(), sample_block, codes, ones, nonmiss)
+    t_hi, t_lo = thresholds[0::2].copy(), thresholds[1::2].copy()
+    # The keystream goes through a few-MB window of rows: touching fresh pages costs far more
+    # than AES here, and a small buffer is reused by the allocator instead of faulted in anew.
+    step = max(1, NOISE_WINDOW_BYTES // (8 * max(s, 1)))
+    for a in range(0, v, step):
+        b = min(a + step, v)
+        words = noise_words(keys.noise, n_total, v0 + a, v0 + b, s0, s0 + s)
+        noise_xor_count(G[a:b], words, t_hi[a:b], t_lo[a:b], sample_block, codes[a:b], ones[a:b], nonmiss[a:b])
     return codes, ones, nonmiss
 
 
