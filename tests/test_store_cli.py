@@ -1,0 +1,118 @@
+"""The store pipeline as a user meets it: real CLI processes on PLINK/VCF Zarr inputs, bad
+input, and a rerun after a killed run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genoshare.io.vcz import open_vcz, read_dosage
+from genoshare.simulate import simulate_cohort
+
+GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
+
+
+def run(*args, check=False, timeout=300):
+    proc = subprocess.run([*GENOSHARE, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "s"
+    simulate_cohort(d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0,
+                    formats=("csv", "vcz", "plink", "vcf"))
+    return d
+
+
+def _one_line_error(p, *words):
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("genoshare: error:")]
+    assert len(errors) == 1 and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+
+
+def test_plink_input_to_release_with_exports(sim, tmp_path):
+    out = tmp_path / "rel"
+    p = run("release", sim / "cohort.bed", "--reference", sim / "panel.vcf.gz", "--epsilon", 1200, "--out", out,
+            "--seed", 3, "--workers", 1, "--chunk-variants", 200, "--chunk-samples", 32, "--export", "plink,csv",
+            check=True)
+    assert "sites:" in p.stdout
+    names = sorted(f.name for f in out.iterdir())
+    assert names == ["frequencies.tsv", "manifest.json", "release.bed", "release.bim", "release.csv.gz",
+                     "release.fam", "release.vcz"]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["inputs"]["cohort"]["format"] == "plink" and man["inputs"]["reference"]["format"] == "vcf"
+    assert man["sample_block"] == 32 and man["window"] == 1000
+    rel = open_vcz(out / "release.vcz")
+    assert rel.chunks == (200, 32)
+    # the ingested copies of the inputs never stay behind
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    ev = json.loads(run("evaluate", "--original", sim / "cohort.vcz", "--release", out, check=True).stdout)
+    assert 0 < ev["point_error"] < 1 and ev["mean_error"] < 1e-12
+
+
+def test_rerun_after_killed_run_is_identical(sim, tmp_path):
+    args = ["release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--seed", 5,
+            "--workers", 1]
+    clean = tmp_path / "clean"
+    run(*args, "--out", clean, check=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*GENOSHARE, *map(str, args), "--out", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    # kill as soon as the work directory exists (the run is under way), whole process group
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(f.name.startswith(".killed") for f in tmp_path.iterdir()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists()
+    run(*args, "--out", killed, check=True)
+    a, b = open_vcz(clean / "release.vcz"), open_vcz(killed / "release.vcz")
+    assert np.array_equal(read_dosage(a, 0, a.n_variants), read_dosage(b, 0, b.n_variants))
+
+
+def test_store_bad_input(sim, tmp_path):
+    cases = []
+    # no overlap with the panel: a panel on another contig
+    from genoshare.io.vcz import write_vcz
+
+    panel = open_vcz(sim / "panel.vcz")
+    other = tmp_path / "other.vcz"
+    write_vcz(other, read_dosage(panel, 0, panel.n_variants), sample_ids=panel.sample_ids, contig_ids=["7"],
+              variant_contig=np.zeros(panel.n_variants, dtype=int), variant_position=panel.variant_position,
+              variant_allele=panel.variant_allele, variant_id=panel.variant_id)
+    cases.append((["release", sim / "cohort.vcz", "--reference", other, "--epsilon", 10], ["overlap"]))
+    cases.append((["release", sim / "cohort.bed", "--reference", sim / "panel.vcz", "--epsilon", 10,
+                   "--chunk-variants", 0], ["chunk"]))
+    bad_bed = tmp_path / "bad"
+    for ext in (".bim", ".fam"):
+        (tmp_path / f"bad{ext}").write_bytes((sim / f"cohort{ext}").read_bytes())
+    (tmp_path / "bad.bed").write_bytes((sim / "cohort.bed").read_bytes()[:-7])
+    cases.append((["release", Path(f"{bad_bed}.bed"), "--reference", sim / "panel.vcz", "--epsilon", 10], ["bad.bed"]))
+    trunc = tmp_path / "trunc.vcf.gz"
+    trunc.write_bytes((sim / "cohort.vcf.gz").read_bytes()[:3000])
+    cases.append((["release", trunc, "--reference", sim / "panel.vcz", "--epsilon", 10], ["trunc.vcf.gz"]))
+    for i, (args, words) in enumerate(cases):
+        out = tmp_path / f"out{i}"
+        p = run(*args, "--out", out)
+        _one_line_error(p, *words)
+        assert not out.exists()
+    # unwritable output: its parent is a file (root may write anywhere else)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    p = run("release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 10, "--out",
+            blocker / "x")
+    _one_line_error(p, "blocker")
+    leftovers = [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]
+    assert leftovers == []
