@@ -125,6 +125,18 @@ def test_vcz_input_copied_or_rechunked(src, tmp_path):
         np.testing.assert_array_equal(read_dosage(tmp_path / name, 0, M), g)
 
 
+def test_zip_store_input(src, tmp_path):
+    """bio2zarr can write a .zip store; ingest reads it and writes a directory store."""
+    from bio2zarr import vcf as b2z_vcf
+
+    d, g, _ = src
+    b2z_vcf.convert([str(d / "x.vcf.gz")], str(tmp_path / "x.vcz.zip"), variants_chunk_size=16)
+    s = ingest(tmp_path / "x.vcz.zip", tmp_path / "o.vcz")
+    assert s["format"] == "vcz" and s["rewritten"]
+    assert (tmp_path / "o.vcz").is_dir()
+    np.testing.assert_array_equal(read_dosage(tmp_path / "o.vcz", 0, M), g)
+
+
 def test_chunk_sizes_passed_to_bio2zarr(src, tmp_path):
     d, g, _ = src
     for name in ("x.vcf.gz", "x.bed"):
@@ -214,6 +226,9 @@ def _bad_inputs(d, tmp):
     p = tmp / "multi.vcf.gz"
     _bgzip_text(p, _vcf_text(["a", "b"], [(10, "A", "C,G", ["0/1", "1/2"]), (20, "T", "A,C", ["0/0", "0/2"])]))
     cases["multi-allelic only"] = (p, p, "no bi-allelic diploid site")
+    p = tmp / "haploid.vcf.gz"
+    _bgzip_text(p, _vcf_text(["a", "b"], [(10, "A", "C", ["0", "1"]), (20, "T", "A", ["1", "0"])]))
+    cases["haploid only"] = (p, p, "non_diploid 2")
 
     prefix = _copy_plink(d, tmp, "magic")
     b = bytearray((tmp / "magic.bed").read_bytes())

@@ -116,3 +116,23 @@ def test_store_bad_input(sim, tmp_path):
     _one_line_error(p, "blocker")
     leftovers = [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]
     assert leftovers == []
+
+
+def test_ldstats_file_reused_by_releases(sim, tmp_path):
+    """LD statistics computed once give the same release as computing them inline; a file made
+    for other settings or other sites is refused."""
+    ld = tmp_path / "ld.npz"
+    run("ldstats", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--out", ld, "--window", 100, "--workers", 1,
+        check=True)
+    common = ["--reference", sim / "panel.vcz", "--epsilon", 900, "--seed", 4, "--workers", 1, "--window", 100]
+    run("release", sim / "cohort.vcz", *common, "--ldstats", ld, "--out", tmp_path / "a", check=True)
+    run("release", sim / "cohort.vcz", *common, "--out", tmp_path / "b", check=True)
+    a, b = open_vcz(tmp_path / "a" / "release.vcz"), open_vcz(tmp_path / "b" / "release.vcz")
+    assert np.array_equal(read_dosage(a, 0, a.n_variants), read_dosage(b, 0, b.n_variants))
+    man = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert "ldstats" in man["inputs"]
+    p = run("release", sim / "cohort.vcz", *common[:-2], "--window", 50, "--ldstats", ld, "--out", tmp_path / "c")
+    _one_line_error(p, "ld.npz", "window")
+    p = run("release", sim / "cohort.csv.gz", "--reference", sim / "panel.csv.gz", "--epsilon", 900,
+            "--window", 100, "--ldstats", ld, "--out", tmp_path / "d")
+    _one_line_error(p, "ld.npz", "different set of sites")

@@ -99,7 +99,7 @@ def release(cohort, reference, epsilon: float, out, **options) -> dict:
     blockwise VCF Zarr pipeline (release.vcz plus exports)."""
     if is_csv(cohort) and is_csv(reference):
         csv_only = {"calibration", "zero_cell", "window", "af_source", "seed", "sample_block", "threads", "overwrite",
-                    "progress"}
+                    "progress", "ldstats"}
         unused = [k for k, v in options.items() if k not in csv_only and v not in (None, (), "", False)]
         if unused:
             raise GenoshareError(f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
@@ -127,7 +127,7 @@ def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatr
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
                 zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
-                overwrite: bool = False, progress=None) -> dict:
+                overwrite: bool = False, progress=None, ldstats: str | Path | None = None) -> dict:
     """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
     timer = Timer()
     w = parse_window(window)
@@ -144,7 +144,12 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
         targets, af, af_path = _csv_targets(af_source, cohort, reference)
     with timer("ldstats"):
-        stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
+        if ldstats is None:
+            stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
+        else:
+            from genoshare.io.ldstore import load_ldstats, sites_digest
+
+            stats, _ = load_ldstats(ldstats, sites=sites_digest(cohort.variant_ids), zero_cell=zero_cell, window=w)
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
     with timer("release"):
@@ -153,6 +158,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     inputs = {"cohort": input_entry(cohort_path, "csv"), "reference": input_entry(reference_path, "csv")}
     if af_path is not None:
         inputs["af_file"] = input_entry(af_path)
+    if ldstats is not None:
+        inputs["ldstats"] = input_entry(ldstats)
     with atomic_store(out, overwrite=overwrite) as tmp:
         tmp.mkdir(mode=0o755)
         with timer("write"):
@@ -180,7 +187,6 @@ def _finish_release_dir(tmp: Path, manifest: dict) -> None:
         f.chmod(0o755 if f.is_dir() else 0o644)  # nothing group- or world-writable
 
 
-@contextmanager
 def _as_vcz(path, work: Path, name: str, chunks):
     """A VCF Zarr view of any supported input: the store itself, or an ingested copy in ``work``."""
     from genoshare.io.ingest import detect_format, ingest
@@ -188,11 +194,103 @@ def _as_vcz(path, work: Path, name: str, chunks):
 
     kind = detect_format(path)
     if kind == "vcz":
-        yield open_vcz(path), kind
-        return
+        return open_vcz(path), kind
     target = work / f"{name}.vcz"
     ingest(path, target, chunk_variants=chunks[0], chunk_samples=chunks[1])
-    yield open_vcz(target), kind
+    return open_vcz(target), kind
+
+
+class _StoreInputs:
+    """Cohort and panel as VCF Zarr (ingested into a private work directory when they are not),
+    aligned. The work directory holds copies of the original genotypes: it lives beside the
+    output, never inside it, and is removed on exit whatever happens."""
+
+    def __init__(self, cohort_path, reference_path, out, chunks, ambiguous, unmatched, timer):
+        self.args = (cohort_path, reference_path, Path(out), chunks, ambiguous, unmatched, timer)
+
+    def __enter__(self):
+        from genoshare.io.align import align
+
+        cohort_path, reference_path, out, chunks, ambiguous, unmatched, timer = self.args
+        parent = out.parent if str(out.parent) else Path(".")
+        self.work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=parent if parent.is_dir() else None))
+        try:
+            with timer("ingest"):
+                self.cohort, self.cohort_kind = _as_vcz(cohort_path, self.work, "cohort", chunks)
+                self.panel, self.panel_kind = _as_vcz(reference_path, self.work, "panel", chunks)
+            _check_disjoint(self.cohort.sample_ids, self.panel.sample_ids, reference_path)
+            with timer("align"):
+                self.alignment = align(self.cohort, self.panel, ambiguous=ambiguous, unmatched=unmatched)
+        except BaseException:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    @property
+    def index(self) -> np.ndarray:
+        return self.alignment.cohort_index
+
+    def sites(self) -> str:
+        from genoshare.io.ldstore import sites_digest
+
+        c, idx = self.cohort, self.index
+        alleles = c.variant_allele[idx]
+        contigs = np.asarray(c.contig_ids, dtype=object)[c.variant_contig[idx]]
+        return sites_digest(contigs, c.variant_position[idx], alleles[:, 0], alleles[:, 1])
+
+    def ldstats(self, client, window, zero_cell, ldstats_path=None, progress=None):
+        """(LDStats, panel ALT frequencies): from a cached file if given, else computed."""
+        from genoshare import pipeline
+        from genoshare.io.ldstore import load_ldstats
+
+        if ldstats_path is not None:
+            return load_ldstats(ldstats_path, sites=self.sites(), zero_cell=zero_cell, window=window)
+        return pipeline.panel_ldstats(client, str(self.panel.path), self.alignment.panel_index,
+                                      self.alignment.panel_swap, self.cohort.variant_contig[self.index],
+                                      self.panel.n_samples, window, zero_cell, progress=progress)
+
+    def alignment_summary(self, ambiguous, unmatched) -> dict:
+        al = self.alignment
+        return {"cohort_sites": al.n_cohort_sites, "kept": al.n_kept, "panel_swapped": int(al.panel_swap.sum()),
+                "panel_strand_flipped": int(al.panel_strand_flip.sum()), "dropped": al.dropped,
+                "ambiguous": ambiguous, "unmatched": unmatched}
+
+
+def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFAULT_ZERO_CELL,
+                    window=DEFAULT_WINDOW, scheduler: str = "local", cluster_config=None, workers=None,
+                    chunk_variants=None, chunk_samples=None, ambiguous: str = "drop", unmatched: str = "drop",
+                    progress=None) -> dict:
+    """Compute the epsilon-free LD statistics once and save them for every release of a sweep."""
+    from genoshare.io.ldstore import save_ldstats, sites_digest
+    from genoshare.manifest import sha256_path
+
+    w = parse_window(window)
+    timer = Timer()
+    if is_csv(cohort_path) and is_csv(reference_path):
+        cohort, reference = read_matrix(cohort_path), read_matrix(reference_path)
+        validate_same_variants(cohort, reference, cohort_path, reference_path)
+        if reference.n_missing:
+            raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes")
+        with timer("ldstats"):
+            stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
+        R = reference.genotypes
+        panel_af = R.sum(axis=1) / (2.0 * R.shape[1])
+        sites, n = sites_digest(cohort.variant_ids), cohort.n_variants
+    else:
+        from genoshare.cluster import dask_client
+
+        with _StoreInputs(cohort_path, reference_path, out_file, (chunk_variants, chunk_samples), ambiguous,
+                          unmatched, timer) as inp, dask_client(scheduler, config=cluster_config,
+                                                                n_workers=workers) as client:
+            with timer("ldstats"):
+                stats, panel_af = inp.ldstats(client, w, zero_cell, progress=progress)
+            sites, n = inp.sites(), inp.alignment.n_kept
+    save_ldstats(out_file, stats, panel_af, sites, sha256_path(reference_path))
+    return {"out": str(out_file), "n_variants": n, "zero_cell": zero_cell, "window": "all" if w is None else w,
+            "f2": stats.f2, "timings": timer.timings}
 
 
 def release_store(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
@@ -200,88 +298,69 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                   seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
                   cluster_config=None, exports=(), chunk_variants: int | None = None,
                   chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",
-                  workers: int | None = None) -> dict:
+                  workers: int | None = None, ldstats: str | Path | None = None) -> dict:
     """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
-    from genoshare.io.align import align, align_af_table, read_af_table
+    from genoshare.io.align import align_af_table, read_af_table
     from genoshare.io.vcz import init_vcz
 
     timer = Timer()
     w = parse_window(window)
     _check_common(epsilon, af_source)
     exports = parse_exports(exports)
-    out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=parent if parent.is_dir() else None))
-    try:
-        with timer("ingest"), _as_vcz(cohort_path, work, "cohort", (chunk_variants, chunk_samples)) as (cohort, ckind), \
-                _as_vcz(reference_path, work, "panel", (chunk_variants, chunk_samples)) as (panel, pkind):
-            _check_disjoint(cohort.sample_ids, panel.sample_ids, reference_path)
-            with timer("align"):
-                alignment = align(cohort, panel, ambiguous=ambiguous, unmatched=unmatched)
-                af_table = None
-                if af_source.startswith("public:"):
-                    af_path = Path(af_source[len("public:"):])
-                    af_table = read_af_table(af_path)
-            idx = alignment.cohort_index
-            codes = cohort.variant_contig[idx]
-            with dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
-                with timer("ldstats"):
-                    stats, panel_af = pipeline.panel_ldstats(client, str(panel.path), alignment.panel_index,
-                                                             alignment.panel_swap, codes, panel.n_samples, w,
-                                                             zero_cell, progress=progress)
-                with timer("calibrate"):
-                    cal = calibrate(stats, epsilon, calibration)
-                if af_source == "published":
-                    target_af, af = None, af_info("published")
-                elif af_source == "reference":
-                    target_af, af = panel_af, af_info("reference")
-                else:
-                    target_af, af_counts = align_af_table(cohort, alignment, af_table)
-                    af = af_info("public", file=str(af_path), **af_counts)
-                with atomic_store(out, overwrite=overwrite) as tmp:
-                    tmp.mkdir(mode=0o755)
-                    store = tmp / RELEASE_VCZ
-                    group = init_vcz(store, sample_ids=cohort.sample_ids, contig_ids=cohort.contig_ids,
-                                     variant_contig=cohort.variant_contig[idx],
-                                     variant_position=cohort.variant_position[idx],
-                                     variant_allele=cohort.variant_allele[idx][:, :2],
-                                     variant_id=cohort.variant_id[idx], chunks=cohort.chunks,
-                                     contig_lengths=cohort.contig_lengths)
-                    with timer("release"):
-                        calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
-                        res = pipeline.release_passes(calls, cal.thresholds, _keys(seed), target_af, group,
-                                                      progress=progress)
-                    inputs = {"cohort": input_entry(cohort_path, ckind), "reference": input_entry(reference_path, pkind)}
-                    if af_table is not None:
-                        inputs["af_file"] = input_entry(af_path)
-                    extra = {
-                        "alignment": {"cohort_sites": alignment.n_cohort_sites, "kept": alignment.n_kept,
-                                      "panel_swapped": int(alignment.panel_swap.sum()),
-                                      "panel_strand_flipped": int(alignment.panel_strand_flip.sum()),
-                                      "dropped": alignment.dropped, "ambiguous": ambiguous, "unmatched": unmatched},
-                        "chunks": {"variants": cohort.chunks[0], "samples": cohort.chunks[1]},
-                        "scheduler": scheduler if scheduler in ("local", "slurm") else "existing",
-                        "allele_frequencies_released": "in release.vcz (computable by anyone from the release)",
-                        "exports": list(exports),
-                    }
-                    manifest = build_manifest(
-                        release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples,
-                        n_variants=alignment.n_kept, n_reference=panel.n_samples, n_missing=res.n_missing, cal=cal,
-                        zero_cell=zero_cell, window=w, af=af, sample_block=cohort.chunks[1],
-                        flips=(res.flips_down, res.flips_up), seed_given=seed is not None, timings=timer.timings,
-                        extra=extra)
-                    _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
-                    manifest["frequencies_file"] = FREQ_FILE
-                    group.attrs["genoshare_manifest"] = manifest
-                    with timer("export"):
-                        _export(store, tmp, exports)
-                    manifest["timings"] = timer.timings
-                    group.attrs["genoshare_manifest"] = manifest
-                    _finish_release_dir(tmp, manifest)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    af_table = af_path = None
+    if af_source.startswith("public:"):
+        af_path = Path(af_source[len("public:"):])
+        af_table = read_af_table(af_path)
+    with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
+                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+        cohort, idx = inp.cohort, inp.index
+        with timer("ldstats"):
+            stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
+        with timer("calibrate"):
+            cal = calibrate(stats, epsilon, calibration)
+        if af_source == "published":
+            target_af, af = None, af_info("published")
+        elif af_source == "reference":
+            target_af, af = panel_af, af_info("reference")
+        else:
+            target_af, af_counts = align_af_table(cohort, inp.alignment, af_table)
+            af = af_info("public", file=str(af_path), **af_counts)
+        inputs = {"cohort": input_entry(cohort_path, inp.cohort_kind),
+                  "reference": input_entry(reference_path, inp.panel_kind)}
+        if af_path is not None:
+            inputs["af_file"] = input_entry(af_path)
+        if ldstats is not None:
+            inputs["ldstats"] = input_entry(ldstats)
+        with atomic_store(out, overwrite=overwrite) as tmp:
+            tmp.mkdir(mode=0o755)
+            store = tmp / RELEASE_VCZ
+            group = init_vcz(store, sample_ids=cohort.sample_ids, contig_ids=cohort.contig_ids,
+                             variant_contig=cohort.variant_contig[idx], variant_position=cohort.variant_position[idx],
+                             variant_allele=cohort.variant_allele[idx][:, :2], variant_id=cohort.variant_id[idx],
+                             chunks=cohort.chunks, contig_lengths=cohort.contig_lengths)
+            with timer("release"):
+                calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
+                res = pipeline.release_passes(calls, cal.thresholds, _keys(seed), target_af, group,
+                                              progress=progress)
+            _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
+            with timer("export"):
+                _export(store, tmp, exports)
+            extra = {
+                "alignment": inp.alignment_summary(ambiguous, unmatched),
+                "chunks": {"variants": cohort.chunks[0], "samples": cohort.chunks[1]},
+                "scheduler": scheduler if scheduler in ("local", "slurm") else "existing",
+                "frequencies_file": FREQ_FILE,
+                "exports": list(exports),
+            }
+            manifest = build_manifest(
+                release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
+                n_reference=inp.panel.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w,
+                af=af, sample_block=cohort.chunks[1], flips=(res.flips_down, res.flips_up),
+                seed_given=seed is not None, timings=timer.timings, extra=extra)
+            group.attrs["genoshare_manifest"] = manifest
+            _finish_release_dir(tmp, manifest)
     return manifest
 
 

@@ -85,11 +85,13 @@ def main():
               help="Strand-ambiguous (A/T, C/G) SNPs between cohort and panel.")
 @click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True,
               help="Cohort SNPs absent from the panel.")
+@click.option("--ldstats", "ldstats", type=click.Path(dir_okay=False), default=None,
+              help="Reuse LD statistics saved by 'genoshare ldstats' (same sites, window and zero-cell rule).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
             threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
-            overwrite):
+            ldstats, overwrite):
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
     CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
@@ -97,7 +99,7 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
     from genoshare import api
 
     options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,
-                   overwrite=overwrite)
+                   overwrite=overwrite, ldstats=ldstats)
     if api.is_csv(cohort) and api.is_csv(reference):
         bar = _Progress("release")
         options.update(sample_block=sample_block or api.DEFAULT_SAMPLE_BLOCK, threads=threads, progress=bar)
@@ -133,6 +135,31 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
         click.echo(f"sites: {al['kept']} of {al['cohort_sites']} kept (dropped: {dropped})")
     if manifest.get("warning"):
         click.echo(f"WARNING: {manifest['warning']}", err=True)
+
+
+@main.command()
+@click.argument("cohort", type=click.Path())
+@click.option("--reference", "reference", required=True, type=click.Path(), help="Public reference panel.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="LD statistics file (.npz).")
+@click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane", show_default=True)
+@click.option("--window", default="1000", show_default=True, help="LD window W in SNPs, or 'all'.")
+@click.option("--scheduler", default="local", show_default=True, help="local, slurm, or tcp://HOST:PORT.")
+@click.option("--cluster-config", type=click.Path(dir_okay=False), default=None)
+@click.option("--workers", type=int, default=None)
+@click.option("--chunk-variants", type=int, default=None)
+@click.option("--chunk-samples", type=int, default=None)
+@click.option("--ambiguous", type=click.Choice(["drop", "keep"]), default="drop", show_default=True)
+@click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True)
+@_fail_cleanly
+def ldstats(cohort, reference, out, zero_cell, window, scheduler, cluster_config, workers, chunk_variants,
+            chunk_samples, ambiguous, unmatched):
+    """Compute the epsilon-free LD statistics of PANEL at COHORT's sites once, for every release of a sweep."""
+    from genoshare.api import ldstats_command
+
+    summary = ldstats_command(cohort, reference, out, zero_cell=zero_cell, window=window, scheduler=scheduler,
+                              cluster_config=cluster_config, workers=workers, chunk_variants=chunk_variants,
+                              chunk_samples=chunk_samples, ambiguous=ambiguous, unmatched=unmatched)
+    click.echo(json.dumps(summary, indent=2, default=str))
 
 
 @main.command()

@@ -39,6 +39,7 @@ Chunk sizes default to bio2zarr's: 1000 variants x 10,000 samples (clipped to th
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -310,6 +311,7 @@ def ingest(
             have = (max(1, min(info.chunks[0], n_keep)), max(1, min(info.chunks[1], info.n_samples)))
             meta.update(n_variants_input=info.n_variants, dropped=dropped)
             needs_rewrite = n_keep < info.n_variants or have != chunks or info.ploidy != 2
+            needs_rewrite |= fmt == "vcz" and not input_path.is_dir()  # a .zip store becomes a directory store
             attrs = {k: v for k, v in src_attrs.items() if k not in ("genoshare_ingest",)}
             if needs_rewrite:
                 attrs.pop("source", None)
@@ -350,7 +352,14 @@ def ingest(
 
 
 def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dict, workers: int, out: Path) -> None:
-    """bio2zarr conversion into ``tmp``; any failure becomes one InputError line naming the input."""
+    """bio2zarr conversion into ``tmp``; any failure becomes one InputError line naming the input.
+
+    bio2zarr's warnings (e.g. "Total records unknown, cannot show progress; reindex VCFs with bcftools index")
+    are silenced for the duration: they concern progress bars, which genoshare does not show.
+    """
+    b2z_logger = logging.getLogger("bio2zarr")
+    level = b2z_logger.level
+    b2z_logger.setLevel(logging.ERROR)
     try:
         if fmt == "plink":
             from bio2zarr import plink
@@ -372,3 +381,5 @@ def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dic
         raise
     except Exception as e:  # bio2zarr / cyvcf2 / htslib raise Exception, OSError, ValueError, ...
         raise InputError(blame, f"cannot convert ({type(e).__name__}: {_one_line(e)})") from None
+    finally:
+        b2z_logger.setLevel(level)

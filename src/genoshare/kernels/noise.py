@@ -206,13 +206,13 @@ def _below(word, bound):
 
 
 @njit(cache=True, nogil=True)
-def apply_flips(codes, draws, k, direction, chosen):
+def apply_flips(codes, words, first, k, direction, chosen):
     """Flip, per variant, k[j] of its eligible bits in this chunk, chosen uniformly.
 
     Eligible: non-missing bits equal to 1 (direction -1) or 0 (direction +1), numbered in
     (sample, high-then-low) order. The k-subset comes from Floyd's algorithm driven by the
-    words draws[j, :k[j]], so only k words of randomness are needed. ``chosen`` is a uint8
-    scratch buffer of at least 2 * n_samples entries.
+    words words[first[j] : first[j] + k[j]], so only k words of randomness are needed.
+    ``chosen`` is a uint8 scratch buffer of at least 2 * n_samples + 1 entries.
     """
     v, s = codes.shape
     for j in range(v):
@@ -220,20 +220,22 @@ def apply_flips(codes, draws, k, direction, chosen):
         d = direction[j]
         if kj <= 0 or d == 0:
             continue
-        want = 1 if d > 0 else 0  # bits currently unequal to ``want`` are eligible
+        # x = code ^ flipmask has a 1 exactly at the eligible bits
+        flipmask = np.uint8(3) if d > 0 else np.uint8(0)
         e = 0
         for i in range(s):
             c = codes[j, i]
             if c != MISSING:
-                e += (((c >> 1) & 1) != want) + ((c & 1) != want)
+                x = c ^ flipmask
+                e += (x >> 1) + (x & 1)
         if kj > e:
             kj = e
-        for q in range(e):
-            chosen[q] = 0
+        chosen[: e + 1] = 0
         # Floyd: for t = e-k .. e-1 take r uniform in [0, t]; add r, or t if r is taken.
+        w0 = first[j]
         for step in range(kj):
             t = e - kj + step
-            r = _below(draws[j, step], t + 1)
+            r = _below(words[w0 + step], t + 1)
             if chosen[r]:
                 chosen[t] = 1
             else:
@@ -243,12 +245,16 @@ def apply_flips(codes, draws, k, direction, chosen):
             c = codes[j, i]
             if c == MISSING:
                 continue
-            for shift in (1, 0):
-                if ((c >> shift) & 1) != want:
-                    if chosen[q]:
-                        c ^= np.uint8(1 << shift)
-                    q += 1
-            codes[j, i] = c
+            x = c ^ flipmask
+            hb = (x >> 1) & 1
+            lb = x & 1
+            # chosen[q] is read even for a bit that is not eligible (then masked by hb / lb),
+            # which is why chosen must reach index e.
+            fh = hb & chosen[q]
+            q += hb
+            fl = lb & chosen[q]
+            q += lb
+            codes[j, i] = c ^ ((fh << 1) | fl)
 
 
 @njit(cache=True, nogil=True)

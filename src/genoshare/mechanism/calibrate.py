@@ -99,27 +99,60 @@ def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float
     return _finish(stats, method, epsilon, _exact_scale(stats, epsilon, rtol))
 
 
+# |logit| of a quantised p is at most ln(2^32): t is clipped to [1, 2^32 - 1].
+_LOGIT_MAX = float(np.log(TWO32))
+# Bound on |quantised p - p| (rounding to 2^-32 steps: 2^-33, doubled for float error in p).
+_P_ERR = 2.0**-32
+
+
+def _eps_upper_bound(abs_a: np.ndarray, c: float) -> float:
+    """An upper bound on eps_xor(c') for every c' <= c, nondecreasing in c.
+
+    Every column has |logit p_j| <= c |a_j| (a_j = lo_j / c): exactly for lo_j < 0, and for
+    lo_j >= 0 because its ratio (e^lo - 1)/(1 + e^hi) <= tanh(lo/2) as hi >= lo. Quantising p
+    (within _P_ERR of p, never beyond the clip) raises |logit| by at most
+    -ln(1 - _P_ERR (1 + e^x)) + 2 _P_ERR at x = c |a_j|, and never above ln 2^32.
+    """
+    x = c * abs_a
+    with np.errstate(over="ignore"):
+        r = _P_ERR * (1.0 + np.exp(np.minimum(x, 800.0)))
+    slack = np.where(r < 0.5, -np.log1p(-np.minimum(r, 0.5)) + 2.0 * _P_ERR, np.inf)
+    return float(np.sum(np.minimum(_LOGIT_MAX, x + slack)))
+
+
 def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
     """Smallest c with eps_xor(c) = epsilon, never above it.
 
     eps_xor is linear in c for columns with lo < 0 but returns to 0 for columns with
     lo >= 0, so it need not be monotone: walk up a fine geometric grid to the first scale
-    that reaches the request, then bisect inside that step.
+    that reaches the request, then close in inside that step. The walk starts at a scale
+    below which a bound proves no crossing exists, so the first crossing is still found.
     """
-    a, b = _coefficients(stats)
-    slope = float(np.sum(np.abs(a[a < 0])))
-    # Start where even the linear part is far below the request.
-    c = (epsilon / slope if slope > 0 else epsilon / max(np.sum(np.abs(b)), 1e-300)) * 1e-6
+    a, _ = _coefficients(stats)
+    abs_a = np.abs(a)
+    total = float(np.sum(abs_a))
+    if not (total > 0 and np.isfinite(total)):
+        raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
+                             f"panel's noise model reaches (0: every column has lo = 0)")
+    c = epsilon / total
+    for _ in range(60):
+        ub = _eps_upper_bound(abs_a, c)
+        if ub < epsilon:
+            break
+        c *= min(epsilon / ub, 0.999) * (1.0 - 1e-9)
+    else:  # pragma: no cover - the bound is within float error of linear at any sane epsilon
+        c = epsilon / total * 1e-6
     if c <= 0 or not np.isfinite(c):
         raise ValueError("LD statistics are degenerate: no scale gives a positive epsilon")
     lo_c, hi_c = 0.0, None
+    lo_e, hi_e = 0.0, 0.0
     best_eps = 0.0
     for _ in range(2000):
         e = _eps_at(stats, c)
         if e >= epsilon:
-            hi_c = c
+            hi_c, hi_e = c, e
             break
-        lo_c = c
+        lo_c, lo_e = c, e
         best_eps = max(best_eps, e)
         if c > 1e12:
             break
@@ -127,14 +160,34 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
     if hi_c is None:
         raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
                              f"panel's noise model reaches (about {best_eps:.6g}); request at most that")
-    for _ in range(200):
-        mid = 0.5 * (lo_c + hi_c)
-        if mid <= lo_c or mid >= hi_c:
+    # Illinois-style regula falsi inside the bracket (eps_xor is close to linear there), with a
+    # bisection step whenever the bracket stops shrinking fast; invariant eps(lo) <= epsilon < eps(hi)
+    # except that hi may start exactly at epsilon.
+    f_lo, f_hi = lo_e - epsilon, hi_e - epsilon
+    side = 0
+    width = hi_c - lo_c
+    for it in range(200):
+        if epsilon - lo_e <= rtol * epsilon:
             break
-        if _eps_at(stats, mid) > epsilon:
-            hi_c = mid
+        if it % 3 == 2 and hi_c - lo_c > 0.5 * width:
+            mid = 0.5 * (lo_c + hi_c)
         else:
-            lo_c = mid
-        if (epsilon - _eps_at(stats, lo_c)) <= rtol * epsilon:
-            break
+            mid = hi_c - f_hi * (hi_c - lo_c) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo_c + hi_c)
+        if not (lo_c < mid < hi_c):
+            mid = 0.5 * (lo_c + hi_c)
+            if mid <= lo_c or mid >= hi_c:
+                break
+        if it % 3 == 2:
+            width = hi_c - lo_c
+        e = _eps_at(stats, mid)
+        if e > epsilon:
+            hi_c, hi_e, f_hi = mid, e, e - epsilon
+            if side == -1:
+                f_lo *= 0.5
+            side = -1
+        else:
+            lo_c, lo_e, f_lo = mid, e, e - epsilon
+            if side == 1:
+                f_hi *= 0.5
+            side = 1
     return lo_c

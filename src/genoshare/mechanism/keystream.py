@@ -117,15 +117,51 @@ def noise_words(key: bytes, n_samples: int, v0: int, v1: int, s0: int, s1: int) 
     return raw.view("<u4").reshape(v1 - v0, s1 - s0, 2)
 
 
+# Opening a cipher costs about as much as producing this many keystream bytes, so flip regions
+# closer together than this are read in one call and sliced (same bytes: the stream is
+# position-addressed).
+_COALESCE_GAP = 1 << 15
+
+
+def flip_words(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first counts[r] words of the flip region of variant v0 + r in the block starting at
+    sample s0, as (words, first): row r's words are words[first[r] : first[r] + counts[r]]."""
+    counts = np.asarray(counts, dtype=np.int64)
+    first = np.zeros(counts.size, dtype=np.int64)
+    rows = np.flatnonzero(counts)
+    if rows.size == 0:
+        return np.zeros(0, dtype=np.uint64), first
+    starts = FLIP_BYTES * ((v0 + rows) * n_samples + s0)
+    ends = starts + 8 * counts[rows]
+    # Regions at most _COALESCE_GAP bytes apart are read in one call.
+    cuts = np.flatnonzero(starts[1:] - ends[:-1] > _COALESCE_GAP) + 1
+    g0s = np.concatenate(([0], cuts)).tolist()
+    g1s = np.concatenate((cuts, [rows.size])).tolist()
+    if len(g0s) == 1:
+        base = int(starts[0])
+        words = keystream(key, base, int(ends[-1]) - base).view("<u8")
+        first[rows] = (starts - base) // 8  # regions start 16-byte aligned relative to base
+        return words, first
+    parts = []
+    pos = 0
+    for g0, g1 in zip(g0s, g1s):
+        base = int(starts[g0])
+        parts.append(keystream(key, base, int(ends[g1 - 1]) - base).view("<u8"))
+        first[rows[g0:g1]] = pos + (starts[g0:g1] - base) // 8
+        pos += parts[-1].size
+    return np.concatenate(parts), first
+
+
 def flip_draws(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray) -> np.ndarray:
     """uint64 (len(counts), max(counts)): row r holds the first counts[r] words of the flip
     region of variant v0 + r in the block starting at sample s0 (zeros beyond)."""
+    counts = np.asarray(counts, dtype=np.int64)
     width = int(counts.max()) if counts.size else 0
-    out = np.zeros((counts.size, width), dtype=np.uint64)
-    for r in np.flatnonzero(counts):
-        k = int(counts[r])
-        keystream(key, FLIP_BYTES * ((v0 + r) * n_samples + s0), 8 * k, out[r, :k])
-    return out
+    words, first = flip_words(key, n_samples, v0, s0, counts)
+    lane = np.arange(width)
+    take = lane[None, :] < counts[:, None]
+    return np.where(take, words[np.where(take, first[:, None] + lane[None, :], 0)] if words.size else 0,
+                    0).astype(np.uint64)
 
 
 def split_uniforms(key: bytes, n_blocks: int, v0: int, v1: int) -> np.ndarray:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from genoshare.kernels.ldtile import HALDANE, PROVGEN, ld_tile, pack_bits
+from genoshare.kernels.ldtile import HALDANE, PROVGEN, TABLE_MAX_N, ld_tile, pack_columns, pair_table
 
 ZERO_CELLS = {"haldane": HALDANE, "provgen": PROVGEN}
 PROVGEN_Z = float(np.finfo(np.float64).eps)
@@ -83,7 +84,37 @@ def _log_table(n: int, mode: int) -> np.ndarray:
     if mode == HALDANE:
         return np.log(x + 0.5)
     with np.errstate(divide="ignore"):
-        return np.log(x)  # entry 0 is never read in provgen mode
+        return np.log(x)  # entry 0 is never used in provgen mode
+
+
+_LOGZ = math.log(PROVGEN_Z)
+_TABLES: dict[tuple[int, int], np.ndarray] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _t_table(n: int, mode: int) -> np.ndarray:
+    """The kernel's lookup table for a panel of n: every possible T for small panels (built once
+    per process), else the log table."""
+    key = (n, mode)
+    tab = _TABLES.get(key)
+    if tab is None:
+        with _TABLES_LOCK:
+            tab = _TABLES.get(key)
+            if tab is None:
+                logtab = _log_table(n, mode)
+                tab = pair_table(n, mode, logtab, _LOGZ) if n <= TABLE_MAX_N else logtab
+                tab.setflags(write=False)
+                _TABLES[key] = tab
+    return tab
+
+
+def _run_ends(contig: np.ndarray) -> np.ndarray:
+    """run_end[k] = index just after the run of equal contig labels that contains k."""
+    r = contig.size
+    if r == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.append(np.flatnonzero(contig[1:] != contig[:-1]) + 1, r)
+    return np.repeat(ends, np.diff(ends, prepend=0)).astype(np.int64)
 
 
 def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, window: int | None, zero_cell: str,
@@ -91,24 +122,23 @@ def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, wi
     """Partial sums of one task from its panel rows (``task.rows()`` stacked, (r, n_ref) int8).
 
     Returns (spos_i, sneg_i, spos_k, sneg_k, f2_offdiagonal) with local column indexing.
+    All arithmetic, hence every rounding, happens here: whoever runs a task gets the same bits.
     """
     mode = check_zero_cell(zero_cell)
+    if window is not None and not task.diagonal:
+        raise ValueError("windowed tasks must be diagonal")
     G_rows = np.ascontiguousarray(G_rows, dtype=np.int8)
-    hi, lo = pack_bits(G_rows)
-    count_hi = (G_rows == 2).sum(axis=1, dtype=np.int64)
-    count_lo = (G_rows >= 1).sum(axis=1, dtype=np.int64)
+    WT, counts = pack_columns(G_rows)
     ni = task.i1 - task.i0
-    if task.diagonal:
-        li0, li1, lk0, lk1 = 0, ni, 0, task.k1 - task.k0
-    else:
-        li0, li1, lk0, lk1 = 0, ni, ni, ni + task.k1 - task.k0
-    spos_i = np.zeros(2 * (li1 - li0))
+    nk = task.k1 - task.k0
+    spos_i = np.zeros(2 * ni)
     sneg_i = np.zeros_like(spos_i)
-    spos_k = np.zeros(2 * (lk1 - lk0))
+    spos_k = np.zeros(2 * nk)
     sneg_k = np.zeros_like(spos_k)
     w = -1 if window is None else int(window)
-    f2 = ld_tile(hi, lo, count_hi, count_lo, np.ascontiguousarray(contig_rows, dtype=np.int64), li0, li1, lk0, lk1,
-                 w, n_ref, mode, _log_table(n_ref, mode), math.log(PROVGEN_Z), spos_i, sneg_i, spos_k, sneg_k)
+    contig = np.ascontiguousarray(contig_rows, dtype=np.int64)
+    f2 = ld_tile(WT, counts, contig, _run_ends(contig), ni, 0 if task.diagonal else ni, nk, task.diagonal, w,
+                 n_ref, mode, n_ref <= TABLE_MAX_N, _t_table(n_ref, mode), _LOGZ, spos_i, sneg_i, spos_k, sneg_k)
     return spos_i, sneg_i, spos_k, sneg_k, f2
 
 

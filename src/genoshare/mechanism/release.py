@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoshare.kernels.noise import apply_flips, decode_codes, noise_xor_count, plan_chunk
-from genoshare.mechanism.keystream import ReleaseKeys, flip_draws, noise_words, split_uniforms
+from genoshare.mechanism.keystream import ReleaseKeys, flip_words, noise_words, split_uniforms
 
 DEFAULT_SAMPLE_BLOCK = 10_000
 DEFAULT_VARIANT_CHUNK = 512
@@ -76,8 +76,8 @@ def restore(codes: np.ndarray, k_block: np.ndarray, direction: np.ndarray, keys:
     """Apply one sample block's share of the flips to its noisy codes, in place."""
     v, s = codes.shape
     k_block = np.ascontiguousarray(k_block, dtype=np.int64)
-    draws = flip_draws(keys.flip, n_total, v0, s0, k_block)
-    apply_flips(codes, draws, k_block, direction, np.empty(2 * s, dtype=np.uint8))
+    words, first = flip_words(keys.flip, n_total, v0, s0, k_block)
+    apply_flips(codes, words, first, k_block, direction, np.empty(2 * s + 1, dtype=np.uint8))
 
 
 def target_counts_published(G: np.ndarray) -> np.ndarray:
