@@ -24,7 +24,6 @@ from genoshare.mechanism.keystream import ReleaseKeys
 from genoshare.mechanism.ldstats import DEFAULT_TILE, LDAccumulator, LDStats, TileTask, plan_tiles, tile_partial
 from genoshare.mechanism.release import noisy_codes, plan, restore
 
-PLAN_CHUNK = 65_536  # variants per flip-planning step (bounds client memory)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,6 +130,9 @@ def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tup
     return calls.rechunk((cv, cs, 2))
 
 
+SUMMARY = 5  # per-variant columns of the plan: original, called, released, 1->0 flips, 0->1 flips
+
+
 @dataclass(frozen=True)
 class PassResult:
     flips: int
@@ -142,50 +144,71 @@ class PassResult:
     released_counts: np.ndarray  # (m,) ALT allele counts of the release
 
 
+def _plan_block(counts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, block_id=None):
+    """Flip plan of one variant chunk from its per-sample-block counts, on the worker.
+
+    Returns (v, nb + SUMMARY): the signed flip count per sample block (sign = direction), then
+    per variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips.
+    """
+    v0 = block_id[0] * layout.cv
+    ones, called = counts[..., 0], counts[..., 1]
+    original = counts[..., 2].sum(axis=1)
+    n_called = called.sum(axis=1)
+    if target_fn is not None:
+        targets = target_fn(original, n_called, v0)
+    elif np.isnan(target_af).all():
+        targets = original.astype(np.float64)  # published: the cohort's own frequencies
+    else:
+        targets = 2.0 * n_called * target_af
+    k, direction = plan(ones, called, targets, keys, v0)
+    k_signed = k * direction[:, None]
+    flips = k.sum(axis=1)
+    summary = np.stack([original, n_called, ones.sum(axis=1) + k_signed.sum(axis=1),
+                        np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0)], axis=1)
+    return np.concatenate([k_signed, summary], axis=1)
+
+
 def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, target_af: np.ndarray | None,
-                   out_group: zarr.Group, progress=None) -> PassResult:
+                   out_group: zarr.Group, progress=None, target_fn=None) -> PassResult:
     """Run pass 1, the flip plan and pass 2, writing call_genotype/mask/phased into ``out_group``.
 
-    ``target_af`` None restores the cohort's own (published) frequencies; otherwise the
-    given ALT frequencies (NaN: leave that SNP as the noise left it).
+    Targets of the restoration: ``target_af`` None restores the cohort's own (published)
+    frequencies, an (m,) array those ALT frequencies (NaN: leave that SNP as the noise left
+    it); ``target_fn(original_counts, n_called, v0) -> target ALT counts`` (picklable) overrides
+    both, e.g. for DP frequencies. The plan is made per variant chunk on the workers, so no
+    step holds more than a chunk's counts; only per-variant totals come back.
     """
     m, n, _ = calls.shape
     cv, cs = calls.chunksize[0], calls.chunksize[1]
     layout = _Layout(n_total=n, cv=cv, cs=cs)
+    vchunks = calls.chunks[0]
     nb = len(calls.chunks[1])
     # Each task gets only its own variants' thresholds: (m, nb, 2) broadcast, chunked like the calls.
-    t = da.from_array(np.ascontiguousarray(thresholds, dtype=np.uint32).reshape(m, 1, 2),
-                      chunks=(calls.chunks[0], 1, 2))
-    t = da.broadcast_to(t, (m, nb, 2), chunks=(calls.chunks[0], (1,) * nb, (2,)))
+    t = da.from_array(np.ascontiguousarray(thresholds, dtype=np.uint32).reshape(m, 1, 2), chunks=(vchunks, 1, 2))
+    t = da.broadcast_to(t, (m, nb, 2), chunks=(vchunks, (1,) * nb, (2,)))
 
     counts = da.map_blocks(_pass1_block, calls, t, keys, layout, dtype=np.int64,
-                           chunks=(calls.chunks[0], (1,) * nb, (3,)), name="genoshare-pass1")
-    counts = _compute(counts, progress)  # (m, nb, 3): noisy 1-bits, called, original ALT count
-    ones, called, original = counts[..., 0], counts[..., 1], counts[..., 2].sum(axis=1)
-    n_called = called.sum(axis=1)
-    if target_af is None:
-        targets = original.astype(np.float64)
-    else:
-        targets = 2.0 * n_called * np.asarray(target_af, dtype=np.float64)
-
-    k_signed = np.zeros((m, nb, 1), dtype=np.int64)
-    for a in range(0, m, PLAN_CHUNK):
-        b = min(a + PLAN_CHUNK, m)
-        k, direction = plan(ones[a:b], called[a:b], targets[a:b], keys, a)
-        k_signed[a:b, :, 0] = k * direction[:, None]
-    kd = da.from_array(k_signed, chunks=(calls.chunks[0], (1,) * nb, (1,)))
+                           chunks=(vchunks, (1,) * nb, (3,)), name="genoshare-pass1")
+    af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
+    plan_rows = da.map_blocks(_plan_block, counts.rechunk((vchunks, nb, 3)), da.from_array(af, chunks=(vchunks,)),
+                              keys, target_fn, layout, dtype=np.int64, drop_axis=2, chunks=(vchunks, (nb + SUMMARY,)),
+                              name="genoshare-plan")
+    plan_rows = dask.persist(plan_rows)[0]  # the one global step: stays on the workers
+    if progress is not None:
+        progress(plan_rows)
+    summary = plan_rows[:, nb:].compute()  # (m, SUMMARY)
+    kd = plan_rows[:, :nb].rechunk((vchunks, (1,) * nb))[:, :, None]
     released = da.map_blocks(_pass2_block, calls, kd, t, keys, layout, dtype=np.int8,
                              chunks=calls.chunks, name="genoshare-pass2")
     mask = released < 0
-    phased = da.zeros((m, n), dtype=bool, chunks=(calls.chunks[0], calls.chunks[1]))
+    phased = da.zeros((m, n), dtype=bool, chunks=(vchunks, calls.chunks[1]))
     store = da.store([released, mask, phased],
                      [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
                      lock=False, compute=False)
     _compute(store, progress)
 
-    down = int(-k_signed[k_signed < 0].sum())
-    up = int(k_signed[k_signed > 0].sum())
-    released_counts = ones.sum(axis=1) + k_signed.sum(axis=(1, 2))
+    original, n_called, released_counts, down, up = summary.T
+    down, up = int(down.sum()), int(up.sum())
     return PassResult(flips=down + up, flips_down=down, flips_up=up, n_missing=int(m * n - n_called.sum()),
                       original_counts=original, n_called=n_called, released_counts=released_counts)
 
