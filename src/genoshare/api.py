@@ -380,10 +380,9 @@ def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarr
 
 
 def _export(store: Path, outdir: Path, exports) -> None:
-    from genoshare.io.export import export_csv, export_plink, export_vcf
+    from genoshare.io.export import export
 
-    for kind in exports:
-        {"plink": export_plink, "vcf": export_vcf, "csv": export_csv}[kind](store, outdir / "release")
+    export(store, outdir, exports)
 
 
 # ------------------------------------------------------------------------------------------------------------------
