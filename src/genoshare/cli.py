@@ -208,5 +208,17 @@ def simulate(cases, controls, panel, variants, seed, holdout, out):
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules (verification, attacks, privacy bookkeeping)."""
+    from genoshare.cli_attack import attack
+    from genoshare.cli_privacy import COMMANDS as privacy_commands
+    from genoshare.cli_verify import COMMANDS as verify_commands
+
+    for command in (*verify_commands, attack, *privacy_commands):
+        main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 from scipy import stats
 
@@ -52,6 +53,7 @@ __all__ = [
     "run_test",
     "retention",
     "count_by_group",
+    "count_calls_by_group",
     "read_phenotype",
     "GenotypeSource",
     "open_genotypes",
@@ -167,6 +169,31 @@ def count_by_group(D: np.ndarray, labels: np.ndarray, n_groups: int = 2) -> np.n
         sub = D if sel.all() else D[:, sel]
         for x in range(3):
             out[:, g, x] = np.count_nonzero(sub == x, axis=1)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_calls(gt, labels, out):  # pragma: no cover - compiled
+    """Add the genotype counts of a (v, s, 2) call block to out (v, n_groups, 3); calls < 0 are missing."""
+    v, s = gt.shape[0], gt.shape[1]
+    for j in range(v):
+        for i in range(s):
+            g = labels[i]
+            if g < 0:
+                continue
+            a = gt[j, i, 0]
+            b = gt[j, i, 1]
+            if a < 0 or b < 0:
+                continue
+            out[j, g, (a > 0) + (b > 0)] += 1
+
+
+def count_calls_by_group(gt: np.ndarray, labels: np.ndarray, n_groups: int = 2) -> np.ndarray:
+    """Diploid calls (v, s, 2) (allele indices, < 0 missing) and labels (s,) -> (v, n_groups, 3) int64 counts of
+    ALT dosage 0, 1, 2 per group (numba; releases the GIL)."""
+    gt = np.ascontiguousarray(gt)
+    out = np.zeros((gt.shape[0], n_groups, 3), dtype=np.int64)
+    _count_calls(gt, np.ascontiguousarray(labels, dtype=np.int64), out)
     return out
 
 
@@ -310,19 +337,11 @@ class GenotypeSource:
             return out
         return _count_vcz(self.vcz, labels, n_groups, out, threads)
 
-    def dosage(self) -> np.ndarray:
-        """The whole (m, n) dosage matrix in memory (for small cohorts only)."""
-        if self.kind == "csv":
-            return self.matrix
-        from genoshare.io.vcz import read_dosage
-
-        return read_dosage(self.vcz, 0, self.n_variants)
-
 
 def _count_vcz(info, labels: np.ndarray, n_groups: int, out: np.ndarray, threads: int | None) -> np.ndarray:
     """Stream a VCF Zarr store in (variant chunk, sample chunk) blocks; sample chunks without a labelled
     sample are never read. Memory: about ``threads`` x (one chunk of calls + its dosage)."""
-    from genoshare.io.vcz import calls_to_dosage, open_group
+    from genoshare.io.vcz import open_group
 
     gt = open_group(info.path)["call_genotype"]
     m, n = info.n_variants, info.n_samples
@@ -334,7 +353,7 @@ def _count_vcz(info, labels: np.ndarray, n_groups: int, out: np.ndarray, threads
         v1 = min(v0 + cv, m)
         acc = np.zeros((v1 - v0, n_groups, 3), dtype=np.int64)
         for s0, s1 in sranges:
-            acc += count_by_group(calls_to_dosage(gt[v0:v1, s0:s1]), labels[s0:s1], n_groups)
+            acc += count_calls_by_group(gt[v0:v1, s0:s1], labels[s0:s1], n_groups)
         out[v0:v1] = acc
 
     starts = list(range(0, m, cv))
@@ -475,9 +494,10 @@ def match_variants(cases: GenotypeSource, controls: GenotypeSource):
         ci = np.fromiter((a for a, _ in pairs), dtype=np.int64, count=len(pairs))
         ki = np.fromiter((b for _, b in pairs), dtype=np.int64, count=len(pairs))
     notes = {"matched": int(ci.size), "only_in_cases": int(cases.n_variants - ci.size),
-             "only_in_controls": int(controls.n_variants - ki.size), "allele_swapped": 0, "allele_mismatch": 0}
+             "only_in_controls": int(controls.n_variants - ki.size), "allele_swapped": 0, "allele_mismatch": 0,
+             "alleles_checked": cases.alleles is not None and controls.alleles is not None}
     swapped = np.zeros(ci.size, dtype=bool)
-    if cases.alleles is not None and controls.alleles is not None:
+    if notes["alleles_checked"]:
         a, b = cases.alleles[ci], controls.alleles[ki]
         same_al = (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1])
         swapped = (a[:, 0] == b[:, 1]) & (a[:, 1] == b[:, 0]) & ~same_al
