@@ -92,3 +92,9 @@ def _make_pkg_stats(t_diag, s_pos, s_neg, f2, n_ref=100):
 def pkg_stats_factory():
     """Function (t_diag, s_pos, s_neg, f2, n_ref=100) -> package LD-statistics object with those values."""
     return _make_pkg_stats
+
+
+# ---- every test gets its own private directory (release ledger), never the user's real one
+@_pytest.fixture(autouse=True)
+def _private_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path_factory.mktemp("private")))

@@ -99,7 +99,7 @@ def release(cohort, reference, epsilon: float, out, **options) -> dict:
     blockwise VCF Zarr pipeline (release.vcz plus exports)."""
     if is_csv(cohort) and is_csv(reference):
         csv_only = {"calibration", "zero_cell", "window", "af_source", "seed", "sample_block", "threads", "overwrite",
-                    "progress", "ldstats"}
+                    "progress", "ldstats", "private_dir", "budget", "relatives", "notify"}
         unused = [k for k, v in options.items() if k not in csv_only and v not in (None, (), "", False)]
         if unused:
             raise GenoshareError(f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
@@ -127,7 +127,8 @@ def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatr
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
                 zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
-                overwrite: bool = False, progress=None, ldstats: str | Path | None = None) -> dict:
+                overwrite: bool = False, progress=None, ldstats: str | Path | None = None, private_dir=None,
+                budget: float | None = None, relatives: str = "auto", notify=None) -> dict:
     """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
     timer = Timer()
     w = parse_window(window)
@@ -152,6 +153,13 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             stats, _ = load_ldstats(ldstats, sites=sites_digest(cohort.variant_ids), zero_cell=zero_cell, window=w)
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
+    book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+    with timer("bookkeeping"):
+        from genoshare.privacy.kinship import GenotypeSource
+        from genoshare.privacy.ledger import fingerprint_matrix
+
+        kin = book.before(fingerprint_matrix(cohort), cal.epsilon_xor, GenotypeSource.from_matrix(
+            cohort.genotypes, cohort.sample_ids, max_variants=KINSHIP_MAX_VARIANTS))
     with timer("release"):
         res = release_genotypes(cohort.genotypes, cal.thresholds, targets, _keys(seed), sample_block=sample_block,
                                 threads=threads, progress=progress)
@@ -169,9 +177,74 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
             n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
             sample_block=res.sample_block, flips=(res.flips_down, res.flips_up), seed_given=seed is not None,
-            timings=timer.timings)
+            timings=timer.timings, extra={"relatives": kin})
         _finish_release_dir(tmp, manifest)
+        book.check(tmp)
+    book.after(manifest)
     return manifest
+
+
+RELATIVES_AUTO_MAX = 2_000  # above this many people the kinship check runs only when asked (it is O(n^2 m))
+KINSHIP_MAX_VARIANTS = 20_000
+
+
+class _Bookkeeping:
+    """The owner-side checks around a release (issue: ledger, budget, relatives, check-release).
+
+    before(): the cohort's cumulative loss from the ledger, the budget, and related individuals;
+    check(): check-release on the finished directory before it is renamed into place;
+    after(): the ledger row (the budget is re-checked atomically against parallel releases).
+    """
+
+    def __init__(self, out, private_dir=None, budget=None, relatives: str = "auto", notify=None):
+        from genoshare.privacy.ledger import Ledger
+
+        if relatives not in ("auto", "check", "refuse", "skip"):
+            raise GenoshareError(f"--relatives must be auto, check, refuse or skip, not {relatives!r}")
+        self.out, self.budget, self.relatives = Path(out), budget, relatives
+        self.notify = notify or (lambda line: None)
+        self.ledger = Ledger.open(private_dir, release_dir=out)
+
+    def before(self, fingerprint: str, epsilon: float, source) -> dict:
+        from genoshare.privacy.kinship import check_relatives, format_relatives
+        from genoshare.privacy.ledger import format_cumulative
+
+        self.fingerprint = fingerprint
+        self.notify(format_cumulative(self.ledger.check_budget(fingerprint, epsilon, self.budget)))
+        n = len(source.sample_ids)
+        if self.relatives == "skip" or (self.relatives == "auto" and n > RELATIVES_AUTO_MAX):
+            reason = "--relatives skip" if self.relatives == "skip" else (
+                f"{n:,} individuals > {RELATIVES_AUTO_MAX:,}: run 'genoshare kinship' or --relatives check")
+            self.notify(f"relatives: not checked ({reason})")
+            return {"checked": False, "reason": reason}
+        report = check_relatives(source, epsilon, refuse=self.relatives == "refuse")
+        self.notify(format_relatives(report))
+        if report.get("skipped"):
+            return {"checked": False, "reason": report["skipped"]}
+        return {"checked": True, "threshold": report["threshold"], "related_pairs": len(report["pairs"]),
+                "groups": len(report["groups"]), "largest_group": report["largest_group"],
+                "group_privacy": f"the largest group of relatives is protected with {report['largest_group']} x "
+                                 "epsilon"}
+
+    def check(self, directory: Path) -> None:
+        from genoshare.privacy.checkrelease import check_release
+
+        report = check_release(directory)
+        for line in report.warnings:
+            self.notify(f"check-release warning: {line}")
+        if not report.ok:
+            raise GenoshareError(f"check-release failed: {report.problems[0]}")
+
+    def after(self, manifest: dict) -> None:
+        from genoshare.privacy.ledger import ledger_entry_from_manifest
+
+        try:
+            rid = self.ledger.record(ledger_entry_from_manifest(manifest, self.fingerprint, self.out),
+                                     budget=self.budget)
+        except GenoshareError:
+            shutil.rmtree(self.out, ignore_errors=True)  # a parallel release took the budget meanwhile
+            raise
+        self.notify(f"ledger: recorded release {rid} of cohort {self.fingerprint[:12]}")
 
 
 def _check_disjoint(cohort_ids, panel_ids, panel_path) -> None:
@@ -298,7 +371,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                   seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
                   cluster_config=None, exports=(), chunk_variants: int | None = None,
                   chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",
-                  workers: int | None = None, ldstats: str | Path | None = None) -> dict:
+                  workers: int | None = None, ldstats: str | Path | None = None, private_dir=None,
+                  budget: float | None = None, relatives: str = "auto", notify=None) -> dict:
     """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
@@ -320,6 +394,14 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
         with timer("calibrate"):
             cal = calibrate(stats, epsilon, calibration)
+        book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+        with timer("bookkeeping"):
+            from genoshare.privacy.kinship import GenotypeSource
+            from genoshare.privacy.ledger import fingerprint_vcz
+
+            kin = book.before(fingerprint_vcz(cohort.path), cal.epsilon_xor,
+                              GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS)
+                              if relatives != "skip" else cohort)
         if af_source == "published":
             target_af, af = None, af_info("published")
         elif af_source == "reference":
@@ -353,6 +435,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 "scheduler": scheduler if scheduler in ("local", "slurm") else "existing",
                 "frequencies_file": FREQ_FILE,
                 "exports": list(exports),
+                "relatives": kin,
             }
             manifest = build_manifest(
                 release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
@@ -361,6 +444,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 seed_given=seed is not None, timings=timer.timings, extra=extra)
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
+            book.check(tmp)
+    book.after(manifest)
     return manifest
 
 

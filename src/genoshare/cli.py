@@ -87,11 +87,19 @@ def main():
               help="Cohort SNPs absent from the panel.")
 @click.option("--ldstats", "ldstats", type=click.Path(dir_okay=False), default=None,
               help="Reuse LD statistics saved by 'genoshare ldstats' (same sites, window and zero-cell rule).")
+@click.option("--private-dir", type=click.Path(file_okay=False), default=None,
+              help="Owner's private work directory holding the release ledger [$GENOSHARE_PRIVATE_DIR, else "
+                   "$XDG_DATA_HOME/genoshare].")
+@click.option("--budget", type=float, default=None,
+              help="Refuse the release if this cohort's cumulative epsilon (ledger) would exceed BUDGET.")
+@click.option("--relatives", type=click.Choice(["auto", "check", "refuse", "skip"]), default="auto",
+              show_default=True, help="KING-robust kinship check: auto = check up to 2,000 individuals.")
+@click.option("--refuse-relatives", is_flag=True, help="Same as --relatives refuse: block a cohort with relatives.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
             threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
-            ldstats, overwrite):
+            ldstats, private_dir, budget, relatives, refuse_relatives, overwrite):
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
     CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
@@ -99,7 +107,9 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
     from genoshare import api
 
     options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,
-                   overwrite=overwrite, ldstats=ldstats)
+                   overwrite=overwrite, ldstats=ldstats, private_dir=private_dir, budget=budget,
+                   relatives="refuse" if refuse_relatives else relatives,
+                   notify=lambda line: click.echo(line, err=True))
     if api.is_csv(cohort) and api.is_csv(reference):
         bar = _Progress("release")
         options.update(sample_block=sample_block or api.DEFAULT_SAMPLE_BLOCK, threads=threads, progress=bar)
