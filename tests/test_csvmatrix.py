@@ -217,7 +217,8 @@ def test_real_cohort_and_reference_have_same_snps():
     assert not set(a.sample_ids) & set(b.sample_ids)
 
 
-def test_speed_401_by_28396(tmp_path):
+def test_round_trip_at_benchmark_size(tmp_path):
+    """Correctness at the 401 x 28,396 size (speed is measured by `make bench`, not asserted here)."""
     rng = np.random.default_rng(1)
     m, n = 28_396, 401
     g = rng.choice(np.array([0, 1, 2], dtype=np.int8), p=[0.5, 0.35, 0.15], size=(m, n))
@@ -225,12 +226,7 @@ def test_speed_401_by_28396(tmp_path):
     sids = [f"ind{i:05d}" for i in range(n)]
     vids = [f"1:{1000 + 7 * j}" for j in range(m)]
     p = tmp_path / "big.csv.gz"
-    t0 = time.perf_counter()
     write_matrix(p, sids, vids, g)
-    t_write = time.perf_counter() - t0
-    t0 = time.perf_counter()
     gm = read_matrix(p)
-    t_read = time.perf_counter() - t0
     np.testing.assert_array_equal(gm.genotypes, g)
-    assert t_write < 2.0, t_write
-    assert t_read < 2.0, t_read
+    assert gm.sample_ids == sids and gm.variant_ids == vids

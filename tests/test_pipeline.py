@@ -6,7 +6,6 @@ allele frequencies the release reports."""
 import json
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

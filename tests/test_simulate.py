@@ -99,7 +99,7 @@ def test_deterministic(tmp_path):
     kw = dict(SMALL, variants=400, cases=40, controls=40, panel=20, holdout=20)
     a = simulate_cohort(tmp_path / "a", seed=5, **kw)
     b = simulate_cohort(tmp_path / "b", seed=5, **kw)
-    c = simulate_cohort(tmp_path / "c", seed=6, **kw)
+    simulate_cohort(tmp_path / "c", seed=6, **kw)
     assert a["model"] == b["model"]
     for name in FILES:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
@@ -205,9 +205,8 @@ def test_bad_arguments(tmp_path, kw):
 
 
 @pytest.mark.slow
-def test_full_size_is_fast(tmp_path):
-    s = simulate_cohort(tmp_path / "o", cases=200, controls=201, panel=541, variants=28_396, seed=2)
-    assert s["seconds"] < 60, s["seconds"]  # measured ~5 s on 2 cores
+def test_full_size(tmp_path):
+    simulate_cohort(tmp_path / "o", cases=200, controls=201, panel=541, variants=28_396, seed=2)
     cohort = read_matrix(tmp_path / "o" / "cohort.csv.gz")
     assert cohort.genotypes.shape == (28_396, 401)
     assert read_matrix(tmp_path / "o" / "holdout.csv.gz").genotypes.shape == (28_396, 401)
