@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Demo: release the bundled real OpenSNP lactose cohort at a few epsilons and evaluate each.
+# Demo (`make demo`): run the Snakemake workflow locally on config/config.yaml -- the bundled
+# real OpenSNP lactose cohort and a small simulated PLINK cohort, each released at a few epsilons
+# (LD statistics computed once per cohort), every release evaluated, one comparison table.
+# Usage: bash scripts/demo.sh [RESULTS_DIR]   (default results/demo, relative to the repository)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 out=${1:-results/demo}
-bin=.venv/bin
-data=data/opensnp-lactose
-mkdir -p "$out"
-for e in 1 3 5; do
-  eps=$((e * 9091))
-  dir="$out/lactose-eps${e}x9091"
-  "$bin/genoshare" release "$data/data.csv.gz" --reference "$data/reference.csv.gz" \
-    --epsilon "$eps" --out "$dir" --overwrite
-  "$bin/genoshare" evaluate --original "$data/data.csv.gz" --release "$dir" > "$dir.utility.json"
-  echo "utility of $dir:"; cat "$dir.utility.json"
-done
-echo "demo results: $out (release directories with manifest.json, and *.utility.json)"
+out=${out%/}
+export PATH="$PWD/.venv/bin:$PATH"
+snakemake --cores 2 --configfile config/config.yaml --config "results=$out"
+cat <<MSG
+
+demo results in $out/:
+  releases            $out/releases/<name>/  (released genotypes + manifest.json)
+  evaluations         $out/evaluation/<name>.json
+  LD statistics       $out/ldstats/<cohort>/<panel>.npz
+  logs                $out/logs/
+  comparison table    $out/comparison.tsv  (Markdown: $out/comparison.md)
+
+MSG
+cat "$out/comparison.md"

@@ -204,9 +204,11 @@ def evaluate(original, release_dir):
 @click.option("--variants", type=int, required=True, help="SNPs to keep.")
 @click.option("--seed", type=int, required=True)
 @click.option("--holdout", type=int, default=None, help="Held-out individuals (default: cases + controls).")
+@click.option("--format", "formats", default="csv", show_default=True,
+              help="Comma-separated output formats: csv, vcz, vcf, plink.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 @_fail_cleanly
-def simulate(cases, controls, panel, variants, seed, holdout, out):
+def simulate(cases, controls, panel, variants, seed, holdout, formats, out):
     """Simulate a case/control cohort, panel and holdout with msprime (deterministic)."""
     from genoshare.simulate import simulate_cohort
 
@@ -214,8 +216,22 @@ def simulate(cases, controls, panel, variants, seed, holdout, out):
         if value < 1:
             raise GenoshareError(f"--{name} must be at least 1")
     summary = simulate_cohort(out, cases=cases, controls=controls, panel=panel, variants=variants, seed=seed,
-                              holdout=holdout)
+                              holdout=holdout, formats=formats)
     click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@click.option("--release", "releases", multiple=True, required=True,
+              type=(click.Path(file_okay=False), click.Path(dir_okay=False)), metavar="DIR EVALUATION",
+              help="A release directory and the JSON 'genoshare evaluate' printed for it (repeat, in table order).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Comparison table to write (TSV).")
+@click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Also write the table as Markdown.")
+@_fail_cleanly
+def compare(releases, out, markdown):
+    """One table across releases: epsilons, calibration, allele-frequency source and utility."""
+    from genoshare.report.compare import to_markdown, write_comparison
+
+    click.echo(to_markdown(write_comparison(releases, out, markdown)), nl=False)
 
 
 def _register_commands() -> None:

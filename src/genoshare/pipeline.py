@@ -151,6 +151,7 @@ def _plan_block(counts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout
     per variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips.
     """
     v0 = block_id[0] * layout.cv
+    target_af = target_af[:, 0, 0]
     ones, called = counts[..., 0], counts[..., 1]
     original = counts[..., 2].sum(axis=1)
     n_called = called.sum(axis=1)
@@ -190,7 +191,9 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     counts = da.map_blocks(_pass1_block, calls, t, keys, layout, dtype=np.int64,
                            chunks=(vchunks, (1,) * nb, (3,)), name="genoshare-pass1")
     af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
-    plan_rows = da.map_blocks(_plan_block, counts.rechunk((vchunks, nb, 3)), da.from_array(af, chunks=(vchunks,)),
+    # af as (m, 1, 1) so its blocks line up with the counts' variant blocks
+    plan_rows = da.map_blocks(_plan_block, counts.rechunk((vchunks, nb, 3)),
+                              da.from_array(af.reshape(m, 1, 1), chunks=(vchunks, 1, 1)),
                               keys, target_fn, layout, dtype=np.int64, drop_axis=2, chunks=(vchunks, (nb + SUMMARY,)),
                               name="genoshare-plan")
     plan_rows = dask.persist(plan_rows)[0]  # the one global step: stays on the workers

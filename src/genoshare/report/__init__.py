@@ -1,0 +1,1 @@
+"""Reports across releases (the comparison table of an epsilon sweep)."""
