@@ -72,7 +72,48 @@ def parse_exports(exports) -> tuple[str, ...]:
 def _check_af_source(af_source: str) -> None:
     if af_source in ("published", "reference") or af_source.startswith("public:"):
         return
-    raise GenoshareError(f"--af-source must be published, reference or public:FILE, not {af_source!r}")
+    if af_source.startswith("dp:"):
+        parse_dp(af_source, 1)
+        return
+    raise GenoshareError(f"--af-source must be published, reference, public:FILE or dp:EPS[:DELTA], not {af_source!r}")
+
+
+def parse_dp(af_source: str, n: int) -> tuple[float, float]:
+    """dp:EPS[:DELTA] -> (epsilon_af, delta_af); delta defaults to the accountant's default for n."""
+    from genoshare.privacy.accountant import default_delta
+
+    parts = af_source.split(":")[1:]
+    try:
+        eps = float(parts[0])
+        delta = float(parts[1]) if len(parts) > 1 else default_delta(n)
+    except (ValueError, IndexError):
+        raise GenoshareError(f"--af-source dp takes dp:EPS or dp:EPS:DELTA, not {af_source!r}") from None
+    if not (eps > 0 and np.isfinite(eps) and 0 < delta < 1) or len(parts) > 2:
+        raise GenoshareError(f"--af-source {af_source!r}: need epsilon > 0 and 0 < delta < 1")
+    return eps, delta
+
+
+def dp_targets(original, n_called, v0, *, epsilon, delta, key, m):
+    """Target ALT counts from the Gaussian mechanism (picklable: runs on Dask workers per chunk)."""
+    from genoshare.privacy.dp_af import dp_allele_counts
+
+    return dp_allele_counts(original, n_called, epsilon, delta, key, v0=v0, n_snps=m)[0]
+
+
+def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None) -> tuple[dict, float]:
+    """The manifest's per-stage privacy object (accountant) and the total epsilon for the ledger."""
+    from genoshare.privacy.accountant import default_delta, privacy_object, xor_account
+    from genoshare.privacy.dp_af import af_dp_entry, af_public_entry, af_published_entry
+
+    acct = xor_account(cal.p, default_delta(n))
+    if af_source == "published":
+        af = af_published_entry()
+    elif af_source.startswith("dp:"):
+        af = af_dp_entry(af_cal)
+    else:
+        af = af_public_entry("reference" if af_source == "reference" else "public", af_file)
+    obj = privacy_object(acct, af=af)
+    return obj, float(obj["total"]["epsilon"])
 
 
 def _check_common(epsilon: float, af_source: str) -> None:
@@ -81,8 +122,8 @@ def _check_common(epsilon: float, af_source: str) -> None:
     _check_af_source(af_source)
 
 
-def _keys(seed):
-    return derive_keys(new_master_key() if seed is None else master_key_from_seed(seed))
+def _master(seed) -> bytes:
+    return new_master_key() if seed is None else master_key_from_seed(seed)
 
 
 def is_csv(path) -> bool:
@@ -110,18 +151,25 @@ def release(cohort, reference, epsilon: float, out, **options) -> dict:
     return release_store(cohort, reference, epsilon, out, **options)
 
 
-def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatrix):
+def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatrix, master: bytes):
     G = cohort.genotypes
     if af_source == "published":
-        return target_counts_published(G), af_info("published"), None
+        return target_counts_published(G), af_info("published"), None, None
+    if af_source.startswith("dp:"):
+        from genoshare.privacy.dp_af import derive_af_key, dp_allele_counts
+
+        eps, delta = parse_dp(af_source, cohort.n_samples)
+        counts, gcal = dp_allele_counts(target_counts_published(G), (G >= 0).sum(axis=1), eps, delta,
+                                        derive_af_key(master))
+        return counts, af_info("dp", epsilon_af=eps, delta_af=delta), None, gcal
     if af_source == "reference":
         R = reference.genotypes
         af = np.where(R >= 0, R, 0).sum(axis=1) / (2.0 * np.maximum((R >= 0).sum(axis=1), 1))
-        return target_counts_from_af(G, af), af_info("reference"), None
+        return target_counts_from_af(G, af), af_info("reference"), None, None
     path = Path(af_source[len("public:"):])
     af = read_af_tsv(path, cohort.variant_ids)
     return (target_counts_from_af(G, af),
-            af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())), path)
+            af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())), path, None)
 
 
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
@@ -143,7 +191,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
                                              "impute or drop them first")
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
-        targets, af, af_path = _csv_targets(af_source, cohort, reference)
+        master = _master(seed)
+        targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
     with timer("ldstats"):
         if ldstats is None:
             stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
@@ -153,15 +202,17 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             stats, _ = load_ldstats(ldstats, sites=sites_digest(cohort.variant_ids), zero_cell=zero_cell, window=w)
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
+    with timer("account"):
+        privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path))
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
         from genoshare.privacy.ledger import fingerprint_matrix
 
-        kin = book.before(fingerprint_matrix(cohort), cal.epsilon_xor, GenotypeSource.from_matrix(
+        kin = book.before(fingerprint_matrix(cohort), eps_total, GenotypeSource.from_matrix(
             cohort.genotypes, cohort.sample_ids, max_variants=KINSHIP_MAX_VARIANTS))
     with timer("release"):
-        res = release_genotypes(cohort.genotypes, cal.thresholds, targets, _keys(seed), sample_block=sample_block,
+        res = release_genotypes(cohort.genotypes, cal.thresholds, targets, derive_keys(master), sample_block=sample_block,
                                 threads=threads, progress=progress)
     inputs = {"cohort": input_entry(cohort_path, "csv"), "reference": input_entry(reference_path, "csv")}
     if af_path is not None:
@@ -177,7 +228,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
             n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
             sample_block=res.sample_block, flips=(res.flips_down, res.flips_up), seed_given=seed is not None,
-            timings=timer.timings, extra={"relatives": kin})
+            timings=timer.timings, extra={"relatives": kin}, privacy=privacy)
         _finish_release_dir(tmp, manifest)
         book.check(tmp)
     book.after(manifest)
@@ -394,16 +445,30 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
         with timer("calibrate"):
             cal = calibrate(stats, epsilon, calibration)
+        master, target_fn, af_cal = _master(seed), None, None
+        if af_source.startswith("dp:"):
+            import functools
+
+            from genoshare.privacy.dp_af import derive_af_key, gaussian_calibration
+
+            eps_af, delta_af = parse_dp(af_source, cohort.n_samples)
+            af_cal = gaussian_calibration(eps_af, delta_af, inp.alignment.n_kept)
+            target_fn = functools.partial(dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master),
+                                          m=inp.alignment.n_kept)
+        with timer("account"):
+            privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path))
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
             from genoshare.privacy.ledger import fingerprint_vcz
 
-            kin = book.before(fingerprint_vcz(cohort.path), cal.epsilon_xor,
+            kin = book.before(fingerprint_vcz(cohort.path), eps_total,
                               GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS)
                               if relatives != "skip" else cohort)
         if af_source == "published":
             target_af, af = None, af_info("published")
+        elif af_source.startswith("dp:"):
+            target_af, af = None, af_info("dp", epsilon_af=eps_af, delta_af=delta_af)
         elif af_source == "reference":
             target_af, af = panel_af, af_info("reference")
         else:
@@ -424,8 +489,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                              chunks=cohort.chunks, contig_lengths=cohort.contig_lengths)
             with timer("release"):
                 calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
-                res = pipeline.release_passes(calls, cal.thresholds, _keys(seed), target_af, group,
-                                              progress=progress)
+                res = pipeline.release_passes(calls, cal.thresholds, derive_keys(master), target_af, group,
+                                              progress=progress, target_fn=target_fn)
             _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
             with timer("export"):
                 _export(store, tmp, exports)
@@ -441,7 +506,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
                 n_reference=inp.panel.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w,
                 af=af, sample_block=cohort.chunks[1], flips=(res.flips_down, res.flips_up),
-                seed_given=seed is not None, timings=timer.timings, extra=extra)
+                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy)
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
             book.check(tmp)

@@ -65,7 +65,8 @@ def main():
 @click.option("--window", default="1000", show_default=True,
               help="LD window: W (pairs of SNPs at most W apart on one contig) or 'all' pairs (the paper).")
 @click.option("--af-source", default="published", show_default=True,
-              help="Target allele frequencies: published (the cohort's own), reference, or public:FILE.")
+              help="Target allele frequencies: published (the cohort's own), reference, public:FILE, or "
+                   "dp:EPS[:DELTA] (Gaussian mechanism on allele counts, accounted).")
 @click.option("--seed", type=int, default=None,
               help="Reproducible TEST release (keys derived from the seed; not for sharing).")
 @click.option("--sample-block", type=int, default=None,
@@ -138,6 +139,10 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
     click.echo(f"epsilon: requested {manifest['epsilon_requested']:g}, true (XOR stage) "
                f"{manifest['epsilon_xor']:.6g}, nominal {manifest['epsilon_nominal']:.6g} "
                f"[{manifest['calibration']}, zero-cell {manifest['zero_cell']}, window {manifest['window']}]")
+    total = manifest["privacy"].get("total", {})
+    if total:
+        click.echo(f"privacy total: epsilon {total['epsilon']:.6g} at delta {total['delta']:.3g} "
+                   f"({total['composition'].split(':')[0]})")
     click.echo(f"allele frequencies: {manifest['af_source']['privacy']}")
     if "alignment" in manifest:
         al = manifest["alignment"]

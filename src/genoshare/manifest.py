@@ -18,6 +18,7 @@ AF_PRIVACY = {
                   "those frequencies being published"),
     "reference": "public reference-panel frequencies: post-processing, no privacy cost",
     "public": "public allele-frequency file: post-processing, no privacy cost",
+    "dp": "differentially private allele frequencies (Gaussian mechanism, own epsilon_af and delta_af)",
 }
 TEST_RELEASE_WARNING = "reproducible test release: not for sharing (made with --seed)"
 
@@ -49,7 +50,8 @@ def af_info(kind: str, **extra) -> dict:
 
 def build_manifest(*, release_file: str, inputs: dict, n_samples: int, n_variants: int, n_reference: int,
                    n_missing: int, cal: Calibration, zero_cell: str, window, af: dict, sample_block: int,
-                   flips: tuple[int, int], seed_given: bool, timings: dict, extra: dict | None = None) -> dict:
+                   flips: tuple[int, int], seed_given: bool, timings: dict, extra: dict | None = None,
+                   privacy: dict | None = None) -> dict:
     down, up = flips
     manifest = {
         "tool": "genoshare",
@@ -78,10 +80,13 @@ def build_manifest(*, release_file: str, inputs: dict, n_samples: int, n_variant
         },
         "flips": {"total": down + up, "one_to_zero": down, "zero_to_one": up},
         "privacy": {
+            **(privacy or {}),
             "neighbours": "replace one individual (any of their 2m bits may change)",
             "epsilon_xor": cal.epsilon_xor,
             "allele_frequencies": af["privacy"],
             "reference_panel": "assumed public or disjoint from the cohort (no shared individual ids found)",
+            "missingness": "missing genotypes are released as missing: the missingness pattern is not protected",
+            "phenotypes": "no phenotypes or covariates are released",
         },
         "reproducible_test_release": seed_given,
         **(extra or {}),
