@@ -336,7 +336,9 @@ def test_entry_from_manifest(csv_release, tmp_path):
     fp = fingerprint_path(LACTOSE / "data.csv.gz")
     e = ledger_entry_from_manifest(manifest, fp, out)
     assert e.fingerprint == fp
-    assert e.stages == {"xor": {"epsilon": manifest["epsilon_xor"], "delta": 0.0}}
+    xor = manifest["privacy"]["xor"]
+    assert e.stages["xor"] == {"epsilon": xor["epsilon"], "delta": xor["delta"]}
+    assert e.stages["af"]["epsilon"] == 0.0 and e.stages["af"]["dp"] is False  # published: not a DP stage
     assert e.epsilon == pytest.approx(manifest["epsilon_xor"]) and e.delta == 0.0
     assert e.test_release is True and e.af_source == "published"
     assert e.output_checksum == release_checksum(out) and e.output_dir == str(out.absolute())

@@ -157,3 +157,23 @@ def test_reference_frequencies_restored_across_variant_chunks(sim, tmp_path):
     n = freq["n_called"].to_numpy()
     assert len(freq) == al.n_kept > 150
     assert np.all(np.abs(freq["af"].to_numpy() - f_panel) < 1 / (2 * n) + 1e-6)
+
+
+def test_dp_frequencies_on_a_store(sim, tmp_path):
+    """--af-source dp:EPS: restoration targets come from the Gaussian mechanism, accounted as a stage and
+    added to the total; the released frequencies are not the cohort's own."""
+    import pandas as pd
+
+    out = tmp_path / "rel"
+    run("release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--out", out,
+        "--seed", 6, "--workers", 1, "--af-source", "dp:20", "--export", "csv", check=True)
+    man = json.loads((out / "manifest.json").read_text())
+    af = man["privacy"]["af"]
+    assert af["source"] == "dp" and af["epsilon"] == 20 and af["sigma"] > 0
+    assert man["privacy"]["total"]["epsilon"] == pytest.approx(man["privacy"]["xor"]["epsilon"] + 20)
+    freq = pd.read_csv(out / "frequencies.tsv", sep="\t")
+    cohort = open_vcz(sim / "cohort.vcz")
+    pos = {v: j for j, v in enumerate(cohort.variant_id)}
+    G = read_dosage(cohort, 0, cohort.n_variants)[[pos[v] for v in freq["id"]]]
+    original = np.where(G >= 0, G, 0).sum(axis=1)
+    assert (freq["alt_count"].to_numpy() != original).mean() > 0.5
