@@ -339,7 +339,8 @@ def test_entry_from_manifest(csv_release, tmp_path):
     xor = manifest["privacy"]["xor"]
     assert e.stages["xor"] == {"epsilon": xor["epsilon"], "delta": xor["delta"]}
     assert e.stages["af"]["epsilon"] == 0.0 and e.stages["af"]["dp"] is False  # published: not a DP stage
-    assert e.epsilon == pytest.approx(manifest["epsilon_xor"]) and e.delta == 0.0
+    total = manifest["privacy"]["total"]
+    assert e.epsilon == pytest.approx(total["epsilon"]) and e.delta == pytest.approx(total["delta"])
     assert e.test_release is True and e.af_source == "published"
     assert e.output_checksum == release_checksum(out) and e.output_dir == str(out.absolute())
     assert e.cohort_path == str((LACTOSE / "data.csv.gz").absolute())
