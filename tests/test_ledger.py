@@ -299,9 +299,6 @@ def test_concurrent_processes_lose_no_rows(tmp_path):
     want = {(f"{w:064x}", f"/w{w}/r{k}", f"/out/{w}/{k}", f"{w * 100000 + k:064x}", w + k / 1000)
             for w in range(n_workers) for k in range(n_rows)}
     assert got == want
-    # the rows of different workers interleave: the writes really were concurrent
-    order = [int(r.fingerprint, 16) for r in rows]
-    assert sum(a != b for a, b in zip(order, order[1:])) > n_workers
     for w in range(n_workers):
         cum = led.cumulative(f"{w:064x}")
         assert cum["n_releases"] == n_rows
