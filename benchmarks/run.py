@@ -4,7 +4,8 @@ Every number in the table was measured in this run; a ratio is baseline / genosh
 numbers measured here, never a number from elsewhere. The exit status is non-zero if any
 target is missed or any benchmark failed, but everything is printed first.
 
-Usage: python -m benchmarks.run [--only lactose,simulated_cli] [--out .bench/results.json]
+Usage: python -m benchmarks.run [--only lactose,simulated_cli,store] [--out .bench/results.json]
+(GENOSHARE_BENCH_QUICK=1: the store benchmark skips its 1e9-genotype size.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, ROOT, Row
 
-BENCHMARKS = ["lactose", "simulated_cli"]
+BENCHMARKS = ["lactose", "simulated_cli", "store"]
 COLUMNS = ["benchmark", "measured", "baseline", "ratio", "target", "ok"]
 
 

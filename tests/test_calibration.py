@@ -280,3 +280,19 @@ def test_calibrate_exact_unattainable_raises(pkg_stats_factory):
 
     with pytest.raises(GenoshareError, match="exceeds the largest true epsilon"):
         calibrate(stats, 10.0 * sup, method="exact")
+
+
+@pytest.mark.parametrize("stats_kind", ["random", "hump"])
+def test_exact_search_starts_below_every_crossing(pkg_stats_factory, stats_kind):
+    """The search skips scales where a bound proves eps_xor is below the request: that bound must hold
+    (for every c' <= c) on the quantised curve, including columns with lo >= 0."""
+    from genoshare.mechanism.calibrate import _coefficients, _eps_upper_bound
+
+    st = random_stats(9) if stats_kind == "random" else _hump_stats()
+    stats = pkg_stats_factory(**st)
+    abs_a = np.abs(_coefficients(stats)[0])
+    cs = np.geomspace(1e-4, 1e3, 400)
+    curve = _eps_curve(stats, cs)
+    bound = np.array([_eps_upper_bound(abs_a, c) for c in cs])
+    assert np.all(curve <= bound)
+    assert np.all(np.diff(bound) >= 0)

@@ -6,6 +6,7 @@ import pytest
 from genoshare.mechanism.keystream import (
     derive_keys,
     flip_draws,
+    flip_words,
     keystream,
     master_key_from_seed,
     noise_words,
@@ -86,3 +87,16 @@ def test_noise_words_are_uniform():
     w = noise_words(derive_keys(master_key_from_seed(4)).noise, 1024, 0, 512, 0, 1024).ravel()
     counts = np.bincount(w >> np.uint32(28), minlength=16)
     assert stats.chisquare(counts).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("n_samples,s0", [(20, 7), (3000, 1000), (40000, 0)])
+def test_flip_words_are_the_regions_however_they_are_read(n_samples, s0):
+    """Regions close together are read in one keystream call, far ones separately: same bytes either way."""
+    keys = derive_keys(master_key_from_seed(9))
+    counts = np.array([0, 5, 1, 0, 0, 17, 2, 0, 9])
+    words, first = flip_words(keys.flip, n_samples, 4, s0, counts)
+    draws = flip_draws(keys.flip, n_samples, 4, s0, counts)
+    for r, k in enumerate(counts):
+        want = keystream(keys.flip, 16 * ((4 + r) * n_samples + s0), 8 * k).view("<u8")
+        assert np.array_equal(words[first[r] : first[r] + k], want)
+        assert np.array_equal(draws[r, :k], want) and np.all(draws[r, k:] == 0)

@@ -203,3 +203,107 @@ def test_compute_ldstats_lactose_windowed(lactose_ref, zero_cell, window):
         ref = dense_ldstats(G, zero_cell, window=window, contigs=ctg)
         got = compute_ldstats(G, zero_cell=zero_cell, window=window, contigs=ctg)
         _assert_stats_close(got, ref, label=f"lactose {zero_cell} window={window} contigs={'2' if ctg is not None else None}")
+
+
+# ---------------------------------------------------------------- kernels: paths, duplicates, determinism
+def _with_copies(G, rng):
+    """G plus exact copies of some SNPs and a few monomorphic ones: identical panel columns."""
+    m, n = G.shape
+    extra = [G[rng.choice(m, size=max(1, m // 4))], np.zeros((3, n), np.int8), np.full((2, n), 2, np.int8)]
+    H = np.concatenate([G] + extra)
+    return H[rng.permutation(H.shape[0])]
+
+
+@pytest.mark.parametrize("zero_cell", MODES)
+@pytest.mark.parametrize("n_r", [9, 56, 57, 63, 64, 65, 127, 128, 150])
+def test_all_pairs_with_duplicate_columns_over_many_tasks(zero_cell, n_r):
+    """All-pairs tasks (diagonal and off-diagonal) on panels with many identical columns, against the
+    dense reference, at panel sizes around the table limit and the 64-bit word boundaries."""
+    from genoshare.mechanism.ldstats import compute_ldstats
+
+    rng = np.random.default_rng(n_r)
+    G = _with_copies(simulate_genotypes(rng, 70, n_r), rng)
+    ref = dense_ldstats(G, zero_cell)
+    for tile in (5, 16, 4096):
+        got = compute_ldstats(G, zero_cell=zero_cell, tile=tile)
+        _assert_stats_close(got, ref, label=f"n_r={n_r} {zero_cell} tile={tile}")
+
+
+def _same_bits(a, b):
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("t_diag", "s_pos", "s_neg")) and a.f2 == b.f2
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_bits_do_not_depend_on_threads_or_task_execution_order(window):
+    """Tasks may run anywhere in any order: reduced in task order, the result is the same bits."""
+    from genoshare.mechanism.ldstats import LDAccumulator, compute_ldstats, contig_codes, plan_tiles, tile_partial
+
+    rng = np.random.default_rng(3)
+    G = _with_copies(simulate_genotypes(rng, 90, 60), rng)
+    m, n = G.shape
+    ctg = np.repeat([0, 1, 0], [40, 30, m - 70])
+    one = compute_ldstats(G, window=window, contigs=ctg, tile=16, threads=1)
+    assert _same_bits(one, compute_ldstats(G, window=window, contigs=ctg, tile=16, threads=4))
+    tasks = plan_tiles(m, window, 16)
+    codes = contig_codes(ctg, m)
+    partials = {}
+    for t in reversed(tasks):  # executed backwards, one by one
+        rows = t.rows()
+        partials[t] = tile_partial(t, np.concatenate([G[a:b] for a, b in rows]),
+                                   np.concatenate([codes[a:b] for a, b in rows]), window, "haldane", n)
+    acc = LDAccumulator(m, n, "haldane", window)
+    for t in tasks:
+        acc.add(t, partials[t])
+    acc.set_counts((G == 2).sum(axis=1), (G >= 1).sum(axis=1))
+    assert _same_bits(one, acc.result())
+
+
+def test_pair_table_is_the_scalar_formula():
+    """Every feasible entry of the small-panel table is _pair_t itself (so table and log paths agree bit for bit)."""
+    from genoshare.kernels.ldtile import _pair_t, pair_table
+    from genoshare.mechanism.ldstats import _LOGZ, _log_table
+
+    n = 23
+    for mode in (0, 1):
+        logtab = _log_table(n, mode)
+        tab = pair_table(n, mode, logtab, _LOGZ)
+        s = n + 1
+        for a in range(s):
+            for b in range(s):
+                for m11 in range(max(0, a + b - n), min(a, b) + 1):
+                    assert tab[(a * s + b) * s + m11] == _pair_t.py_func(m11, a, b, n, mode, logtab, _LOGZ)
+
+
+@pytest.mark.slow
+def test_bits_do_not_depend_on_the_instruction_set(tmp_path):
+    """The all-pairs kernel looks T up with AVX-512 register permutes where the host has them, else with
+    portable gathers: a process compiling for a baseline x86-64 (SSE2 only) must produce the same bits."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from genoshare.kernels.ldtile import _AVX512
+
+    if not _AVX512:
+        pytest.skip("host has no AVX-512: only the portable lookup exists here")
+    code = (
+        "import hashlib, numpy as np\n"
+        "from dense_reference import simulate_genotypes\n"
+        "from genoshare.mechanism.ldstats import compute_ldstats\n"
+        "from genoshare.kernels.ldtile import _AVX512\n"
+        "G = simulate_genotypes(np.random.default_rng(12), 300, 60)\n"
+        "h = hashlib.sha256()\n"
+        "for zc in ('haldane', 'provgen'):\n"
+        "    s = compute_ldstats(G, zero_cell=zc, tile=64)\n"
+        "    for x in (s.t_diag, s.s_pos, s.s_neg, np.float64(s.f2)):\n"
+        "        h.update(np.ascontiguousarray(x).tobytes())\n"
+        "print(_AVX512, h.hexdigest())\n"
+    )
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]))
+    native = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    env.update(NUMBA_CPU_NAME="x86-64", NUMBA_CPU_FEATURES="+sse2", NUMBA_CACHE_DIR=str(tmp_path))
+    generic = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert native.stdout.split()[0] == "True" and generic.stdout.split()[0] == "False"
+    assert native.stdout.split()[1] == generic.stdout.split()[1]

@@ -59,25 +59,20 @@ def noise_xor_count(G, words, t_hi, t_lo, block, codes_out, ones_out, nonmiss_ou
     for j in range(v):
         th = t_hi[j]
         tl = t_lo[j]
-        for i in range(s):
-            g = G[j, i]
-            b = i // block
-            if g < 0:
-                codes_out[j, i] = MISSING
-                continue
-            if g == 0:
-                c = 0
-            elif g == 1:
-                c = 1
-            else:
-                c = 3
-            if words[j, i, 0] < th:
-                c ^= 2
-            if words[j, i, 1] < tl:
-                c ^= 1
-            codes_out[j, i] = c
-            ones_out[j, b] += (c >> 1) + (c & 1)
-            nonmiss_out[j, b] += 1
+        # Block by block (no division per genotype), branch-free inside.
+        for b in range((s + block - 1) // block):
+            ones = 0
+            called = 0
+            for i in range(b * block, min(s, (b + 1) * block)):
+                g = G[j, i]
+                c = np.uint8((g >= 1) | ((g >= 2) << 1))
+                c ^= np.uint8((words[j, i, 0] < th) << 1) | np.uint8(words[j, i, 1] < tl)
+                ok = g >= 0
+                codes_out[j, i] = c if ok else MISSING
+                ones += ok * ((c >> 1) + (c & 1))
+                called += ok
+            ones_out[j, b] += ones
+            nonmiss_out[j, b] += called
 
 
 @njit(cache=True, nogil=True)

@@ -160,25 +160,27 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
     if hi_c is None:
         raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
                              f"panel's noise model reaches (about {best_eps:.6g}); request at most that")
-    # Illinois-style regula falsi inside the bracket (eps_xor is close to linear there), with a
-    # bisection step whenever the bracket stops shrinking fast; invariant eps(lo) <= epsilon < eps(hi)
-    # except that hi may start exactly at epsilon.
+    # Inside the bracket eps_xor is close to linear: regula falsi, Illinois variant (the weight of
+    # an end that stays put is halved), plus a bisection every third step unless the bracket has
+    # halved meanwhile. Invariant: eps(lo) <= epsilon < eps(hi) (hi may start exactly at epsilon).
     f_lo, f_hi = lo_e - epsilon, hi_e - epsilon
     side = 0
     width = hi_c - lo_c
     for it in range(200):
         if epsilon - lo_e <= rtol * epsilon:
             break
-        if it % 3 == 2 and hi_c - lo_c > 0.5 * width:
+        bisect = False
+        if it % 3 == 2:
+            bisect = hi_c - lo_c > 0.5 * width
+            width = hi_c - lo_c
+        if bisect or f_hi == f_lo:
             mid = 0.5 * (lo_c + hi_c)
         else:
-            mid = hi_c - f_hi * (hi_c - lo_c) / (f_hi - f_lo) if f_hi != f_lo else 0.5 * (lo_c + hi_c)
+            mid = hi_c - f_hi * (hi_c - lo_c) / (f_hi - f_lo)
         if not (lo_c < mid < hi_c):
             mid = 0.5 * (lo_c + hi_c)
-            if mid <= lo_c or mid >= hi_c:
+            if not (lo_c < mid < hi_c):
                 break
-        if it % 3 == 2:
-            width = hi_c - lo_c
         e = _eps_at(stats, mid)
         if e > epsilon:
             hi_c, hi_e, f_hi = mid, e, e - epsilon

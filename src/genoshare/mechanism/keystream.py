@@ -158,10 +158,11 @@ def flip_draws(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray)
     counts = np.asarray(counts, dtype=np.int64)
     width = int(counts.max()) if counts.size else 0
     words, first = flip_words(key, n_samples, v0, s0, counts)
+    out = np.zeros((counts.size, width), dtype=np.uint64)
     lane = np.arange(width)
     take = lane[None, :] < counts[:, None]
-    return np.where(take, words[np.where(take, first[:, None] + lane[None, :], 0)] if words.size else 0,
-                    0).astype(np.uint64)
+    out[take] = words[(first[:, None] + lane[None, :])[take]]
+    return out
 
 
 def split_uniforms(key: bytes, n_blocks: int, v0: int, v1: int) -> np.ndarray:

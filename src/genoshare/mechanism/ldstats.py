@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoshare.kernels.ldtile import HALDANE, PROVGEN, TABLE_MAX_N, ld_tile, pack_columns, pair_table
+from genoshare.kernels.ldtile import (HALDANE, PROVGEN, TABLE_MAX_N, column_layout, ld_tile, ld_tile_runs,
+                                      pack_columns, pair_table)
 
 ZERO_CELLS = {"haldane": HALDANE, "provgen": PROVGEN}
 PROVGEN_Z = float(np.finfo(np.float64).eps)
-DEFAULT_TILE = 512
+# SNPs per task side. All-pairs tasks gain from large tiles (longer runs of equal column count and
+# more duplicate columns for ld_tile_runs); a task reads at most 2 x 4096 panel rows (8 kB per member).
+DEFAULT_TILE = 4096
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,27 @@ def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, wi
     sneg_i = np.zeros_like(spos_i)
     spos_k = np.zeros(2 * nk)
     sneg_k = np.zeros_like(spos_k)
+    tab = _t_table(n_ref, mode)
+    if window is None and n_ref <= TABLE_MAX_N:
+        # All pairs: free partner order, so deduplicated count-sorted layouts (see ld_tile_runs).
+        if task.diagonal:
+            pos, LW, lw, lcnt, rs, rc, rf = column_layout(WT, counts, 0, 2 * ni)
+            spi, sni = np.zeros(lw.size), np.zeros(lw.size)
+            spk, snk = np.zeros(lw.size), np.zeros(lw.size)
+            f2 = ld_tile_runs(LW, lw, lcnt, LW, lw, rs, rc, rf, True, n_ref, tab, spi, sni, spk, snk)
+            spos_i[:], sneg_i[:], spos_k[:], sneg_k[:] = spi[pos], sni[pos], spk[pos], snk[pos]
+        else:
+            ipos, IW, iw, icnt, _, _, _ = column_layout(WT, counts, 0, 2 * ni)
+            kpos, KW, kw, _, rs, rc, rf = column_layout(WT, counts, 2 * ni, 2 * (ni + nk))
+            spi, sni = np.zeros(iw.size), np.zeros(iw.size)
+            spk, snk = np.zeros(kw.size), np.zeros(kw.size)
+            f2 = ld_tile_runs(IW, iw, icnt, KW, kw, rs, rc, rf, False, n_ref, tab, spi, sni, spk, snk)
+            spos_i[:], sneg_i[:], spos_k[:], sneg_k[:] = spi[ipos], sni[ipos], spk[kpos], snk[kpos]
+        return spos_i, sneg_i, spos_k, sneg_k, f2
     w = -1 if window is None else int(window)
     contig = np.ascontiguousarray(contig_rows, dtype=np.int64)
     f2 = ld_tile(WT, counts, contig, _run_ends(contig), ni, 0 if task.diagonal else ni, nk, task.diagonal, w,
-                 n_ref, mode, n_ref <= TABLE_MAX_N, _t_table(n_ref, mode), _LOGZ, spos_i, sneg_i, spos_k, sneg_k)
+                 n_ref, mode, n_ref <= TABLE_MAX_N, tab, _LOGZ, spos_i, sneg_i, spos_k, sneg_k)
     return spos_i, sneg_i, spos_k, sneg_k, f2
 
 
