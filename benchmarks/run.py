@@ -70,6 +70,8 @@ def table(rows: list[Row]) -> str:
 
 
 def main(argv=None) -> int:
+    # benchmark releases go to their own ledger, never the user's
+    os.environ.setdefault("GENOSHARE_PRIVATE_DIR", str(BENCH_DIR / "private"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ", ".join(BENCHMARKS))
     ap.add_argument("--out", default=str(BENCH_DIR / "results.json"))
