@@ -24,7 +24,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, ROOT, Row
 
-BENCHMARKS = ["lactose", "simulated_cli", "store"]
+BENCHMARKS = ["lactose", "simulated_cli", "attacks", "store"]
 COLUMNS = ["benchmark", "measured", "baseline", "ratio", "target", "ok"]
 
 
