@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
 from genoshare import __version__
+from genoshare.cli_errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 
-def _fail_cleanly(fn):
-    """User-facing problems become one line on stderr and exit status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenoshareError as exc:
-            click.echo(f"genoshare: error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 class _Progress:

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 
 import click
 
-from genoshare.errors import GenoshareError
+from genoshare.cli_errors import fail_cleanly as _fail_cleanly
 
 
-def _fail_cleanly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenoshareError as exc:
-            click.echo(f"genoshare: error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 def _text(report: dict) -> str:

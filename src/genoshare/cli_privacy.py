@@ -7,28 +7,18 @@ check-release exits 1 when the release fails.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from genoshare.cli_errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 __all__ = ["ledger", "check_release_cmd", "kinship_cmd", "COMMANDS"]
 
 
-def _fail_cleanly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenoshareError as exc:
-            click.echo(f"genoshare: error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 _private_option = click.option(

@@ -7,28 +7,18 @@ Exit status: 0 success (verify: PASS), 1 verify FLAG, 2 a user error (one line o
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
+from genoshare.cli_errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 EXIT_FLAG = 1
 EXIT_ERROR = 2
 
 
-def _fail_cleanly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except GenoshareError as exc:
-            click.echo(f"genoshare: error: {' '.join(str(exc).split())}", err=True)
-            sys.exit(EXIT_ERROR)
-
-    return wrapper
 
 
 def _floats(text: str, option: str) -> list[float]:
