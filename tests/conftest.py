@@ -98,3 +98,34 @@ def pkg_stats_factory():
 @_pytest.fixture(autouse=True)
 def _private_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path_factory.mktemp("private")))
+
+
+# ---- a running SLURM (scripts/slurm/start.sh): tests skip without it, but never in CI
+def in_ci() -> bool:
+    return _os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@_pytest.fixture(scope="module")
+def slurm():
+    """A SLURM that answers `sinfo` with a usable node; skip (or fail under CI) otherwise."""
+    import subprocess
+
+    try:
+        res = subprocess.run(["sinfo", "-h", "-o", "%T %c"], capture_output=True, text=True, timeout=10,
+                             check=False)
+        problem = None if res.returncode == 0 else (res.stderr.strip() or f"exit status {res.returncode}")
+    except FileNotFoundError:
+        problem = "sinfo not found (apt-get install slurm-wlm munge: scripts/slurm/install.sh)"
+    except subprocess.TimeoutExpired:
+        problem = "sinfo did not answer within 10 s"
+    if problem is None:
+        states = [line.split() for line in res.stdout.splitlines() if line.strip()]
+        usable = [int(c) for s, c in states if s.rstrip("*~#") in ("idle", "mixed", "allocated", "completing")]
+        if not usable:
+            problem = f"no usable SLURM node (sinfo: {res.stdout.strip() or 'nothing'})"
+    if problem is not None:
+        msg = f"SLURM is not running: {problem}; start it with scripts/slurm/start.sh (as root)"
+        if in_ci():
+            _pytest.fail(f"{msg} -- CI must start SLURM before the tests", pytrace=False)
+        _pytest.skip(msg)
+    return {"cpus": max(usable)}

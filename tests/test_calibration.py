@@ -8,7 +8,6 @@ from dense_reference import (
     dense_eps_xor,
     dense_flip_probs,
     dense_flip_probs_literal,
-    dense_ldstats,
     dense_lo_hi,
     dense_nominal_c,
     dense_quantise,

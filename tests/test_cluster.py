@@ -84,7 +84,7 @@ def test_progress_waits_and_draws_on_stderr_only_on_a_tty(capsys, monkeypatch):
 
     import genoshare.cluster as cl
 
-    with dask_client(n_workers=1, quiet=True) as client:
+    with dask_client(n_workers=1, quiet=True):
         x = da.ones((1000, 1000), chunks=(100, 100))
         monkeypatch.setattr(cl, "_stderr_is_tty", lambda: False)
         p = x.sum().persist()

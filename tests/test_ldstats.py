@@ -278,7 +278,6 @@ def test_pair_table_is_the_scalar_formula():
 def test_bits_do_not_depend_on_the_instruction_set(tmp_path):
     """The all-pairs kernel looks T up with AVX-512 register permutes where the host has them, else with
     portable gathers: a process compiling for a baseline x86-64 (SSE2 only) must produce the same bits."""
-    import hashlib
     import os
     import subprocess
     import sys

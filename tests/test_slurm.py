@@ -19,35 +19,12 @@ from genoshare.errors import GenoshareError
 pytestmark = pytest.mark.timeout(90)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="module")
-def slurm():
-    """A SLURM that answers `sinfo` with a usable node; skip (or fail under CI) otherwise."""
-    try:
-        res = _run(["sinfo", "-h", "-o", "%T %c"], timeout=10)
-        problem = None if res.returncode == 0 else (res.stderr.strip() or f"exit status {res.returncode}")
-    except FileNotFoundError:
-        problem = "sinfo not found (apt-get install slurm-wlm munge: scripts/slurm/install.sh)"
-    except subprocess.TimeoutExpired:
-        problem = "sinfo did not answer within 10 s"
-    if problem is None:
-        states = [line.split() for line in res.stdout.splitlines() if line.strip()]
-        usable = [(s, int(c)) for s, c in states if s.rstrip("*~#") in ("idle", "mixed", "allocated", "completing")]
-        if not usable:
-            problem = f"no usable SLURM node (sinfo: {res.stdout.strip() or 'nothing'})"
-    if problem is not None:
-        msg = f"SLURM is not running: {problem}; start it with scripts/slurm/start.sh (as root)"
-        if _in_ci():
-            pytest.fail(f"{msg} -- CI must start SLURM before the tests", pytrace=False)
-        pytest.skip(msg)
-    return {"cpus": max(c for _, c in usable)}
 
 
 @pytest.fixture
