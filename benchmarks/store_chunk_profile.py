@@ -108,7 +108,7 @@ def main(argv=None) -> int:
             k, direction = plan(ones, nonmiss, target, keys, v0)
             restore(codes, k[:, 0], direction, keys, v0, 0, n)
         with step("pass2: calls_from_codes"):
-            rel = calls_from_codes(codes, np.empty(calls.shape, dtype=np.int8))
+            rel = calls_from_codes(codes, np.empty(calls.shape, dtype=np.int8), np.empty(calls.shape[0], dtype=np.int64))
         with step("pass2: mask = released < 0, phased zeros"):
             msk = rel < 0
             phz = np.zeros((v1 - v0, cs), dtype=bool)

@@ -93,3 +93,14 @@ def test_roundtrip_missing_stays_missing(m, n):
     assert (G < 0).any()
     back = np.asarray(decode(encode(G), G < 0))
     np.testing.assert_array_equal(back, G)
+
+
+@pytest.mark.parametrize("s", [1, 2, 7, 10])
+def test_pack_codes_roundtrip_including_missing(s):
+    from genoshare.kernels.noise import MISSING, pack_codes, unpack_codes
+
+    rng = np.random.default_rng(s)
+    codes = rng.choice(np.array([0, 1, 2, 3, MISSING], dtype=np.uint8), size=(9, s))
+    packed = pack_codes(codes)
+    assert packed.shape == (9, (s + 1) // 2)
+    assert np.array_equal(unpack_codes(packed, s), codes)

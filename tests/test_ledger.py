@@ -104,6 +104,53 @@ def test_fingerprint_stable_across_chunkings_and_formats(tmp_path):
     assert fingerprint_path(tmp_path / "a.vcz") == ref
 
 
+def _naive_digest(g, lanes=2):
+    """SPEC of the per-variant digest, written out in plain Python integers (genoshare.kernels.fingerprint)."""
+    mask = (1 << 64) - 1
+
+    def splitmix64(x):
+        z = (x + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    out = np.zeros((g.shape[0], lanes), dtype=np.uint64)
+    for j in range(g.shape[0]):
+        for lane in range(lanes):
+            h = 0
+            for i in range(g.shape[1]):
+                c = int(g[j, i]) + 1 if g[j, i] >= 0 else 0
+                h = (h + c * (splitmix64(lanes * i + lane) | 1)) & mask
+            out[j, lane] = h
+    return out
+
+
+def test_fingerprint_digests_follow_their_definition_and_any_chunking(tmp_path):
+    import dask
+
+    from genoshare.kernels.fingerprint import row_digests
+    from genoshare.pipeline import cohort_digests
+    from genoshare.privacy.ledger import fingerprint_from_digests
+
+    c = _cohort(m=37, n=23, missing=0.1)
+    truth = _naive_digest(c.genotypes)
+    assert np.array_equal(row_digests(c.genotypes), truth)
+    # split over samples at any point: the parts add up (mod 2^64)
+    for cut in (1, 10, 22):
+        parts = row_digests(c.genotypes[:, :cut]) + row_digests(c.genotypes[:, cut:], s0=cut)
+        assert np.array_equal(parts, truth)
+    ref = fingerprint_matrix(c)
+    assert fingerprint_from_digests(c.sample_ids, c.variant_ids, truth) == ref
+    sites = dict(sample_ids=c.sample_ids, contig_ids=["1"], variant_contig=np.zeros(c.n_variants, np.int64),
+                 variant_position=np.array([100 + 10 * j for j in range(c.n_variants)]),
+                 variant_allele=np.array([["A", "G"]] * c.n_variants, dtype=object), variant_id=c.variant_ids)
+    for k, chunks in enumerate([(5, 4), (37, 23), (8, 7)]):
+        write_vcz(tmp_path / f"{k}.vcz", c.genotypes, chunks=chunks, **sites)
+        with dask.config.set(scheduler="threads"):
+            got = cohort_digests(str(tmp_path / f"{k}.vcz")).compute()
+        assert got.dtype == np.uint64 and np.array_equal(got, truth)
+
+
 def test_fingerprint_changes_with_any_change():
     c = _cohort(m=50, n=12, missing=0.1)
     ref = fingerprint_matrix(c)

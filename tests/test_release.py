@@ -9,6 +9,7 @@ from genoshare.mechanism.calibrate import TWO32, quantise
 from genoshare.mechanism.encode import encode
 from genoshare.mechanism.keystream import derive_keys, master_key_from_seed
 from genoshare.mechanism.release import (
+    eligible_bits,
     noisy_codes,
     plan,
     release_genotypes,
@@ -91,6 +92,26 @@ def _restored_codes(G, t, targets, k, sample_block):
         restore(block, kb[:, b], direction, k, 0, s0, n)
         codes[:, s0 : s0 + sample_block] = block
     return noisy, codes, kb, direction
+
+
+@pytest.mark.parametrize("sample_block", [333, 50])
+def test_restore_with_pass1_counts_equals_counting_in_the_block(cohort, sample_block):
+    """The pipeline hands restore the eligible-bit counts of pass 1 instead of recounting them."""
+    G, t = cohort
+    n = G.shape[1]
+    for target_seed in range(3):
+        k = keys(40 + target_seed)
+        targets = target_counts_from_af(G, np.random.default_rng(target_seed).uniform(0.05, 0.95, G.shape[0]))
+        codes, ones, nonmiss = noisy_codes(G, t, k, 0, 0, n, sample_block)
+        kb, direction = plan(ones, nonmiss, targets, k, 0)
+        assert (kb > 0).any()
+        for b, s0 in enumerate(range(0, n, sample_block)):
+            counted = codes[:, s0 : s0 + sample_block].copy()
+            given = counted.copy()
+            restore(counted, kb[:, b], direction, k, 0, s0, n)
+            restore(given, kb[:, b], direction, k, 0, s0, n, eligible_bits(ones[:, b], nonmiss[:, b], direction))
+            assert np.array_equal(counted, given)
+            assert not np.array_equal(counted, codes[:, s0 : s0 + sample_block])
 
 
 def _allele_counts(codes):

@@ -277,10 +277,10 @@ class _Bookkeeping:
                 "group_privacy": f"the largest group of relatives is protected with {report['largest_group']} x "
                                  "epsilon"}
 
-    def check(self, directory: Path) -> None:
+    def check(self, directory: Path, verify_data: bool = True) -> None:
         from genoshare.privacy.checkrelease import check_release
 
-        report = check_release(directory)
+        report = check_release(directory, verify_data=verify_data)
         for line in report.warnings:
             self.notify(f"check-release warning: {line}")
         if not report.ok:
@@ -428,7 +428,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     from genoshare import pipeline
     from genoshare.cluster import dask_client
     from genoshare.io.align import align_af_table, read_af_table
-    from genoshare.io.vcz import init_vcz
+    from genoshare.io.vcz import RELEASE_GENOTYPE_CLEVEL, init_vcz
 
     timer = Timer()
     w = parse_window(window)
@@ -441,6 +441,9 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
                       timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
         cohort, idx = inp.cohort, inp.index
+        # The fingerprint pass reads the whole cohort; at low priority it fills the workers' idle time while
+        # this process reduces the LD tiles, calibrates and accounts.
+        digests = client.compute(pipeline.cohort_digests(str(cohort.path)), priority=-1)
         with timer("ldstats"):
             stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
         with timer("calibrate"):
@@ -460,10 +463,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
-            from genoshare.privacy.ledger import fingerprint_vcz
+            from genoshare.privacy.ledger import fingerprint_from_digests
 
-            kin = book.before(fingerprint_vcz(cohort.path), eps_total,
-                              GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS)
+            fingerprint = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests.result())
+            kin = book.before(fingerprint, eps_total, GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS)
                               if relatives != "skip" else cohort)
         if af_source == "published":
             target_af, af = None, af_info("published")
@@ -486,7 +489,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             group = init_vcz(store, sample_ids=cohort.sample_ids, contig_ids=cohort.contig_ids,
                              variant_contig=cohort.variant_contig[idx], variant_position=cohort.variant_position[idx],
                              variant_allele=cohort.variant_allele[idx][:, :2], variant_id=cohort.variant_id[idx],
-                             chunks=cohort.chunks, contig_lengths=cohort.contig_lengths)
+                             chunks=cohort.chunks, contig_lengths=cohort.contig_lengths,
+                             genotype_clevel=RELEASE_GENOTYPE_CLEVEL)
             with timer("release"):
                 calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
                 res = pipeline.release_passes(calls, cal.thresholds, derive_keys(master), target_af, group,
@@ -509,7 +513,9 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy)
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
-            book.check(tmp)
+            # Without exports the data check would only re-read release.vcz to recount frequencies.tsv,
+            # which release_passes has already checked against what it wrote, blockwise on the workers.
+            book.check(tmp, verify_data=bool(exports))
     book.after(manifest)
     return manifest
 

@@ -2,29 +2,31 @@
 
 Data flow (docs/architecture.md): panel tiles -> LD statistics (epsilon-free) -> flip
 rates; pass 1 over (variant, sample) chunks: encode, noise, XOR, count -> per-block noisy
-allele counts -> global reduction -> flip plan (multivariate hypergeometric split over
-sample chunks) -> pass 2: regenerate the same noise, XOR, flip, decode, write. Every task
-reads its own chunk from the store and derives its randomness from (key, position), so
-the output is the in-memory engine's output for any variant chunking, worker count,
+allele counts -> reduction over the sample blocks of each variant chunk -> flip plan
+(multivariate hypergeometric split over sample chunks) -> pass 2: flip pass 1's noisy codes,
+decode, write. Every task reads its own chunk from the store (or takes its pass-1 task's
+output) and derives its randomness from (key, position), so the output is the in-memory engine's output for any variant chunking, worker count,
 retry or execution order; only the sample chunk size (the flip-split block) matters.
 """
 
 from __future__ import annotations
 
+import operator
+import uuid
 from dataclasses import dataclass
 
 import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.highlevelgraph import HighLevelGraph
 
 from genoshare.errors import GenoshareError
-from genoshare.kernels.noise import calls_from_codes, dosage_from_calls
+from genoshare.kernels.fingerprint import LANES, add_row_digests
+from genoshare.kernels.noise import calls_from_codes, dosage_from_calls, pack_codes, unpack_codes
 from genoshare.mechanism.keystream import ReleaseKeys
 from genoshare.mechanism.ldstats import DEFAULT_TILE, LDAccumulator, LDStats, TileTask, plan_tiles, tile_partial
-from genoshare.mechanism.release import noisy_codes, plan, restore
-
-
+from genoshare.mechanism.release import eligible_bits, noisy_codes, plan, restore
 
 # ----------------------------------------------------------------------------------------------
 # LD statistics of the aligned panel
@@ -96,25 +98,27 @@ class _Layout:
     cs: int
 
 
-def _offsets(block_id, layout: _Layout) -> tuple[int, int]:
-    return block_id[0] * layout.cv, block_id[1] * layout.cs
-
-
-def _pass1_block(calls, thresholds, keys: ReleaseKeys, layout: _Layout, block_id=None):
-    v0, s0 = _offsets(block_id, layout)
+def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b: int):
+    """Pass 1 of chunk (c, b): (per-variant [1-bits, called, original ALT count] (v, 3), packed noisy codes)."""
+    v0, s0 = c * layout.cv, b * layout.cs
     G = dosage_from_calls(calls)
-    _, ones, nonmiss = noisy_codes(G, thresholds[:, 0, :].ravel(), keys, v0, s0, layout.n_total, layout.cs)
+    codes, ones, nonmiss = noisy_codes(G, thresholds.ravel(), keys, v0, s0, layout.n_total, layout.cs)
     original = np.where(G >= 0, G, 0).sum(axis=1, dtype=np.int64)
-    return np.stack([ones[:, 0], nonmiss[:, 0], original], axis=-1)[:, None, :]
+    return np.stack([ones[:, 0], nonmiss[:, 0], original], axis=1), pack_codes(codes)
 
 
-def _pass2_block(calls, k_signed, thresholds, keys: ReleaseKeys, layout: _Layout, block_id=None):
-    v0, s0 = _offsets(block_id, layout)
-    G = dosage_from_calls(calls)
-    codes, _, _ = noisy_codes(G, thresholds[:, 0, :].ravel(), keys, v0, s0, layout.n_total, layout.cs)
-    k = k_signed[:, 0, 0]
-    restore(codes, np.abs(k), np.sign(k).astype(np.int8), keys, v0, s0, layout.n_total)
-    return calls_from_codes(codes, np.empty(calls.shape, dtype=np.int8))
+def _pass2_task(part, planned, keys: ReleaseKeys, layout: _Layout, c: int, b: int, s: int):
+    """Pass 2 of chunk (c, b): pass 1's noisy codes, this sample block's share of the flips, decoded.
+    Returns (calls (v, s, 2), ALT alleles written per variant (v, 1))."""
+    v0, s0 = c * layout.cv, b * layout.cs
+    codes = unpack_codes(part[1], s)
+    k = planned[0][:, b]
+    direction = np.sign(k).astype(np.int8)
+    restore(codes, np.abs(k), direction, keys, v0, s0, layout.n_total,
+            eligible_bits(part[0][:, 0], part[0][:, 1], direction))
+    alt = np.empty(codes.shape[0], dtype=np.int64)
+    calls = calls_from_codes(codes, np.empty((codes.shape[0], s, 2), dtype=np.int8), alt)
+    return calls, alt[:, None]
 
 
 def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tuple[int, int]) -> da.Array:
@@ -128,6 +132,22 @@ def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tup
         calls = calls[variant_index]
     cv, cs = chunks
     return calls.rechunk((cv, cs, 2))
+
+
+def cohort_digests(cohort_path: str) -> da.Array:
+    """(m, 2) uint64 per-variant digests of every variant of a store (the ledger's cohort fingerprint,
+    genoshare.privacy.ledger), blockwise on the store's own chunks (lazy: compute it on the client)."""
+    z = zarr.open_array(f"{cohort_path}/call_genotype", mode="r")
+    calls = da.from_zarr(z)
+    cs = calls.chunksize[1]
+    parts = da.map_blocks(_digest_block, calls, cs, dtype=np.uint64, drop_axis=2, new_axis=2,
+                          chunks=(calls.chunks[0], (1,) * len(calls.chunks[1]), (LANES,)), name="genoshare-digest")
+    return parts.sum(axis=1, dtype=np.uint64)  # uint64 addition wraps: the digests' mod 2^64
+
+
+def _digest_block(calls, cs: int, block_id=None):
+    return add_row_digests(dosage_from_calls(calls), block_id[1] * cs,
+                           np.zeros((calls.shape[0], LANES), dtype=np.uint64))[:, None, :]
 
 
 SUMMARY = 5  # per-variant columns of the plan: original, called, released, 1->0 flips, 0->1 flips
@@ -144,14 +164,14 @@ class PassResult:
     released_counts: np.ndarray  # (m,) ALT allele counts of the release
 
 
-def _plan_block(counts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, block_id=None):
-    """Flip plan of one variant chunk from its per-sample-block counts, on the worker.
+def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, c: int):
+    """Flip plan of variant chunk c from its sample blocks' pass-1 counts.
 
-    Returns (v, nb + SUMMARY): the signed flip count per sample block (sign = direction), then
-    per variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips.
+    Returns (k_signed (v, nb): signed flip count per sample block (sign = direction), summary (v, SUMMARY): per
+    variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips).
     """
-    v0 = block_id[0] * layout.cv
-    target_af = target_af[:, 0, 0]
+    v0 = c * layout.cv
+    counts = np.stack([p[0] for p in parts], axis=1)  # (v, nb, 3)
     ones, called = counts[..., 0], counts[..., 1]
     original = counts[..., 2].sum(axis=1)
     n_called = called.sum(axis=1)
@@ -166,7 +186,7 @@ def _plan_block(counts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout
     flips = k.sum(axis=1)
     summary = np.stack([original, n_called, ones.sum(axis=1) + k_signed.sum(axis=1),
                         np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0)], axis=1)
-    return np.concatenate([k_signed, summary], axis=1)
+    return k_signed, summary
 
 
 def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, target_af: np.ndarray | None,
@@ -176,49 +196,63 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     Targets of the restoration: ``target_af`` None restores the cohort's own (published)
     frequencies, an (m,) array those ALT frequencies (NaN: leave that SNP as the noise left
     it); ``target_fn(original_counts, n_called, v0) -> target ALT counts`` (picklable) overrides
-    both, e.g. for DP frequencies. The plan is made per variant chunk on the workers, so no
-    step holds more than a chunk's counts; only per-variant totals come back.
+    both, e.g. for DP frequencies.
+
+    One graph, no global barrier: a variant chunk's plan needs only that chunk's counts, so its
+    pass 2 starts as soon as its own pass-1 tasks are done, and takes their (packed) noisy codes
+    instead of reading the store and regenerating the noise again. Only a few chunks' codes are
+    in memory at a time, and only per-variant totals come back to this process.
     """
     m, n, _ = calls.shape
-    cv, cs = calls.chunksize[0], calls.chunksize[1]
-    layout = _Layout(n_total=n, cv=cv, cs=cs)
-    vchunks = calls.chunks[0]
-    nb = len(calls.chunks[1])
-    # Each task gets only its own variants' thresholds: (m, nb, 2) broadcast, chunked like the calls.
-    t = da.from_array(np.ascontiguousarray(thresholds, dtype=np.uint32).reshape(m, 1, 2), chunks=(vchunks, 1, 2))
-    t = da.broadcast_to(t, (m, nb, 2), chunks=(vchunks, (1,) * nb, (2,)))
-
-    counts = da.map_blocks(_pass1_block, calls, t, keys, layout, dtype=np.int64,
-                           chunks=(vchunks, (1,) * nb, (3,)), name="genoshare-pass1")
+    vchunks, schunks = calls.chunks[0], calls.chunks[1]
+    layout = _Layout(n_total=n, cv=calls.chunksize[0], cs=calls.chunksize[1])
+    nb = len(schunks)
+    thresholds = np.ascontiguousarray(thresholds, dtype=np.uint32).reshape(m, 2)
     af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
-    # af as (m, 1, 1) so its blocks line up with the counts' variant blocks
-    plan_rows = da.map_blocks(_plan_block, counts.rechunk((vchunks, nb, 3)),
-                              da.from_array(af.reshape(m, 1, 1), chunks=(vchunks, 1, 1)),
-                              keys, target_fn, layout, dtype=np.int64, drop_axis=2, chunks=(vchunks, (nb + SUMMARY,)),
-                              name="genoshare-plan")
-    plan_rows = dask.persist(plan_rows)[0]  # the one global step: stays on the workers
-    if progress is not None:
-        progress(plan_rows)
-    summary = plan_rows[:, nb:].compute()  # (m, SUMMARY)
-    kd = plan_rows[:, :nb].rechunk((vchunks, (1,) * nb))[:, :, None]
-    released = da.map_blocks(_pass2_block, calls, kd, t, keys, layout, dtype=np.int8,
-                             chunks=calls.chunks, name="genoshare-pass2")
+    # A random token, not a hash of the arguments: the graph must not carry anything derived from the keys.
+    tok = uuid.uuid4().hex
+    p1, pl, p2, rel, alt, sm = (f"genoshare-{what}-{tok}"
+                                for what in ("pass1", "plan", "pass2", "released", "written", "summary"))
+    dsk = {}
+    v0 = 0
+    for c, cv in enumerate(vchunks):
+        rows = slice(v0, v0 + cv)
+        for b in range(nb):
+            dsk[(p1, c, b)] = (_pass1_task, (calls.name, c, b, 0), thresholds[rows], keys, layout, c, b)
+        dsk[(pl, c)] = (_plan_task, [(p1, c, b) for b in range(nb)], af[rows], keys, target_fn, layout, c)
+        for b, s in enumerate(schunks):
+            dsk[(p2, c, b)] = (_pass2_task, (p1, c, b), (pl, c), keys, layout, c, b, s)
+            dsk[(rel, c, b, 0)] = (operator.getitem, (p2, c, b), 0)
+            dsk[(alt, c, b)] = (operator.getitem, (p2, c, b), 1)
+        dsk[(sm, c, 0)] = (operator.getitem, (pl, c), 1)
+        v0 += cv
+    def array(name, chunks, dtype):  # the three outputs share the tasks; Dask merges them on compute
+        return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=[calls]), name, chunks=chunks,
+                        dtype=dtype)
+
+    released = array(rel, calls.chunks, np.int8)
+    summary = array(sm, (vchunks, (SUMMARY,)), np.int64)
+    written = array(alt, (vchunks, (1,) * nb), np.int64).sum(axis=1)
     mask = released < 0
-    phased = da.zeros((m, n), dtype=bool, chunks=(vchunks, calls.chunks[1]))
+    phased = da.zeros((m, n), dtype=bool, chunks=(vchunks, schunks))
     store = da.store([released, mask, phased],
                      [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
                      lock=False, compute=False)
-    _compute(store, progress)
+    _, summary, written = _compute((store, summary, written), progress)
 
     original, n_called, released_counts, down, up = summary.T
+    if not np.array_equal(written, released_counts):
+        bad = int(np.flatnonzero(written != released_counts)[0])
+        raise GenoshareError(f"internal error: variant {bad} was written with {int(written[bad])} ALT alleles, "
+                             f"the plan says {int(released_counts[bad])}; nothing was released")
     down, up = int(down.sum()), int(up.sum())
     return PassResult(flips=down + up, flips_down=down, flips_up=up, n_missing=int(m * n - n_called.sum()),
                       original_counts=original, n_called=n_called, released_counts=released_counts)
 
 
-def _compute(collection, progress):
+def _compute(collections, progress):
     if progress is None:
-        return dask.compute(collection)[0]
-    persisted = dask.persist(collection)[0]
+        return dask.compute(*collections)
+    persisted = dask.persist(*collections)
     progress(persisted)
-    return dask.compute(persisted)[0]
+    return dask.compute(*persisted)

@@ -22,7 +22,8 @@ region_index           (chunks x contigs, 6)          int32                   wh
 
 Every array carries the xarray ``_ARRAY_DIMENSIONS`` attribute; the root carries ``vcf_zarr_version`` "0.5" and
 ``source``. Stores written here are Zarr format 2 (bio2zarr's default) with bio2zarr's codecs: Blosc zstd level 7,
-BITSHUFFLE for call_* and boolean arrays, SHUFFLE for the others (plus VLenUTF8 for strings).
+BITSHUFFLE for call_* and boolean arrays, SHUFFLE for the others (plus VLenUTF8 for strings); a release's
+call_genotype uses zstd level 1 instead (``RELEASE_GENOTYPE_CLEVEL``: same size, 4x faster to write).
 
 ``init_vcz`` creates the metadata and EMPTY call arrays with regular chunks ``(chunk_variants, chunk_samples[, 2])``
 so that a Dask pipeline can fill them blockwise with ``dask.array.to_zarr(..., region=None)``: unwritten chunks read
@@ -82,6 +83,10 @@ MISSING_ALLELES = frozenset({"", ".", "0"})
 BGZIP_LEVEL = 3
 
 _BLOSC = dict(cname="zstd", clevel=7, blocksize=0)
+#: zstd level of a release's call_genotype. Noised genotypes are near-incompressible beyond bitshuffle's
+#: 2-bit structure: on a 1000 x 10000 release chunk levels 1, 3 and 7 give 1.55, 1.59 and 1.58 MB, while
+#: encoding takes 17, 30 and 70 ms (benchmarks/store.py; writing was the largest cost of a release).
+RELEASE_GENOTYPE_CLEVEL = 1
 _STRING = np.dtypes.StringDType()
 
 # bio2zarr's descriptions (vcf.py / plink.py schemas), so that tools showing them see the same text
@@ -371,11 +376,12 @@ def normalise_chunks(chunks, n_variants: int, n_samples: int) -> tuple[int, int]
     return max(1, min(cv, n_variants)), max(1, min(cs, n_samples))
 
 
-def _compressor(shuffle: int) -> numcodecs.Blosc:
-    return numcodecs.Blosc(shuffle=shuffle, **_BLOSC)
+def _compressor(shuffle: int, clevel: int | None = None) -> numcodecs.Blosc:
+    opts = dict(_BLOSC) if clevel is None else {**_BLOSC, "clevel": int(clevel)}
+    return numcodecs.Blosc(shuffle=shuffle, **opts)
 
 
-def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=None, data=None):
+def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=None, data=None, clevel=None):
     dtype = _STRING if dtype == "T" else np.dtype(dtype)
     is_string = dtype is _STRING
     shuffle = numcodecs.Blosc.BITSHUFFLE if (name.startswith("call_") or dtype == np.bool_) else numcodecs.Blosc.SHUFFLE
@@ -384,7 +390,7 @@ def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=
         shape=shape,
         dtype=dtype,
         chunks=chunks,
-        compressors=[_compressor(shuffle)],
+        compressors=[_compressor(shuffle, clevel)],
         filters=[numcodecs.VLenUTF8()] if is_string else None,
         fill_value=fill_value,
     )
@@ -433,6 +439,7 @@ def init_vcz(
     chunks=None,
     root_attrs: dict | None = None,
     contig_lengths=None,
+    genotype_clevel: int | None = None,
 ) -> zarr.Group:
     """Create a new VCF Zarr store (Zarr format 2) at ``path`` with metadata arrays filled and EMPTY call arrays.
 
@@ -440,6 +447,7 @@ def init_vcz(
     clipped to the array size. call_genotype (int8, (m, n, 2), fill -1), call_genotype_mask (bool, fill True) and
     call_genotype_phased (bool (m, n), fill False) have chunks (cv, cs[, 2]). ``variant_allele`` is (m, A) (A >= 2
     for VCF output; '' for absent alleles); ``variant_id`` (m,) with '.' for none. ``path`` must not exist.
+    ``genotype_clevel`` overrides the zstd level of call_genotype (see RELEASE_GENOTYPE_CLEVEL).
     Returns the root group opened read-write. Raises ValueError for inconsistent arguments.
     """
     path = Path(path)
@@ -514,7 +522,8 @@ def init_vcz(
     a.attrs["_ARRAY_DIMENSIONS"] = ["region_index_values", "region_index_fields"]
 
     _create(root, "call_genotype", shape=(m, n, 2), dtype="i1", chunks=(cv, cs, 2),
-            dims=["variants", "samples", "ploidy"], fill_value=-1, description=d["call_genotype"])
+            dims=["variants", "samples", "ploidy"], fill_value=-1, description=d["call_genotype"],
+            clevel=genotype_clevel)
     _create(root, "call_genotype_mask", shape=(m, n, 2), dtype="bool", chunks=(cv, cs, 2),
             dims=["variants", "samples", "ploidy"], fill_value=True, description=d["call_genotype_mask"])
     _create(root, "call_genotype_phased", shape=(m, n), dtype="bool", chunks=(cv, cs),

@@ -201,13 +201,14 @@ def _below(word, bound):
 
 
 @njit(cache=True, nogil=True)
-def apply_flips(codes, words, first, k, direction, chosen):
+def apply_flips(codes, words, first, k, direction, chosen, eligible):
     """Flip, per variant, k[j] of its eligible bits in this chunk, chosen uniformly.
 
     Eligible: non-missing bits equal to 1 (direction -1) or 0 (direction +1), numbered in
     (sample, high-then-low) order. The k-subset comes from Floyd's algorithm driven by the
     words words[first[j] : first[j] + k[j]], so only k words of randomness are needed.
-    ``chosen`` is a uint8 scratch buffer of at least 2 * n_samples + 1 entries.
+    ``chosen`` is a uint8 scratch buffer of at least 2 * n_samples + 1 entries. ``eligible[j]``
+    is the number of eligible bits if the caller knows it (pass 1 counted them), else negative.
     """
     v, s = codes.shape
     for j in range(v):
@@ -217,12 +218,14 @@ def apply_flips(codes, words, first, k, direction, chosen):
             continue
         # x = code ^ flipmask has a 1 exactly at the eligible bits
         flipmask = np.uint8(3) if d > 0 else np.uint8(0)
-        e = 0
-        for i in range(s):
-            c = codes[j, i]
-            if c != MISSING:
-                x = c ^ flipmask
-                e += (x >> 1) + (x & 1)
+        e = eligible[j]
+        if e < 0:
+            e = 0
+            for i in range(s):
+                c = codes[j, i]
+                if c != MISSING:
+                    x = c ^ flipmask
+                    e += (x >> 1) + (x & 1)
         if kj > e:
             kj = e
         chosen[: e + 1] = 0
@@ -269,10 +272,12 @@ def dosage_from_calls(calls):
 
 
 @njit(cache=True, nogil=True)
-def calls_from_codes(codes, out):
-    """Decode codes into unphased diploid calls: 0 -> 0/0, 1 -> 0/1, 2 -> 1/1, missing -> ./."""
+def calls_from_codes(codes, out, alt):
+    """Decode codes into unphased diploid calls: 0 -> 0/0, 1 -> 0/1, 2 -> 1/1, missing -> ./.; alt[j] gets
+    variant j's ALT allele count (what the written chunk holds, checked against the plan)."""
     v, s = codes.shape
     for j in range(v):
+        t = 0
         for i in range(s):
             c = codes[j, i]
             if c == MISSING:
@@ -282,4 +287,32 @@ def calls_from_codes(codes, out):
                 d = (c >> 1) + (c & 1)
                 out[j, i, 0] = 1 if d == 2 else 0
                 out[j, i, 1] = 1 if d >= 1 else 0
+                t += d
+        alt[j] = t
     return out
+
+
+@njit(cache=True, nogil=True)
+def pack_codes(codes):
+    """(v, s) codes -> (v, ceil(s / 2)) bytes, two 4-bit codes per byte (MISSING -> 4): what a pass-1 task
+    hands to pass 2, at half the memory of the codes."""
+    v, s = codes.shape
+    out = np.zeros((v, (s + 1) // 2), dtype=np.uint8)
+    for j in range(v):
+        for i in range(s):
+            c = codes[j, i]
+            nib = np.uint8(4) if c == MISSING else c
+            out[j, i >> 1] |= nib << np.uint8(4 * (i & 1))
+    return out
+
+
+@njit(cache=True, nogil=True)
+def unpack_codes(packed, s):
+    v = packed.shape[0]
+    out = np.empty((v, s), dtype=np.uint8)
+    for j in range(v):
+        for i in range(s):
+            nib = (packed[j, i >> 1] >> np.uint8(4 * (i & 1))) & np.uint8(15)
+            out[j, i] = MISSING if nib == 4 else nib
+    return out
+

@@ -71,13 +71,23 @@ def plan(ones: np.ndarray, nonmiss: np.ndarray, target_counts: np.ndarray, keys:
     return k, direction
 
 
+def eligible_bits(ones: np.ndarray, nonmiss: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Bits a restoration may flip in a block, from its pass-1 counts: the 1-bits when flipping down,
+    the 0-bits of called genotypes when flipping up."""
+    return np.where(direction < 0, ones, 2 * nonmiss - ones).astype(np.int64)
+
+
 def restore(codes: np.ndarray, k_block: np.ndarray, direction: np.ndarray, keys: ReleaseKeys, v0: int,
-            s0: int, n_total: int) -> None:
-    """Apply one sample block's share of the flips to its noisy codes, in place."""
+            s0: int, n_total: int, eligible: np.ndarray | None = None) -> None:
+    """Apply one sample block's share of the flips to its noisy codes, in place.
+
+    ``eligible``: the block's eligible bits per variant (:func:`eligible_bits`) if known; else counted here.
+    """
     v, s = codes.shape
     k_block = np.ascontiguousarray(k_block, dtype=np.int64)
     words, first = flip_words(keys.flip, n_total, v0, s0, k_block)
-    apply_flips(codes, words, first, k_block, direction, np.empty(2 * s + 1, dtype=np.uint8))
+    eligible = np.full(v, -1, dtype=np.int64) if eligible is None else np.ascontiguousarray(eligible, np.int64)
+    apply_flips(codes, words, first, k_block, direction, np.empty(2 * s + 1, dtype=np.uint8), eligible)
 
 
 def target_counts_published(G: np.ndarray) -> np.ndarray:
@@ -118,7 +128,7 @@ def release_genotypes(G: np.ndarray, thresholds: np.ndarray, target_counts: np.n
         for b, s0 in enumerate(range(0, n, sample_block)):
             s1 = min(s0 + sample_block, n)
             block = codes[:, s0:s1].copy()
-            restore(block, k[:, b], direction, keys, v0, s0, n)
+            restore(block, k[:, b], direction, keys, v0, s0, n, eligible_bits(ones[:, b], nonmiss[:, b], direction))
             codes[:, s0:s1] = block
         out[v0:v1] = decode_codes(codes)
         kk = k.sum(axis=1)

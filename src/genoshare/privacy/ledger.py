@@ -18,18 +18,19 @@ Cohort fingerprint
 ------------------
 SHA-256 over a canonical byte encoding of what genoshare sees of a cohort::
 
-    b"genoshare-cohort-fingerprint/v1\\n"
+    b"genoshare-cohort-fingerprint/v2\n"
     u64le(n_samples)  then for each sample id:  u64le(len(utf8)) utf8
     u64le(n_variants) then for each variant id: u64le(len(utf8)) utf8
-    the ALT dosages, variant-major: for each variant the n_samples int8 values 0/1/2, -1 = missing
+    for each variant, its two-lane digest H[j, 0], H[j, 1] as u64le (genoshare.kernels.fingerprint)
 
-The genotype part is a plain concatenation of rows, so any cut of the variants into chunks gives the same digest,
-and it is computed streaming (one variant chunk in memory): :func:`fingerprint_vcz` reads ``call_genotype`` one
-Zarr chunk row at a time, which works for biobank stores. The same cohort as a CSV matrix and as a VCF Zarr store
-(same ids, same order) has the same fingerprint. Phase and which ALT allele a multi-allelic call carries are not
-part of it (genoshare releases dosages of bi-allelic sites only). Limitation: the fingerprint identifies one
-exact cohort; a subset or superset of it (one individual or one SNP dropped) is a different cohort to the ledger,
-so composition over overlapping cohorts is the owner's responsibility.
+A variant's digest is a weighted sum over samples of its ALT dosages (+1, missing 0) modulo 2^64, so it can be
+computed in parts over any (variant, sample) chunks and added up: ``release`` computes it blockwise on its Dask
+workers (``pipeline.cohort_digests``), :func:`fingerprint_vcz` and :func:`fingerprint_matrix` one variant chunk at
+a time in this process; all give the same digest. The same cohort as a CSV matrix and as a VCF Zarr store (same
+ids, same order) has the same fingerprint, and so does any chunking of the store. Phase and which ALT allele a
+multi-allelic call carries are not part of it (genoshare releases dosages of bi-allelic sites only). Limitation:
+the fingerprint identifies one exact cohort; a subset or superset of it (one individual or one SNP dropped) is a
+different cohort to the ledger, so composition over overlapping cohorts is the owner's responsibility.
 
 Concurrency
 -----------
@@ -94,7 +95,7 @@ LEDGER_FILE = "ledger.sqlite"
 SCHEMA_VERSION = 1
 COMPOSITION = "basic (sum)"
 BUSY_TIMEOUT_MS = 120_000
-FINGERPRINT_MAGIC = b"genoshare-cohort-fingerprint/v1\n"
+FINGERPRINT_MAGIC = b"genoshare-cohort-fingerprint/v2\n"
 STATUSES = ("reserved", "recorded", "cancelled")
 _COUNTED = ("reserved", "recorded")
 _HEX64 = frozenset("0123456789abcdef")
@@ -167,16 +168,16 @@ def _u64(x: int) -> bytes:
     return struct.pack("<Q", int(x))
 
 
-def cohort_fingerprint(sample_ids, variant_ids, genotype_chunks: Iterable) -> str:
-    """SHA-256 (hex) of the canonical encoding of a cohort (module docstring).
+def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
+    """SHA-256 (hex) of the canonical encoding (module docstring) from per-variant digests (m, 2) uint64."""
+    from genoshare.kernels.fingerprint import LANES
 
-    ``genotype_chunks`` yields variant-major dosage blocks of shape (k, n_samples), values 0/1/2 and negative for
-    missing, in variant order; any chunking gives the same digest. Raises GenoshareError if the blocks do not add
-    up to ``len(variant_ids)`` rows of ``len(sample_ids)`` columns or hold values above 2.
-    """
     sample_ids = [str(s) for s in sample_ids]
     variant_ids = [str(v) for v in variant_ids]
-    n, m = len(sample_ids), len(variant_ids)
+    digests = np.asarray(digests)
+    if digests.shape != (len(variant_ids), LANES) or digests.dtype != np.uint64:
+        raise GenoshareError(f"fingerprint: digests of shape {digests.shape} ({digests.dtype}), expected "
+                             f"({len(variant_ids)}, {LANES}) uint64")
     h = hashlib.sha256(FINGERPRINT_MAGIC)
     for ids in (sample_ids, variant_ids):
         h.update(_u64(len(ids)))
@@ -184,20 +185,33 @@ def cohort_fingerprint(sample_ids, variant_ids, genotype_chunks: Iterable) -> st
             b = s.encode("utf-8")
             h.update(_u64(len(b)))
             h.update(b)
-    rows = 0
+    h.update(np.ascontiguousarray(digests, dtype="<u8").tobytes())
+    return h.hexdigest()
+
+
+def cohort_fingerprint(sample_ids, variant_ids, genotype_chunks: Iterable) -> str:
+    """SHA-256 (hex) of the canonical encoding of a cohort (module docstring).
+
+    ``genotype_chunks`` yields variant-major dosage blocks of shape (k, n_samples), values 0/1/2 and negative for
+    missing, in variant order; any chunking gives the same digest. Raises GenoshareError if the blocks do not add
+    up to ``len(variant_ids)`` rows of ``len(sample_ids)`` columns or hold values above 2.
+    """
+    from genoshare.kernels.fingerprint import row_digests
+
+    n, m = len(sample_ids), len(variant_ids)
+    parts = []
     for chunk in genotype_chunks:
         g = np.asarray(chunk)
         if g.ndim != 2 or g.shape[1] != n:
             raise GenoshareError(f"fingerprint: genotype block of shape {g.shape}, expected (k, {n})")
-        if g.size:
-            if g.max() > 2:
-                raise GenoshareError("fingerprint: genotype values above 2 (expected ALT dosages 0/1/2)")
-            g = np.where(g < 0, -1, g).astype(np.int8, copy=False)
-        h.update(np.ascontiguousarray(g, dtype=np.int8).tobytes())
-        rows += g.shape[0]
+        if g.size and g.max() > 2:
+            raise GenoshareError("fingerprint: genotype values above 2 (expected ALT dosages 0/1/2)")
+        parts.append(row_digests(np.where(g < 0, -1, g).astype(np.int8, copy=False)))
+    rows = sum(p.shape[0] for p in parts)
     if rows != m:
         raise GenoshareError(f"fingerprint: genotype blocks hold {rows} variants, expected {m}")
-    return h.hexdigest()
+    digests = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.uint64)
+    return fingerprint_from_digests(sample_ids, variant_ids, digests)
 
 
 def fingerprint_matrix(matrix, chunk_variants: int = 4096) -> str:
