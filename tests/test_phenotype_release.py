@@ -139,6 +139,14 @@ def test_bad_tables(tmp_path, text, fragment):
     assert e.value.path == str(f)
 
 
+def test_a_column_named_like_the_output_id_column_is_refused(tmp_path):
+    f = tmp_path / "p.tsv"
+    f.write_text("IID\tsample_id\tcase\na\tx\t1\n")
+    assert prepare_phenotypes(f, ["case"]).released
+    with pytest.raises(InputError, match="cannot be a column of phenotypes.tsv"):
+        prepare_phenotypes(f, ["sample_id"])
+
+
 def test_listing_needs_the_file_and_nothing_is_released_unless_listed(table):
     with pytest.raises(GenoshareError, match="needs --phenotypes"):
         prepare_phenotypes(None, ["case"])

@@ -272,6 +272,9 @@ def prepare_phenotypes(path, specs) -> PhenotypePlan:
             if req.name == table.id_column or req.name.lower() == FID_COLUMN:
                 raise InputError(path, f"column {req.name!r} is the sample id / family id, not a phenotype")
             raise InputError(path, f"no column {req.name!r} (columns: {', '.join(table.columns) or 'none'})")
+        if req.name == SAMPLE_COLUMN or "\t" in req.name or "\n" in req.name:
+            raise InputError(path, f"column {req.name!r} cannot be a column of {PHENOTYPES_FILE} (its first column is "
+                                   f"{SAMPLE_COLUMN}; names hold no tab or line break): rename it")
         codings[req.name] = table.binary_coding(req.name)
         if req.randomized and codings[req.name] is None:
             raise InputError(path, f"column {req.name!r} is not binary ({table.not_binary_reason(req.name)}); "
