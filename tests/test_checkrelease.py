@@ -419,6 +419,7 @@ def test_planted_phenotype_items(releases, tmp_path, plant, fragment):
     elif plant == "no_file":
         (d / "phenotypes.tsv").unlink()
     _fails(d, fragment)
+    _fails(d, fragment, verify_data=False)  # also --quick: the release skips the data check when nothing is exported
 
 
 def test_fam_phenotype_must_be_what_the_manifest_assigns(releases, tmp_path):
