@@ -336,6 +336,117 @@ def test_frequencies_must_be_the_release_own(releases, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# phenotypes.tsv and the .fam phenotype
+
+
+def _sample_ids(d: Path) -> list[str]:
+    if (d / "release.fam").exists():
+        return [ln.split()[1] for ln in (d / "release.fam").read_text().splitlines()]
+    from genoshare.io.csvmatrix import read_matrix
+
+    return read_matrix(d / "release.csv.gz").sample_ids
+
+
+def _with_phenotypes(releases, tmp_path, kind="csv", fam_column=None) -> Path:
+    """A copy declaring a randomized 'case' (PLINK 1/2) and a clear 'age', with a phenotypes.tsv that fits."""
+    from genoshare.privacy.phenotype import phenotype_entry
+
+    d = _copy(releases, kind, tmp_path)
+    m = _manifest(d)
+    m["privacy"]["phenotype"] = phenotype_entry({"case": 1.0}, clear=["age"])
+    m["phenotypes"] = {"file": "phenotypes.tsv", "columns": [
+        {"name": "case", "release": "randomized response", "coding": "PLINK 1/2 (1 control, 2 case; 0 missing)"},
+        {"name": "age", "release": "in the clear (not protected)", "coding": "not binary"}],
+        "plink_fam": {"column": fam_column, "note": "..."}}
+    _write_manifest(d, m)
+    ids = _sample_ids(d)
+    _write_pheno(d, ["sample_id", "case", "age"], [[s, "NA" if i == 3 else str(1 + i % 2), str(20 + i)]
+                                                   for i, s in enumerate(ids)])
+    return d
+
+
+def _write_pheno(d: Path, header, rows) -> None:
+    (d / "phenotypes.tsv").write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n")
+    os.chmod(d / "phenotypes.tsv", 0o644)
+
+
+def _read_pheno(d: Path):
+    rows = [ln.split("\t") for ln in (d / "phenotypes.tsv").read_text().splitlines()]
+    return rows[0], rows[1:]
+
+
+def test_phenotypes_file_needs_a_declaring_manifest(releases, tmp_path):
+    d = _copy(releases, "csv", tmp_path)
+    _write_pheno(d, ["sample_id", "case"], [[s, "1"] for s in _sample_ids(d)])
+    _fails(d, "phenotypes.tsv: phenotypes the manifest does not declare")
+
+
+def test_declared_phenotypes_pass(releases, tmp_path):
+    for kind in ("csv", "store"):
+        rep = check_release(_with_phenotypes(releases, tmp_path / kind, kind))
+        assert rep.ok, rep.problems
+
+
+@pytest.mark.parametrize("plant, fragment", [
+    ("extra_column", "column(s) 'secret_note' not listed by the manifest"),
+    ("drop_column", "listed column(s) 'age' missing"),
+    ("shuffle_ids", "phenotypes.tsv: sample ids differ from the release"),
+    ("missing_row", "phenotypes.tsv: sample ids differ from the release"),
+    ("non_binary", "column 'case' is released by randomized response but is not binary (value '3')"),
+    ("three_codes", "column 'case' is released by randomized response but is not binary"),
+    ("id_header", "the first column must be sample_id"),
+    ("no_file", "lists phenotype columns but phenotypes.tsv is missing"),
+])
+def test_planted_phenotype_items(releases, tmp_path, plant, fragment):
+    d = _with_phenotypes(releases, tmp_path)
+    header, rows = _read_pheno(d)
+    if plant == "extra_column":
+        _write_pheno(d, header + ["secret_note"], [r + ["x"] for r in rows])
+    elif plant == "drop_column":
+        _write_pheno(d, header[:2], [r[:2] for r in rows])
+    elif plant == "shuffle_ids":
+        _write_pheno(d, header, rows[1:] + rows[:1])
+    elif plant == "missing_row":
+        _write_pheno(d, header, rows[:-1])
+    elif plant == "non_binary":
+        rows[0][1] = "3"
+        _write_pheno(d, header, rows)
+    elif plant == "three_codes":
+        rows[0][1], rows[1][1], rows[2][1] = "0", "1", "2"
+        _write_pheno(d, header, rows)
+    elif plant == "id_header":
+        _write_pheno(d, ["IID"] + header[1:], rows)
+    elif plant == "no_file":
+        (d / "phenotypes.tsv").unlink()
+    _fails(d, fragment)
+    _fails(d, fragment, verify_data=False)  # also --quick: the release skips the data check when nothing is exported
+
+
+def test_fam_phenotype_must_be_what_the_manifest_assigns(releases, tmp_path):
+    def set_fam(d, values):
+        fam = [ln.split("\t") for ln in (d / "release.fam").read_text().splitlines()]
+        (d / "release.fam").write_text("".join("\t".join(r[:5] + [v]) + "\n" for r, v in zip(fam, values)))
+
+    d = _with_phenotypes(releases, tmp_path / "none", "store", fam_column=None)
+    _, rows = _read_pheno(d)
+    set_fam(d, [r[1] if r[1] != "NA" else "-9" for r in rows])  # declared phenotypes, but not for the .fam
+    _fails(d, "release.fam: column 6 differs from what the manifest assigns it")
+
+    d = _with_phenotypes(releases, tmp_path / "case", "store", fam_column="case")
+    _, rows = _read_pheno(d)
+    fam = [r[1] if r[1] != "NA" else "-9" for r in rows]
+    set_fam(d, fam)
+    rep = check_release(d)
+    assert rep.ok, rep.problems
+    fam[0] = "1" if fam[0] == "2" else "2"  # one individual's true status instead of the released one
+    set_fam(d, fam)
+    _fails(d, "release.fam: column 6 differs")
+
+    d = _with_phenotypes(releases, tmp_path / "age", "store", fam_column="age")
+    _fails(d, "phenotypes.plink_fam names 'age', which is not a released binary column")
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # CLI
 
 

@@ -134,6 +134,11 @@ def test_snakefmt_check_is_clean():
      "config: releases[0]: Additional properties are not allowed ('calibraton' was unexpected)"),
     ({"releases": [{"name": "r", "cohort": "nobody", "epsilon": 9091}]},
      "config: release 'r': cohort 'nobody' is not under 'cohorts'"),
+    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "release_phenotype": ["case"]}]},
+     "config: releases[0]: 'phenotypes' is a dependency of 'release_phenotype'"),
+    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "phenotypes": "p.tsv",
+                    "release_phenotype": ["case:rr=x"]}]},
+     "config: releases[0].release_phenotype[0]: 'case:rr=x' does not match"),
 ])
 def test_bad_config_is_rejected_in_one_line(tmp_path, change, message):
     cfg = write_config(tmp_path / "bad.yaml", **change)
@@ -153,6 +158,18 @@ def test_configfile_replaces_the_demo_config(tmp_path):
     assert res.returncode == 0, res.text
     assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "all": 1}, res.text
     assert "genoshare release" in res.text and "--seed" not in res.text, res.text
+
+
+def test_phenotype_keys_reach_the_release_command(tmp_path):
+    pheno = tmp_path / "pheno tsv"
+    pheno.write_text("IID\tcase\n")
+    cfg = write_config(tmp_path / "mine.yaml", releases=[
+        {"name": "ph", "cohort": "lactose", "epsilon": 9091, "phenotypes": str(pheno),
+         "release_phenotype": ["case:rr=1", "age"]}])
+    res = snakemake(tmp_path, "--dry-run", "--printshellcmds", "--configfile", cfg, timeout=120)
+    assert res.returncode == 0, res.text
+    cmd = next(line for line in res.text.splitlines() if "genoshare release" in line)
+    assert f"--phenotypes '{pheno}' --release-phenotype case:rr=1 --release-phenotype age" in cmd, cmd
 
 
 def test_compare_table(tmp_path):

@@ -100,8 +100,9 @@ def dp_targets(original, n_called, v0, *, epsilon, delta, key, m):
     return dp_allele_counts(original, n_called, epsilon, delta, key, v0=v0, n_snps=m)[0]
 
 
-def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None) -> tuple[dict, float]:
-    """The manifest's per-stage privacy object (accountant) and the total epsilon for the ledger."""
+def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None, phenotype=None) -> tuple[dict, float]:
+    """The manifest's per-stage privacy object (accountant) and the total epsilon for the ledger.
+    phenotype: the phenotype stage (:meth:`PhenotypePlan.privacy_entry`), None when none is released."""
     from genoshare.privacy.accountant import default_delta, privacy_object, xor_account
     from genoshare.privacy.dp_af import af_dp_entry, af_public_entry, af_published_entry
 
@@ -112,7 +113,7 @@ def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None) -> tuple[di
         af = af_dp_entry(af_cal)
     else:
         af = af_public_entry("reference" if af_source == "reference" else "public", af_file)
-    obj = privacy_object(acct, af=af)
+    obj = privacy_object(acct, af=af, phenotype=phenotype)
     return obj, float(obj["total"]["epsilon"])
 
 
@@ -140,7 +141,8 @@ def release(cohort, reference, epsilon: float, out, **options) -> dict:
     blockwise VCF Zarr pipeline (release.vcz plus exports)."""
     if is_csv(cohort) and is_csv(reference):
         csv_only = {"calibration", "zero_cell", "window", "af_source", "seed", "sample_block", "threads", "overwrite",
-                    "progress", "ldstats", "private_dir", "budget", "relatives", "notify"}
+                    "progress", "ldstats", "private_dir", "budget", "relatives", "notify", "phenotypes",
+                    "release_phenotype"}
         unused = [k for k, v in options.items() if k not in csv_only and v not in (None, (), "", False)]
         if unused:
             raise GenoshareError(f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
@@ -176,11 +178,13 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
                 zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
                 overwrite: bool = False, progress=None, ldstats: str | Path | None = None, private_dir=None,
-                budget: float | None = None, relatives: str = "auto", notify=None) -> dict:
+                budget: float | None = None, relatives: str = "auto", notify=None, phenotypes=None,
+                release_phenotype=()) -> dict:
     """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
     timer = Timer()
     w = parse_window(window)
     _check_common(epsilon, af_source)
+    pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
     if sample_block is None or sample_block < 1:
         raise GenoshareError("--sample-block must be at least 1")
     with timer("read"):
@@ -203,7 +207,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
     with timer("account"):
-        privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path))
+        privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
+                                      pheno.privacy_entry())
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
@@ -219,16 +224,18 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         inputs["af_file"] = input_entry(af_path)
     if ldstats is not None:
         inputs["ldstats"] = input_entry(ldstats)
+    extra = {"relatives": kin}
     with atomic_store(out, overwrite=overwrite) as tmp:
         tmp.mkdir(mode=0o755)
         with timer("write"):
             write_matrix(tmp / RELEASE_CSV, cohort.sample_ids, cohort.variant_ids, res.genotypes,
                          id_column=cohort.id_column)
+            ph_text, _ = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, extra)
         manifest = build_manifest(
             release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
             n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
             sample_block=res.sample_block, flips=(res.flips_down, res.flips_up), seed_given=seed is not None,
-            timings=timer.timings, extra={"relatives": kin}, privacy=privacy)
+            timings=timer.timings, extra=extra, privacy=privacy, phenotypes=ph_text)
         _finish_release_dir(tmp, manifest)
         book.check(tmp)
     book.after(manifest)
@@ -309,6 +316,30 @@ def _finish_release_dir(tmp: Path, manifest: dict) -> None:
     (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     for f in [tmp, *tmp.rglob("*")]:
         f.chmod(0o755 if f.is_dir() else 0o644)  # nothing group- or world-writable
+
+
+def _phenotype_plan(path, specs, notify):
+    from genoshare.io.phenotypes import prepare_phenotypes
+
+    plan = prepare_phenotypes(path, specs)
+    if path is not None and not plan.released and notify is not None:
+        notify(f"phenotypes: no column listed with --release-phenotype, nothing from {path} is released")
+    return plan
+
+
+def _write_phenotypes(tmp: Path, plan, sample_ids, master: bytes, inputs: dict, extra: dict, plink: bool = False):
+    """DIR/phenotypes.tsv and its manifest entries. Returns (privacy text, .fam phenotype codes): (None, None)
+    when nothing is released; codes None (-9) without a PLINK export or unless exactly one column is binary."""
+    from genoshare.io.phenotypes import PHENOTYPES_FILE
+
+    if not plan.released:
+        return None, None
+    released = plan.apply(sample_ids, master)
+    released.write(tmp / PHENOTYPES_FILE)
+    inputs["phenotypes"] = input_entry(plan.table.path)
+    fam, fam_text = released.fam_phenotype() if plink else (None, None)
+    extra["phenotypes"] = released.manifest_entry(fam_text)
+    return released.statement(), fam
 
 
 def _as_vcz(path, work: Path, name: str, chunks):
@@ -423,7 +454,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                   cluster_config=None, exports=(), chunk_variants: int | None = None,
                   chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",
                   workers: int | None = None, ldstats: str | Path | None = None, private_dir=None,
-                  budget: float | None = None, relatives: str = "auto", notify=None) -> dict:
+                  budget: float | None = None, relatives: str = "auto", notify=None, phenotypes=None,
+                  release_phenotype=()) -> dict:
     """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
@@ -434,6 +466,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     w = parse_window(window)
     _check_common(epsilon, af_source)
     exports = parse_exports(exports)
+    pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
     af_table = af_path = None
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
@@ -459,7 +492,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             target_fn = functools.partial(dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master),
                                           m=inp.alignment.n_kept)
         with timer("account"):
-            privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path))
+            privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
+                                          pheno.privacy_entry())
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
@@ -496,8 +530,11 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 res = pipeline.release_passes(calls, cal.thresholds, derive_keys(master), target_af, group,
                                               progress=progress, target_fn=target_fn)
             _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
+            ph_extra = {}
+            ph_text, fam = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, ph_extra,
+                                             plink="plink" in exports)
             with timer("export"):
-                _export(store, tmp, exports)
+                _export(store, tmp, exports, fam)
             extra = {
                 "alignment": inp.alignment_summary(ambiguous, unmatched),
                 "chunks": {"variants": cohort.chunks[0], "samples": cohort.chunks[1]},
@@ -505,12 +542,14 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 "frequencies_file": FREQ_FILE,
                 "exports": list(exports),
                 "relatives": kin,
+                **ph_extra,
             }
             manifest = build_manifest(
                 release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
                 n_reference=inp.panel.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w,
                 af=af, sample_block=cohort.chunks[1], flips=(res.flips_down, res.flips_up),
-                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy)
+                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy,
+                phenotypes=ph_text)
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
             # Without exports the data check would only re-read release.vcz to recount frequencies.tsv,
@@ -535,10 +574,10 @@ def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarr
     }).to_csv(path, sep="\t", index=False, float_format="%.6g")
 
 
-def _export(store: Path, outdir: Path, exports) -> None:
+def _export(store: Path, outdir: Path, exports, fam_phenotype=None) -> None:
     from genoshare.io.export import export
 
-    export(store, outdir, exports)
+    export(store, outdir, exports, fam_phenotype=fam_phenotype)
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -84,11 +84,19 @@ def main():
 @click.option("--relatives", type=click.Choice(["auto", "check", "refuse", "skip"]), default="auto",
               show_default=True, help="KING-robust kinship check: auto = check up to 2,000 individuals.")
 @click.option("--refuse-relatives", is_flag=True, help="Same as --relatives refuse: block a cohort with relatives.")
+@click.option("--phenotypes", type=click.Path(), default=None,
+              help="Phenotype/covariate table (header line; tab, comma or whitespace separated; sample id column "
+                   "IID, sample_id, sample or id, else the first; FID ignored; NA, empty or -9 missing). Nothing "
+                   "in it is released unless listed with --release-phenotype.")
+@click.option("--release-phenotype", "release_phenotype", multiple=True, metavar="COL[:rr=EPS]",
+              help="Release column COL of --phenotypes to OUT/phenotypes.tsv: in the clear (NOT protected), or, "
+                   "with :rr=EPS, a binary column (0/1 or PLINK 1/2) by randomized response at epsilon EPS "
+                   "(accounted). Repeat for more columns.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
             threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
-            ldstats, private_dir, budget, relatives, refuse_relatives, overwrite):
+            ldstats, private_dir, budget, relatives, refuse_relatives, phenotypes, release_phenotype, overwrite):
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
     CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
@@ -97,8 +105,8 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
 
     options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,
                    overwrite=overwrite, ldstats=ldstats, private_dir=private_dir, budget=budget,
-                   relatives="refuse" if refuse_relatives else relatives,
-                   notify=lambda line: click.echo(line, err=True))
+                   relatives="refuse" if refuse_relatives else relatives, phenotypes=phenotypes,
+                   release_phenotype=release_phenotype, notify=lambda line: click.echo(line, err=True))
     if api.is_csv(cohort) and api.is_csv(reference):
         bar = _Progress("release")
         options.update(sample_block=sample_block or api.DEFAULT_SAMPLE_BLOCK, threads=threads, progress=bar)
@@ -132,6 +140,11 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
         click.echo(f"privacy total: epsilon {total['epsilon']:.6g} at delta {total['delta']:.3g} "
                    f"({total['composition'].split(':')[0]})")
     click.echo(f"allele frequencies: {manifest['af_source']['privacy']}")
+    if "phenotypes" in manifest:
+        ph = manifest["phenotypes"]
+        cols = ", ".join(f"{c['name']} ({c['release']})" for c in ph["columns"])
+        click.echo(f"phenotypes: {cols} -> {ph['file']}; {ph['cohort_without_row']} individual(s) without a row, "
+                   f"{ph['rows_not_in_cohort_dropped']} row(s) not in the cohort dropped")
     if "alignment" in manifest:
         al = manifest["alignment"]
         dropped = ", ".join(f"{k} {v}" for k, v in al["dropped"].items() if v) or "none"

@@ -20,6 +20,7 @@ AF_PRIVACY = {
     "public": "public allele-frequency file: post-processing, no privacy cost",
     "dp": "differentially private allele frequencies (Gaussian mechanism, own epsilon_af and delta_af)",
 }
+NO_PHENOTYPES = "no phenotypes or covariates are released"
 TEST_RELEASE_WARNING = "reproducible test release: not for sharing (made with --seed)"
 
 
@@ -51,7 +52,8 @@ def af_info(kind: str, **extra) -> dict:
 def build_manifest(*, release_file: str, inputs: dict, n_samples: int, n_variants: int, n_reference: int,
                    n_missing: int, cal: Calibration, zero_cell: str, window, af: dict, sample_block: int,
                    flips: tuple[int, int], seed_given: bool, timings: dict, extra: dict | None = None,
-                   privacy: dict | None = None) -> dict:
+                   privacy: dict | None = None, phenotypes: str | None = None) -> dict:
+    """phenotypes: what the release says about its phenotype columns (None: none released)."""
     down, up = flips
     manifest = {
         "tool": "genoshare",
@@ -86,7 +88,7 @@ def build_manifest(*, release_file: str, inputs: dict, n_samples: int, n_variant
             "allele_frequencies": af["privacy"],
             "reference_panel": "assumed public or disjoint from the cohort (no shared individual ids found)",
             "missingness": "missing genotypes are released as missing: the missingness pattern is not protected",
-            "phenotypes": "no phenotypes or covariates are released",
+            "phenotypes": phenotypes or NO_PHENOTYPES,
         },
         "reproducible_test_release": seed_given,
         **(extra or {}),

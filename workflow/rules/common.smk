@@ -218,6 +218,8 @@ def release_inputs(wildcards):
     }
     if rel["af_source"].startswith("public:"):
         inputs["af_file"] = rel["af_source"][len("public:") :]
+    if "phenotypes" in rel:
+        inputs["phenotypes"] = rel["phenotypes"]
     return inputs
 
 
@@ -234,6 +236,10 @@ def release_options(wildcards):
     seed = rel.get("seed", config["seed"])
     if seed is not None:
         opts.append(f"--seed {seed}")
+    if "phenotypes" in rel:
+        opts.append(f"--phenotypes {shlex.quote(rel['phenotypes'])}")
+    for spec in rel.get("release_phenotype", []):
+        opts.append(f"--release-phenotype {shlex.quote(spec)}")
     if not is_csv(rel["cohort"]):
         opts.append(dask_options(rel["cohort"]))
         if config["exports"]:

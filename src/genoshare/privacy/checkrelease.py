@@ -8,8 +8,9 @@ What may be in a release directory
 ----------------------------------
 ``manifest.json`` (required); the release itself, ``release.csv.gz`` and/or ``release.vcz``; ``frequencies.tsv``
 (the release's own allele frequencies); exports ``release.bed/.bim/.fam``, ``release.vcf.gz`` with
-``release.vcf.gz.tbi``; ``retention.json`` (the owner's expected-retention table); ``README``/``LICENSE`` text
-(optionally ``.md``/``.txt``/``.rst``). Anything else, hidden files included, is a problem.
+``release.vcf.gz.tbi``; ``phenotypes.tsv`` only when the manifest's ``privacy.phenotype`` stage lists columns;
+``retention.json`` (the owner's expected-retention table); ``README``/``LICENSE`` text (optionally
+``.md``/``.txt``/``.rst``). Anything else, hidden files included, is a problem.
 
 ``release.vcz`` may hold only the arrays genoshare writes plus the VCF Zarr header tables: call_genotype,
 call_genotype_mask, call_genotype_phased, sample_id, region_index, variant_position, variant_contig,
@@ -52,7 +53,13 @@ Data checks (``verify_data``, default on; the CLI's ``--quick`` skips them)
 A file with an allowed name could still hold the wrong thing (e.g. the original cohort saved as release.csv.gz
 next to release.vcz). So every export is compared genotype by genotype with the release (release.vcz, else
 release.csv.gz), read one variant chunk at a time, and frequencies.tsv must equal the allele counts of the
-release. release.fam may carry phenotypes only if the manifest declares a phenotype release.
+release.
+
+Phenotypes: ``phenotypes.tsv`` must hold exactly ``sample_id`` and the columns the ``privacy.phenotype`` stage lists
+(randomized and in the clear), the release's individuals in its order, and only binary codes (0/1 or 1/2, missing
+NA/-9/empty) in randomized columns. A listed column without the file is a problem too. ``release.fam`` column 6
+may carry phenotypes only if the manifest declares a phenotype release, and then only the released values of the
+column its ``phenotypes.plink_fam.column`` names (else -9 everywhere).
 
 A release made with ``--seed`` (``reproducible_test_release: true``) passes with the warning
 "reproducible test release: not for sharing".
@@ -81,7 +88,8 @@ MANIFEST = "manifest.json"
 RELEASE_CSV = "release.csv.gz"
 RELEASE_VCZ = "release.vcz"
 FREQ = "frequencies.tsv"
-ALLOWED_FILES = frozenset({MANIFEST, RELEASE_CSV, FREQ, "release.bed", "release.bim", "release.fam",
+PHENO = "phenotypes.tsv"
+ALLOWED_FILES = frozenset({MANIFEST, RELEASE_CSV, FREQ, PHENO, "release.bed", "release.bim", "release.fam",
                            "release.vcf.gz", "release.vcf.gz.tbi", "retention.json"})
 ALLOWED_DIRS = frozenset({RELEASE_VCZ})
 TEXT_FILE = re.compile(r"^(README|LICENSE|LICENCE|COPYING|NOTICE)(\.(md|txt|rst))?$", re.IGNORECASE)
@@ -96,6 +104,8 @@ ARRAY_ATTRS = frozenset({"_ARRAY_DIMENSIONS", "description"})
 ZARR_META = frozenset({".zgroup", ".zattrs", ".zmetadata", "zarr.json"})
 ARRAY_META = frozenset({".zarray", ".zattrs", "zarr.json"})
 FREQ_COLUMNS = ("id", "contig", "position", "ref", "alt", "alt_count", "n_called", "af")
+FAM_MISSING = frozenset({"-9", "0", "NA", ""})
+PHENO_MISSING = frozenset({"-9", "NA", ""})
 VCF_META_KEYS = frozenset({"fileformat", "source", "FILTER", "FORMAT", "contig", "reference", "assembly", "ALT"})
 
 SECRET_WORDS = frozenset({"seed", "seeds", "key", "keys", "master", "secret", "secrets", "password", "passphrase",
@@ -540,7 +550,7 @@ class _PlinkExport(_CsvExport):
     # PLINK 1 .bed two-bit codes with A1 = ALT: 00 hom A1 (2 ALT), 01 missing, 10 het, 11 hom A2 (0 ALT)
     _CODE = np.array([2, -1, 1, 0], dtype=np.int8)
 
-    def __init__(self, root: Path, rel: _Release, out: _Collector, check_pheno: bool):
+    def __init__(self, root: Path, rel: _Release, out: _Collector, declared: bool, fam_pheno: list[str] | None):
         self.out, self.failed = out, False
         self.n = len(rel.sample_ids)
         self.bpv = (self.n + 3) // 4
@@ -551,8 +561,13 @@ class _PlinkExport(_CsvExport):
             return
         if [r[1] for r in fam] != rel.sample_ids:
             self.fail("release.fam individuals differ from the release")
-        if check_pheno and any(r[5] not in ("-9", "0", "NA") for r in fam):
+        carried = [r[5] for r in fam]
+        if not declared and any(v not in FAM_MISSING for v in carried):
             out.problem("release.fam carries phenotypes but the manifest declares no phenotype release")
+        elif declared and fam_pheno is not None and not all(
+                a == b or (a in FAM_MISSING and b in FAM_MISSING) for a, b in zip(carried, fam_pheno)):
+            out.problem("release.fam: column 6 differs from what the manifest assigns it (the released values of "
+                        "its phenotypes.plink_fam column, else -9)")
         if [r[1] for r in bim] != rel.variant_ids:
             self.fail("release.bim SNPs differ from the release")
         elif rel.alleles is not None:
@@ -749,9 +764,68 @@ class _FreqFile:
                           "the release)")
 
 
-def _declares_phenotypes(manifest) -> bool:
-    return isinstance(manifest, dict) and any("phenotype" in _words(k) or "phenotypes" in _words(k)
-                                              for k in manifest)
+def _phenotype_columns(manifest) -> tuple[list[str], list[str]]:
+    """(randomized, in the clear) columns of the manifest's privacy.phenotype stage."""
+    priv = manifest.get("privacy") if isinstance(manifest, dict) else None
+    stage = priv.get("phenotype") if isinstance(priv, dict) else None
+    if not isinstance(stage, dict):
+        return [], []
+    rr = [str(c.get("name")) for c in stage.get("randomized") or [] if isinstance(c, dict)]
+    clear = [str(c) for c in stage.get("in_clear") or []]
+    return rr, clear
+
+
+def _check_phenotypes(path: Path, manifest: dict, sample_ids: list[str], out: _Collector) -> list[str] | None:
+    """phenotypes.tsv against the manifest and the release; returns the expected .fam column 6 (module
+    docstring)."""
+    from genoshare.io.phenotypes import CODINGS, SAMPLE_COLUMN, plink_codes
+
+    rr, clear = _phenotype_columns(manifest)
+    listed = rr + clear
+    try:
+        rows = [ln.split("\t") for ln in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as e:
+        out.problem(f"{PHENO}: cannot be read ({e})")
+        return None
+    if not rows or rows[0][0] != SAMPLE_COLUMN:
+        out.problem(f"{PHENO}: the first column must be {SAMPLE_COLUMN}")
+        return None
+    header = rows[0][1:]
+    unlisted = [c for c in header if c not in listed]
+    if unlisted:
+        out.problem(f"{PHENO}: column(s) {', '.join(map(repr, unlisted))} not listed by the manifest's "
+                    "privacy.phenotype stage (only listed columns may be released)")
+    absent = [c for c in listed if c not in header]
+    if absent:
+        out.problem(f"{PHENO}: listed column(s) {', '.join(map(repr, absent))} missing")
+    if len(set(header)) != len(header):
+        out.problem(f"{PHENO}: a column appears twice")
+    if any(len(r) != len(rows[0]) for r in rows[1:]):
+        out.problem(f"{PHENO}: every line must have {len(rows[0])} tab-separated fields")
+        return None
+    if [r[0] for r in rows[1:]] != list(sample_ids):
+        out.problem(f"{PHENO}: sample ids differ from the release (its individuals, in its order)")
+        return None
+    col = {c: [r[i + 1] for r in rows[1:]] for i, c in enumerate(header)}
+    for c in rr:
+        observed = {v for v in col.get(c, []) if v not in PHENO_MISSING}
+        if not (observed <= {"0", "1"} or observed <= {"1", "2"}):
+            bad = sorted(observed - {"0", "1", "2"}) or sorted(observed)
+            out.problem(f"{PHENO}: column {c!r} is released by randomized response but is not binary "
+                        f"(value {bad[0][:40]!r})")
+    ph = manifest.get("phenotypes")
+    fam = ph.get("plink_fam") if isinstance(ph, dict) else None
+    name = fam.get("column") if isinstance(fam, dict) else None
+    if name is None:
+        return ["-9"] * len(sample_ids)
+    coding = next((c.get("coding") for c in ph.get("columns") or [] if isinstance(c, dict) and c.get("name") == name),
+                  None)
+    coding = {text: key for key, text in CODINGS.items()}.get(coding)
+    if name not in col or coding is None:
+        out.problem(f"{MANIFEST}: phenotypes.plink_fam names {str(name)[:40]!r}, which is not a released binary "
+                    "column")
+        return None
+    return [str(v) for v in plink_codes(col[name], coding)]
 
 
 def _check_text(path: Path, out: _Collector) -> None:
@@ -818,6 +892,12 @@ def check_release(directory, verify_data: bool = True) -> Report:
             rf = manifest.get("release_file")
             if rf is not None and rf not in names:
                 out.problem(f"{MANIFEST}: release_file {rf!r} is missing")
+    declared = any(_phenotype_columns(manifest))
+    if PHENO in names and not declared:
+        out.problem(f"{PHENO}: phenotypes the manifest does not declare (its privacy.phenotype stage lists no "
+                    "column)")
+    if declared and PHENO not in names:
+        out.problem(f"{MANIFEST}: lists phenotype columns but {PHENO} is missing")
     if "retention.json" in names:
         ret = _load_json(root / "retention.json", out, "retention.json")
         if ret is not None:
@@ -853,11 +933,14 @@ def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out:
             if key in manifest and manifest[key] != val:
                 out.problem(f"{RELEASE_CSV}: holds {val} {key[2:]} but the manifest says {manifest[key]}")
     consumers = []
-    check_pheno = not _declares_phenotypes(manifest)
+    declared = any(_phenotype_columns(manifest))
+    fam_pheno = None  # what .fam column 6 must hold; None: not checked (no phenotypes.tsv, or it failed)
+    if PHENO in names and declared:
+        fam_pheno = _check_phenotypes(root / PHENO, manifest, rel.sample_ids, out)
     if "release.vcf.gz" in names:
         consumers.append(_VcfExport(root, rel, out))
     if all(n in names for n in ("release.bed", "release.bim", "release.fam")):
-        consumers.append(_PlinkExport(root, rel, out, check_pheno))
+        consumers.append(_PlinkExport(root, rel, out, declared, fam_pheno))
     if not full:  # headers, ids and sizes only
         for c in consumers:
             c.close()
