@@ -177,3 +177,23 @@ def test_dp_frequencies_on_a_store(sim, tmp_path):
     G = read_dosage(cohort, 0, cohort.n_variants)[[pos[v] for v in freq["id"]]]
     original = np.where(G >= 0, G, 0).sum(axis=1)
     assert (freq["alt_count"].to_numpy() != original).mean() > 0.5
+
+
+def test_ledger_fingerprint_is_the_whole_cohort_with_or_without_budget(sim, tmp_path):
+    """Without --budget the fingerprint comes out of pass 1 (plus the dropped sites' own read); with --budget it
+    is a separate read before any release work. Both must be the fingerprint of the whole cohort store, dropped
+    (strand-ambiguous) sites included, so releases against different panels still compose in the ledger."""
+    from genoshare.privacy.ledger import Ledger, fingerprint_vcz
+
+    truth = fingerprint_vcz(sim / "cohort.vcz")
+    for k, budget in enumerate((None, 1e12)):
+        private = tmp_path / f"private{k}"
+        args = ["release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--out",
+                tmp_path / f"rel{k}", "--seed", 3, "--workers", 1, "--chunk-variants", 128, "--chunk-samples", 32,
+                "--private-dir", private]
+        p = run(*args, *(["--budget", budget] if budget else []), check=True)
+        man = json.loads((tmp_path / f"rel{k}" / "manifest.json").read_text())
+        assert man["alignment"]["dropped"], "the simulation has strand-ambiguous sites to drop"
+        assert f"first release of cohort {truth[:12]}" in p.stdout + p.stderr
+        rows = Ledger.open(private).releases()
+        assert [r.fingerprint for r in rows] == [truth]

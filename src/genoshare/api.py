@@ -6,6 +6,7 @@ import json
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,11 +15,20 @@ import numpy as np
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.utility import utility_metrics
 from genoshare.io.affile import read_af_tsv
-from genoshare.io.csvmatrix import GenotypeMatrix, read_matrix, validate_same_variants, write_matrix
+from genoshare.io.csvmatrix import (
+    GenotypeMatrix,
+    read_matrix,
+    validate_same_variants,
+    write_matrix,
+)
 from genoshare.io.vcz import atomic_store
 from genoshare.manifest import af_info, build_manifest, input_entry
 from genoshare.mechanism.calibrate import calibrate
-from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, new_master_key
+from genoshare.mechanism.keystream import (
+    derive_keys,
+    master_key_from_seed,
+    new_master_key,
+)
 from genoshare.mechanism.ldstats import compute_ldstats
 from genoshare.mechanism.release import (
     DEFAULT_SAMPLE_BLOCK,
@@ -249,7 +259,8 @@ KINSHIP_MAX_VARIANTS = 20_000
 class _Bookkeeping:
     """The owner-side checks around a release (issue: ledger, budget, relatives, check-release).
 
-    before(): the cohort's cumulative loss from the ledger, the budget, and related individuals;
+    before(): the cohort's cumulative loss from the ledger, the budget, and related individuals
+    (cumulative() and relatives_check(), which the store pipeline calls separately);
     check(): check-release on the finished directory before it is renamed into place;
     after(): the ledger row (the budget is re-checked atomically against parallel releases).
     """
@@ -264,18 +275,27 @@ class _Bookkeeping:
         self.ledger = Ledger.open(private_dir, release_dir=out)
 
     def before(self, fingerprint: str, epsilon: float, source) -> dict:
-        from genoshare.privacy.kinship import check_relatives, format_relatives
+        self.cumulative(fingerprint, epsilon)
+        return self.relatives_check(len(source.sample_ids), lambda: source, lambda: epsilon)
+
+    def cumulative(self, fingerprint: str, epsilon: float) -> None:
+        """Print the cohort's cumulative loss from the ledger; refuse if this release would exceed --budget."""
         from genoshare.privacy.ledger import format_cumulative
 
         self.fingerprint = fingerprint
         self.notify(format_cumulative(self.ledger.check_budget(fingerprint, epsilon, self.budget)))
-        n = len(source.sample_ids)
+
+    def relatives_check(self, n: int, source_fn, epsilon_fn) -> dict:
+        """Related individuals (KING kinship) when asked or for small cohorts; ``source_fn()`` gives the
+        genotypes and ``epsilon_fn()`` the release's total epsilon, only if the check runs."""
+        from genoshare.privacy.kinship import check_relatives, format_relatives
+
         if self.relatives == "skip" or (self.relatives == "auto" and n > RELATIVES_AUTO_MAX):
             reason = "--relatives skip" if self.relatives == "skip" else (
                 f"{n:,} individuals > {RELATIVES_AUTO_MAX:,}: run 'genoshare kinship' or --relatives check")
             self.notify(f"relatives: not checked ({reason})")
             return {"checked": False, "reason": reason}
-        report = check_relatives(source, epsilon, refuse=self.relatives == "refuse")
+        report = check_relatives(source_fn(), epsilon_fn(), refuse=self.relatives == "refuse")
         self.notify(format_relatives(report))
         if report.get("skipped"):
             return {"checked": False, "reason": report["skipped"]}
@@ -471,12 +491,18 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
         af_table = read_af_table(af_path)
+    # The accountant (dp-accounting, ~1 s per 10^5 SNPs plus its imports) runs beside the Dask passes.
+    background = ThreadPoolExecutor(max_workers=1)
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
-                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client, \
+            _shutdown(background):
         cohort, idx = inp.cohort, inp.index
-        # The fingerprint pass reads the whole cohort; at low priority it fills the workers' idle time while
-        # this process reduces the LD tiles, calibrates and accounts.
-        digests = client.compute(pipeline.cohort_digests(str(cohort.path)), priority=-1)
+        book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+        # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
+        # of the cohort (at low priority it fills the workers' idle time during LD, calibration and
+        # accounting); without, pass 1 computes it on the way.
+        early_digests = client.compute(pipeline.cohort_digests(str(cohort.path)), priority=-1) \
+            if budget is not None else None
         with timer("ldstats"):
             stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
         with timer("calibrate"):
@@ -491,17 +517,25 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             af_cal = gaussian_calibration(eps_af, delta_af, inp.alignment.n_kept)
             target_fn = functools.partial(dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master),
                                           m=inp.alignment.n_kept)
-        with timer("account"):
-            privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
-                                          pheno.privacy_entry())
-        book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+        accounted = background.submit(_privacy, cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
+                                      pheno.privacy_entry())
+
+        def privacy():
+            if "account" not in timer.timings:  # the time this process waited for the accountant
+                with timer("account"):
+                    accounted.result()
+            return accounted.result()
+
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
             from genoshare.privacy.ledger import fingerprint_from_digests
 
-            fingerprint = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests.result())
-            kin = book.before(fingerprint, eps_total, GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS)
-                              if relatives != "skip" else cohort)
+            if early_digests is not None:
+                book.cumulative(fingerprint_from_digests(cohort.sample_ids, cohort.variant_id,
+                                                         early_digests.result()), privacy()[1])
+            kin = book.relatives_check(cohort.n_samples,
+                                       lambda: GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS),
+                                       lambda: privacy()[1])
         if af_source == "published":
             target_af, af = None, af_info("published")
         elif af_source.startswith("dp:"):
@@ -527,8 +561,19 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                              genotype_clevel=RELEASE_GENOTYPE_CLEVEL)
             with timer("release"):
                 calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
-                res = pipeline.release_passes(calls, cal.thresholds, derive_keys(master), target_af, group,
-                                              progress=progress, target_fn=target_fn)
+                late = early_digests is None
+                dropped = np.setdiff1d(np.arange(cohort.n_variants), idx) if late else None
+                res = pipeline.release_passes(
+                    calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
+                    target_fn=target_fn, digests=late,
+                    extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if late and dropped.size else ())
+            if late:
+                digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)
+                digests[idx] = res.digests
+                if dropped.size:
+                    digests[dropped] = res.extra[0]
+                book.cumulative(fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests),
+                                privacy()[1])
             _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
             ph_extra = {}
             ph_text, fam = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, ph_extra,
@@ -548,7 +593,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
                 n_reference=inp.panel.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w,
                 af=af, sample_block=cohort.chunks[1], flips=(res.flips_down, res.flips_up),
-                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy,
+                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy()[0],
                 phenotypes=ph_text)
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
@@ -557,6 +602,14 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             book.check(tmp, verify_data=bool(exports))
     book.after(manifest)
     return manifest
+
+
+@contextmanager
+def _shutdown(executor):
+    try:
+        yield executor
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarray, n_called: np.ndarray) -> None:

@@ -22,11 +22,23 @@ import zarr
 from dask.highlevelgraph import HighLevelGraph
 
 from genoshare.errors import GenoshareError
-from genoshare.kernels.fingerprint import LANES, add_row_digests
-from genoshare.kernels.noise import calls_from_codes, dosage_from_calls, pack_codes, unpack_codes
-from genoshare.mechanism.keystream import ReleaseKeys
-from genoshare.mechanism.ldstats import DEFAULT_TILE, LDAccumulator, LDStats, TileTask, plan_tiles, tile_partial
-from genoshare.mechanism.release import eligible_bits, noisy_codes, plan, restore
+from genoshare.kernels.fingerprint import LANES, add_row_digests, sample_weights
+from genoshare.kernels.noise import (
+    calls_from_codes,
+    dosage_from_calls,
+    noise_pack_count,
+    unpack_codes,
+)
+from genoshare.mechanism.keystream import ReleaseKeys, noise_words
+from genoshare.mechanism.ldstats import (
+    DEFAULT_TILE,
+    LDAccumulator,
+    LDStats,
+    TileTask,
+    plan_tiles,
+    tile_partial,
+)
+from genoshare.mechanism.release import NOISE_WINDOW_BYTES, eligible_bits, plan, restore
 
 # ----------------------------------------------------------------------------------------------
 # LD statistics of the aligned panel
@@ -36,7 +48,13 @@ def _panel_rows(panel_path: str, panel_index: np.ndarray, swap: np.ndarray) -> n
     """Dosage of the given panel variants (in this order), recoded to the cohort's ALT allele."""
     z = zarr.open_array(f"{panel_path}/call_genotype", mode="r")
     order = np.argsort(panel_index, kind="stable")
-    calls = z.get_orthogonal_selection((panel_index[order], slice(None), slice(None)))
+    rows = panel_index[order]
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    if hi - lo <= 2 * rows.size + z.chunks[0]:
+        # A plain slice of the span is ~8x faster than zarr's orthogonal selection (measured on 5,096 rows).
+        calls = z[lo:hi][rows - lo]
+    else:
+        calls = z.get_orthogonal_selection((rows, slice(None), slice(None)))
     G = np.empty((panel_index.size, z.shape[1]), dtype=np.int8)
     G[order] = dosage_from_calls(np.ascontiguousarray(calls))
     if (G < 0).any():
@@ -47,13 +65,14 @@ def _panel_rows(panel_path: str, panel_index: np.ndarray, swap: np.ndarray) -> n
     return G
 
 
-def _ld_task(task: TileTask, panel_path: str, panel_index: np.ndarray, swap: np.ndarray, codes: np.ndarray,
-             window, zero_cell: str, n_ref: int):
-    rows = task.rows()
-    idx = np.concatenate([panel_index[a:b] for a, b in rows])
-    sw = np.concatenate([swap[a:b] for a, b in rows])
+def _task_rows(task: TileTask, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[a:b] for a, b in task.rows()])
+
+
+def _ld_task(task: TileTask, panel_path: str, idx: np.ndarray, sw: np.ndarray, c: np.ndarray, window,
+             zero_cell: str, n_ref: int):
+    """LD partial sums of one tile from the panel rows idx (recoded where sw), contig codes c (task.rows() order)."""
     G = _panel_rows(panel_path, idx, sw)
-    c = np.concatenate([codes[a:b] for a, b in rows])
     partial = tile_partial(task, G, c, window, zero_cell, n_ref)
     counts = None
     if task.diagonal:
@@ -68,9 +87,9 @@ def panel_ldstats(client, panel_path: str, panel_index: np.ndarray, panel_swap: 
     """LD statistics of the panel at the aligned sites, and the panel's ALT frequencies there."""
     m = panel_index.size
     tasks = plan_tiles(m, window, tile)
-    args = [client.scatter(x, broadcast=True) for x in (panel_index, panel_swap, contig_codes)]
-    futures = client.map(_ld_task, tasks, panel_path=str(panel_path), panel_index=args[0], swap=args[1],
-                         codes=args[2], window=window, zero_cell=zero_cell, n_ref=n_ref, pure=False)
+    # Each task gets only its own rows' indices: cheaper than broadcasting whole (m,) arrays to every worker.
+    futures = [client.submit(_ld_task, t, str(panel_path), _task_rows(t, panel_index), _task_rows(t, panel_swap),
+                             _task_rows(t, contig_codes), window, zero_cell, n_ref, pure=False) for t in tasks]
     if progress is not None:
         progress(futures)
     acc = LDAccumulator(m, n_ref, zero_cell, window)
@@ -96,15 +115,29 @@ class _Layout:
     n_total: int
     cv: int
     cs: int
+    digests: bool = False
 
 
 def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b: int):
-    """Pass 1 of chunk (c, b): (per-variant [1-bits, called, original ALT count] (v, 3), packed noisy codes)."""
+    """Pass 1 of chunk (c, b): (per-variant [1-bits, called, original ALT count] (v, 3), packed noisy codes,
+    this block's part of the fingerprint digests (v, LANES) or None)."""
     v0, s0 = c * layout.cv, b * layout.cs
-    G = dosage_from_calls(calls)
-    codes, ones, nonmiss = noisy_codes(G, thresholds.ravel(), keys, v0, s0, layout.n_total, layout.cs)
-    original = np.where(G >= 0, G, 0).sum(axis=1, dtype=np.int64)
-    return np.stack([ones[:, 0], nonmiss[:, 0], original], axis=1), pack_codes(codes)
+    v, s, _ = calls.shape
+    t_hi, t_lo = thresholds[:, 0].copy(), thresholds[:, 1].copy()
+    packed = np.zeros((v, (s + 1) // 2), dtype=np.uint8)
+    counts = np.zeros((v, 3), dtype=np.int64)
+    ones, nonmiss, original = (np.zeros(v, dtype=np.int64) for _ in range(3))
+    digests = np.zeros((v, LANES), dtype=np.uint64)
+    weights = sample_weights(s0, s) if layout.digests else np.zeros((0, LANES), dtype=np.uint64)
+    # The keystream goes through a few-MB window of rows (as in mechanism.release.noisy_codes).
+    step = max(1, NOISE_WINDOW_BYTES // (8 * max(s, 1)))
+    for a in range(0, v, step):
+        e = min(a + step, v)
+        words = noise_words(keys.noise, layout.n_total, v0 + a, v0 + e, s0, s0 + s)
+        noise_pack_count(calls[a:e], words, t_hi[a:e], t_lo[a:e], weights, packed[a:e], ones[a:e], nonmiss[a:e],
+                         original[a:e], digests[a:e])
+    counts[:, 0], counts[:, 1], counts[:, 2] = ones, nonmiss, original
+    return counts, packed, digests if layout.digests else None
 
 
 def _pass2_task(part, planned, keys: ReleaseKeys, layout: _Layout, c: int, b: int, s: int):
@@ -134,11 +167,13 @@ def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tup
     return calls.rechunk((cv, cs, 2))
 
 
-def cohort_digests(cohort_path: str) -> da.Array:
-    """(m, 2) uint64 per-variant digests of every variant of a store (the ledger's cohort fingerprint,
-    genoshare.privacy.ledger), blockwise on the store's own chunks (lazy: compute it on the client)."""
+def cohort_digests(cohort_path: str, rows: np.ndarray | None = None) -> da.Array:
+    """(m, 2) uint64 per-variant digests of every variant of a store, or of the variants ``rows`` (the
+    ledger's cohort fingerprint, genoshare.privacy.ledger), blockwise (lazy: compute it on the client)."""
     z = zarr.open_array(f"{cohort_path}/call_genotype", mode="r")
     calls = da.from_zarr(z)
+    if rows is not None:
+        calls = calls[np.asarray(rows, dtype=np.int64)]
     cs = calls.chunksize[1]
     parts = da.map_blocks(_digest_block, calls, cs, dtype=np.uint64, drop_axis=2, new_axis=2,
                           chunks=(calls.chunks[0], (1,) * len(calls.chunks[1]), (LANES,)), name="genoshare-digest")
@@ -162,6 +197,8 @@ class PassResult:
     original_counts: np.ndarray  # (m,) ALT allele counts of the cohort (never written anywhere)
     n_called: np.ndarray  # (m,) non-missing genotypes per variant
     released_counts: np.ndarray  # (m,) ALT allele counts of the release
+    digests: np.ndarray | None = None  # (m, LANES) fingerprint digests of the released variants, if asked for
+    extra: tuple = ()  # the computed ``extra`` collections
 
 
 def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, c: int):
@@ -186,11 +223,15 @@ def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, 
     flips = k.sum(axis=1)
     summary = np.stack([original, n_called, ones.sum(axis=1) + k_signed.sum(axis=1),
                         np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0)], axis=1)
-    return k_signed, summary
+    digests = None
+    if layout.digests:  # uint64 sums wrap: the digests are mod 2^64
+        digests = np.sum(np.stack([p[2] for p in parts]), axis=0, dtype=np.uint64)
+    return k_signed, summary, digests
 
 
 def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, target_af: np.ndarray | None,
-                   out_group: zarr.Group, progress=None, target_fn=None) -> PassResult:
+                   out_group: zarr.Group, progress=None, target_fn=None, digests: bool = False,
+                   extra: tuple = ()) -> PassResult:
     """Run pass 1, the flip plan and pass 2, writing call_genotype/mask/phased into ``out_group``.
 
     Targets of the restoration: ``target_af`` None restores the cohort's own (published)
@@ -202,17 +243,20 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     pass 2 starts as soon as its own pass-1 tasks are done, and takes their (packed) noisy codes
     instead of reading the store and regenerating the noise again. Only a few chunks' codes are
     in memory at a time, and only per-variant totals come back to this process.
+
+    ``digests``: also compute the fingerprint digests of these variants in pass 1 (no extra read).
+    ``extra``: Dask collections computed in the same run (e.g. the digests of variants not released).
     """
     m, n, _ = calls.shape
     vchunks, schunks = calls.chunks[0], calls.chunks[1]
-    layout = _Layout(n_total=n, cv=calls.chunksize[0], cs=calls.chunksize[1])
+    layout = _Layout(n_total=n, cv=calls.chunksize[0], cs=calls.chunksize[1], digests=digests)
     nb = len(schunks)
     thresholds = np.ascontiguousarray(thresholds, dtype=np.uint32).reshape(m, 2)
     af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
     # A random token, not a hash of the arguments: the graph must not carry anything derived from the keys.
     tok = uuid.uuid4().hex
-    p1, pl, p2, rel, alt, sm = (f"genoshare-{what}-{tok}"
-                                for what in ("pass1", "plan", "pass2", "released", "written", "summary"))
+    p1, pl, p2, rel, alt, sm, dg = (f"genoshare-{what}-{tok}" for what in
+                                    ("pass1", "plan", "pass2", "released", "written", "summary", "digests"))
     dsk = {}
     v0 = 0
     for c, cv in enumerate(vchunks):
@@ -225,8 +269,10 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
             dsk[(rel, c, b, 0)] = (operator.getitem, (p2, c, b), 0)
             dsk[(alt, c, b)] = (operator.getitem, (p2, c, b), 1)
         dsk[(sm, c, 0)] = (operator.getitem, (pl, c), 1)
+        dsk[(dg, c, 0)] = (operator.getitem, (pl, c), 2)
         v0 += cv
-    def array(name, chunks, dtype):  # the three outputs share the tasks; Dask merges them on compute
+
+    def array(name, chunks, dtype):  # the outputs share the tasks; Dask merges them on compute
         return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=[calls]), name, chunks=chunks,
                         dtype=dtype)
 
@@ -238,7 +284,11 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     store = da.store([released, mask, phased],
                      [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
                      lock=False, compute=False)
-    _, summary, written = _compute((store, summary, written), progress)
+    outputs = [store, summary, written]
+    if digests:
+        outputs.append(array(dg, (vchunks, (LANES,)), np.uint64))
+    _, summary, written, *rest = _compute((*outputs, *extra), progress)
+    digest_rows = rest.pop(0) if digests else None
 
     original, n_called, released_counts, down, up = summary.T
     if not np.array_equal(written, released_counts):
@@ -247,7 +297,8 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
                              f"the plan says {int(released_counts[bad])}; nothing was released")
     down, up = int(down.sum()), int(up.sum())
     return PassResult(flips=down + up, flips_down=down, flips_up=up, n_missing=int(m * n - n_called.sum()),
-                      original_counts=original, n_called=n_called, released_counts=released_counts)
+                      original_counts=original, n_called=n_called, released_counts=released_counts,
+                      digests=digest_rows, extra=tuple(rest))
 
 
 def _compute(collections, progress):

@@ -316,3 +316,46 @@ def unpack_codes(packed, s):
             out[j, i] = MISSING if nib == 4 else nib
     return out
 
+
+
+@njit(cache=True, nogil=True)
+def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out):
+    """Pass 1 of the store pipeline for one sample block, in one sweep over a (v, s, 2) call chunk: what
+    dosage_from_calls, noise_xor_count, pack_codes and add_row_digests (kernels.fingerprint) do one after the
+    other, plus each variant's original ALT count. ``weights`` (s, 2) are the fingerprint's sample weights, or
+    (0, 2) to skip the digests. Outputs are per variant: ones_out, nonmiss_out, original_out (v,), digest_out
+    (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller.
+    """
+    v, s, _ = calls.shape
+    digests = weights.shape[0] > 0
+    for j in range(v):
+        th = t_hi[j]
+        tl = t_lo[j]
+        ones = 0
+        called = 0
+        orig = 0
+        h0 = np.uint64(0)
+        h1 = np.uint64(0)
+        for i in range(s):
+            a = calls[j, i, 0]
+            b = calls[j, i, 1]
+            ok = (a >= 0) & (b >= 0)
+            g = a + b if ok else -1
+            c = np.uint8((g >= 1) | ((g >= 2) << 1))
+            c ^= np.uint8((words[j, i, 0] < th) << 1) | np.uint8(words[j, i, 1] < tl)
+            nib = c if ok else np.uint8(4)
+            packed[j, i >> 1] |= nib << np.uint8(4 * (i & 1))
+            ones += ok * ((c >> 1) + (c & 1))
+            called += ok
+            if ok:
+                orig += g
+            if digests:
+                d = np.uint64(g + 1) if ok else np.uint64(0)
+                h0 += d * weights[i, 0]
+                h1 += d * weights[i, 1]
+        ones_out[j] = ones
+        nonmiss_out[j] = called
+        original_out[j] = orig
+        if digests:
+            digest_out[j, 0] += h0
+            digest_out[j, 1] += h1
