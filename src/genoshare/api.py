@@ -480,7 +480,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     from genoshare import pipeline
     from genoshare.cluster import dask_client
     from genoshare.io.align import align_af_table, read_af_table
-    from genoshare.io.vcz import RELEASE_GENOTYPE_CLEVEL, init_vcz
+    from genoshare.io.vcz import RELEASE_CALL_CLEVEL, init_vcz, write_deferred
 
     timer = Timer()
     w = parse_window(window)
@@ -491,11 +491,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
         af_table = read_af_table(af_path)
-    # The accountant (dp-accounting, ~1 s per 10^5 SNPs plus its imports) runs beside the Dask passes.
-    background = ThreadPoolExecutor(max_workers=1)
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
-                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client, \
-            _shutdown(background):
+                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
         cohort, idx = inp.cohort, inp.index
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
@@ -517,14 +514,16 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             af_cal = gaussian_calibration(eps_af, delta_af, inp.alignment.n_kept)
             target_fn = functools.partial(dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master),
                                           m=inp.alignment.n_kept)
-        accounted = background.submit(_privacy, cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
-                                      pheno.privacy_entry())
+        # The accountant (dp-accounting: ~1 s per 10^5 SNPs plus its imports) runs as a task beside the passes,
+        # first in line; in this process it would compete for the GIL with the scheduler and the main thread.
+        accounted = client.submit(_privacy, cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
+                                  pheno.privacy_entry(), priority=1, pure=False)
 
-        def privacy():
-            if "account" not in timer.timings:  # the time this process waited for the accountant
-                with timer("account"):
-                    accounted.result()
-            return accounted.result()
+        def privacy(_memo=[]):  # noqa: B006 - the accountant's result, fetched once
+            if not _memo:
+                with timer("account"):  # the time this process waited for it
+                    _memo.append(accounted.result())
+            return _memo[0]
 
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
@@ -558,8 +557,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                              variant_contig=cohort.variant_contig[idx], variant_position=cohort.variant_position[idx],
                              variant_allele=cohort.variant_allele[idx][:, :2], variant_id=cohort.variant_id[idx],
                              chunks=cohort.chunks, contig_lengths=cohort.contig_lengths,
-                             genotype_clevel=RELEASE_GENOTYPE_CLEVEL)
-            with timer("release"):
+                             call_clevel=RELEASE_CALL_CLEVEL, deferred_writes=(metadata := []))
+            with timer("release"), ThreadPoolExecutor(max_workers=1) as beside:
+                # The per-variant metadata arrays are written while the passes run (this process waits anyway).
+                written = beside.submit(write_deferred, metadata)
                 calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
                 late = early_digests is None
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx) if late else None
@@ -567,6 +568,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                     calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
                     target_fn=target_fn, digests=late,
                     extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if late and dropped.size else ())
+                written.result()
             if late:
                 digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)
                 digests[idx] = res.digests
@@ -602,14 +604,6 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             book.check(tmp, verify_data=bool(exports))
     book.after(manifest)
     return manifest
-
-
-@contextmanager
-def _shutdown(executor):
-    try:
-        yield executor
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarray, n_called: np.ndarray) -> None:

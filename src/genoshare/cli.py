@@ -252,5 +252,31 @@ def _register_commands() -> None:
 
 _register_commands()
 
+def run() -> None:
+    """The console entry point: ``main`` (click exits through SystemExit), then leave without the interpreter's
+    teardown. Finalising the loaded numba/llvmlite, Dask and SciPy state takes ~0.6 s after a release (measured;
+    no Python frames involved), a fixed cost on every command. Exit handlers run and output is flushed first."""
+    import atexit
+    import os
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -23,7 +23,8 @@ region_index           (chunks x contigs, 6)          int32                   wh
 Every array carries the xarray ``_ARRAY_DIMENSIONS`` attribute; the root carries ``vcf_zarr_version`` "0.5" and
 ``source``. Stores written here are Zarr format 2 (bio2zarr's default) with bio2zarr's codecs: Blosc zstd level 7,
 BITSHUFFLE for call_* and boolean arrays, SHUFFLE for the others (plus VLenUTF8 for strings); a release's
-call_genotype uses zstd level 1 instead (``RELEASE_GENOTYPE_CLEVEL``: same size, 4x faster to write).
+call_genotype and call_genotype_mask use zstd level 1 instead (``RELEASE_CALL_CLEVEL``: same size for the
+noised genotypes, 2-4x faster to write).
 
 ``init_vcz`` creates the metadata and EMPTY call arrays with regular chunks ``(chunk_variants, chunk_samples[, 2])``
 so that a Dask pipeline can fill them blockwise with ``dask.array.to_zarr(..., region=None)``: unwritten chunks read
@@ -83,10 +84,11 @@ MISSING_ALLELES = frozenset({"", ".", "0"})
 BGZIP_LEVEL = 3
 
 _BLOSC = dict(cname="zstd", clevel=7, blocksize=0)
-#: zstd level of a release's call_genotype. Noised genotypes are near-incompressible beyond bitshuffle's
-#: 2-bit structure: on a 1000 x 10000 release chunk levels 1, 3 and 7 give 1.55, 1.59 and 1.58 MB, while
-#: encoding takes 17, 30 and 70 ms (benchmarks/store.py; writing was the largest cost of a release).
-RELEASE_GENOTYPE_CLEVEL = 1
+#: zstd level of a release's call_genotype and call_genotype_mask. Noised genotypes are near-incompressible
+#: beyond bitshuffle's 2-bit structure: on a 1000 x 10000 release chunk levels 1, 3 and 7 give 1.55, 1.59 and
+#: 1.58 MB, while encoding takes 17, 30 and 70 ms; an all-called mask chunk takes 10 ms at level 1 (16 kB) and
+#: 23 ms at level 7 (2 kB). Writing was the largest cost of a release (benchmarks/store.py).
+RELEASE_CALL_CLEVEL = 1
 _STRING = np.dtypes.StringDType()
 
 # bio2zarr's descriptions (vcf.py / plink.py schemas), so that tools showing them see the same text
@@ -381,7 +383,8 @@ def _compressor(shuffle: int, clevel: int | None = None) -> numcodecs.Blosc:
     return numcodecs.Blosc(shuffle=shuffle, **opts)
 
 
-def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=None, data=None, clevel=None):
+def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=None, data=None, clevel=None,
+            defer: list | None = None):
     dtype = _STRING if dtype == "T" else np.dtype(dtype)
     is_string = dtype is _STRING
     shuffle = numcodecs.Blosc.BITSHUFFLE if (name.startswith("call_") or dtype == np.bool_) else numcodecs.Blosc.SHUFFLE
@@ -399,8 +402,18 @@ def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=
         attrs["description"] = description
     a.attrs.update(attrs)
     if data is not None:
-        a[...] = np.asarray(data, dtype=dtype) if not is_string else np.asarray(data, dtype=_STRING)
+        data = np.asarray(data, dtype=dtype) if not is_string else np.asarray(data, dtype=_STRING)
+        if defer is None:
+            a[...] = data
+        else:
+            defer.append((a, data))
     return a
+
+
+def write_deferred(writes: list) -> None:
+    """Fill the arrays whose data ``init_vcz(..., deferred_writes=writes)`` left for later."""
+    for array, data in writes:
+        array[...] = data
 
 
 def _region_index(contig: np.ndarray, position: np.ndarray, length: np.ndarray, chunk: int) -> np.ndarray:
@@ -439,7 +452,8 @@ def init_vcz(
     chunks=None,
     root_attrs: dict | None = None,
     contig_lengths=None,
-    genotype_clevel: int | None = None,
+    call_clevel: int | None = None,
+    deferred_writes: list | None = None,
 ) -> zarr.Group:
     """Create a new VCF Zarr store (Zarr format 2) at ``path`` with metadata arrays filled and EMPTY call arrays.
 
@@ -447,7 +461,9 @@ def init_vcz(
     clipped to the array size. call_genotype (int8, (m, n, 2), fill -1), call_genotype_mask (bool, fill True) and
     call_genotype_phased (bool (m, n), fill False) have chunks (cv, cs[, 2]). ``variant_allele`` is (m, A) (A >= 2
     for VCF output; '' for absent alleles); ``variant_id`` (m,) with '.' for none. ``path`` must not exist.
-    ``genotype_clevel`` overrides the zstd level of call_genotype (see RELEASE_GENOTYPE_CLEVEL).
+    ``call_clevel`` overrides the zstd level of call_genotype and call_genotype_mask (see RELEASE_CALL_CLEVEL).
+    ``deferred_writes``: a list that receives the per-variant arrays' (array, data) instead of writing them, for
+    :func:`write_deferred` to fill later (the release writes them while its passes run; ~0.7 s per 10^5 SNPs).
     Returns the root group opened read-write. Raises ValueError for inconsistent arguments.
     """
     path = Path(path)
@@ -498,17 +514,18 @@ def init_vcz(
     alleles = np.where(variant_allele == None, "", variant_allele).astype(str).astype(object)  # noqa: E711
     d = _DESCRIPTIONS
     _create(root, "variant_position", shape=(m,), dtype="i4", chunks=(cv,), dims=["variants"], fill_value=None,
-            description=d["variant_position"], data=variant_position)
+            description=d["variant_position"], data=variant_position, defer=deferred_writes)
     _create(root, "variant_contig", shape=(m,), dtype=_min_int(0, len(contig_ids)), chunks=(cv,),
-            dims=["variants"], fill_value=None, description=d["variant_contig"], data=variant_contig)
+            dims=["variants"], fill_value=None, description=d["variant_contig"], data=variant_contig,
+            defer=deferred_writes)
     _create(root, "variant_allele", shape=alleles.shape, dtype="T", chunks=(cv, alleles.shape[1]),
-            dims=["variants", "alleles"], fill_value="", description=d["variant_allele"], data=alleles)
+            dims=["variants", "alleles"], fill_value="", description=d["variant_allele"], data=alleles, defer=deferred_writes)
     _create(root, "variant_id", shape=(m,), dtype="T", chunks=(cv,), dims=["variants"], fill_value="",
-            description=d["variant_id"], data=ids)
+            description=d["variant_id"], data=ids, defer=deferred_writes)
     _create(root, "variant_id_mask", shape=(m,), dtype="bool", chunks=(cv,), dims=["variants"], fill_value=None,
-            description=d["variant_id_mask"], data=ids == ".")
+            description=d["variant_id_mask"], data=ids == ".", defer=deferred_writes)
     _create(root, "variant_length", shape=(m,), dtype=_min_int(0, int(ref_len.max())), chunks=(cv,),
-            dims=["variants"], fill_value=None, description=d["variant_length"], data=ref_len)
+            dims=["variants"], fill_value=None, description=d["variant_length"], data=ref_len, defer=deferred_writes)
     index = _region_index(variant_contig, variant_position, ref_len, cv)
     a = root.create_array(
         "region_index",
@@ -523,9 +540,10 @@ def init_vcz(
 
     _create(root, "call_genotype", shape=(m, n, 2), dtype="i1", chunks=(cv, cs, 2),
             dims=["variants", "samples", "ploidy"], fill_value=-1, description=d["call_genotype"],
-            clevel=genotype_clevel)
+            clevel=call_clevel)
     _create(root, "call_genotype_mask", shape=(m, n, 2), dtype="bool", chunks=(cv, cs, 2),
-            dims=["variants", "samples", "ploidy"], fill_value=True, description=d["call_genotype_mask"])
+            dims=["variants", "samples", "ploidy"], fill_value=True, description=d["call_genotype_mask"],
+            clevel=call_clevel)
     _create(root, "call_genotype_phased", shape=(m, n), dtype="bool", chunks=(cv, cs),
             dims=["variants", "samples"], fill_value=False, description=d["call_genotype_phased"])
     return root
