@@ -1,6 +1,6 @@
 """Baseline of benchmarks/store.py: a plain Zarr copy of a VCF Zarr store's call arrays.
 
-    python -m benchmarks.store_copy SRC.vcz DST.zarr
+    python -m benchmarks.store_copy SRC.vcz DST.zarr [WORKERS] [--release-codec]
 
 Copies call_genotype, call_genotype_mask and call_genotype_phased (the arrays a release
 writes) with the same dtype, chunks, compressor, filters and fill value into a new Zarr
@@ -8,7 +8,8 @@ format 2 group, reading and writing every chunk on the same local Dask cluster a
 (``genoshare.cluster.dask_client("local")``: one single-threaded worker process per core):
 ``dask.array.from_zarr`` -> ``dask.array.store``. Prints one JSON line of timings. Run as its
 own process so that its wall time, like the release's, includes interpreter start, imports
-and cluster start-up.
+and cluster start-up. ``--release-codec``: write call_genotype and call_genotype_mask at the zstd level a
+release uses (genoshare.io.vcz.RELEASE_CALL_CLEVEL) instead of the source's: an informational second baseline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ ARRAYS = ("call_genotype", "call_genotype_mask", "call_genotype_phased")
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    release_codec = "--release-codec" in argv
+    argv = [a for a in argv if a != "--release-codec"]
     src_path, dst_path = argv[0], argv[1]
     workers = int(argv[2]) if len(argv) > 2 else None
     import dask
@@ -39,7 +42,14 @@ def main(argv=None) -> int:
     arrays = [src[name] for name in ARRAYS]
     outs = []
     for name, a in zip(ARRAYS, arrays):
-        outs.append(dst.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=a.compressors,
+        compressors = a.compressors
+        if release_codec and name in ("call_genotype", "call_genotype_mask"):
+            from genoshare.io.vcz import RELEASE_CALL_CLEVEL
+
+            c = a.compressors[0]
+            compressors = (type(c)(cname=c.cname, clevel=RELEASE_CALL_CLEVEL, shuffle=c.shuffle,
+                                   blocksize=c.blocksize),)
+        outs.append(dst.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=compressors,
                                      filters=a.filters or None, fill_value=a.fill_value))
     with dask_client("local", n_workers=workers, quiet=True) as client:
         t_cluster = time.perf_counter()
