@@ -91,7 +91,7 @@ def test_noise_words_are_uniform():
 
 @pytest.mark.parametrize("n_samples,s0", [(20, 7), (3000, 1000), (40000, 0)])
 def test_flip_words_are_the_regions_however_they_are_read(n_samples, s0):
-    """Regions close together are read in one keystream call, far ones separately: same bytes either way."""
+    """flip_words makes all regions in one AES-ECB call over counter blocks: the same bytes as the CTR stream."""
     keys = derive_keys(master_key_from_seed(9))
     counts = np.array([0, 5, 1, 0, 0, 17, 2, 0, 9])
     words, first = flip_words(keys.flip, n_samples, 4, s0, counts)

@@ -231,13 +231,13 @@ def apply_flips(codes, words, first, k, direction, chosen, eligible):
         chosen[: e + 1] = 0
         # Floyd: for t = e-k .. e-1 take r uniform in [0, t]; add r, or t if r is taken.
         w0 = first[j]
+        # Branch-free (the branch is a coin flip the CPU mispredicts): t is new, so chosen[t] = chosen[r]
+        # adds t exactly when r is taken, and r is taken afterwards either way (also right when r == t).
         for step in range(kj):
             t = e - kj + step
             r = _below(words[w0 + step], t + 1)
-            if chosen[r]:
-                chosen[t] = 1
-            else:
-                chosen[r] = 1
+            chosen[t] = chosen[r]
+            chosen[r] = 1
         q = 0
         for i in range(s):
             c = codes[j, i]
@@ -359,3 +359,27 @@ def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmis
         if digests:
             digest_out[j, 0] += h0
             digest_out[j, 1] += h1
+
+
+@njit(cache=True, nogil=True)
+def _bswap64(x):
+    y = np.uint64(0)
+    for _ in range(8):
+        y = (y << np.uint64(8)) | (x & np.uint64(0xFF))
+        x >>= np.uint64(8)
+    return y
+
+
+@njit(cache=True, nogil=True)
+def ctr_counter_blocks(first_blocks, n_blocks, out):
+    """AES-CTR counter blocks (128-bit big-endian block indices) for the block runs first_blocks[r] ..
+    first_blocks[r] + n_blocks[r] - 1, concatenated into ``out`` (total, 2) uint64 (native order, so the high
+    word stays zero and the low word holds the byte-swapped index): encrypting them with AES-ECB gives those
+    keystream blocks in one call, without setting up a CTR cipher per run."""
+    q = 0
+    for r in range(first_blocks.size):
+        b = first_blocks[r]
+        for t in range(n_blocks[r]):
+            out[q, 0] = 0
+            out[q, 1] = _bswap64(np.uint64(b + t))
+            q += 1

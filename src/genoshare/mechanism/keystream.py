@@ -117,12 +117,6 @@ def noise_words(key: bytes, n_samples: int, v0: int, v1: int, s0: int, s1: int) 
     return raw.view("<u4").reshape(v1 - v0, s1 - s0, 2)
 
 
-# Opening a cipher costs about as much as producing this many keystream bytes, so flip regions
-# closer together than this are read in one call and sliced (same bytes: the stream is
-# position-addressed).
-_COALESCE_GAP = 1 << 15
-
-
 def flip_words(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first counts[r] words of the flip region of variant v0 + r in the block starting at
     sample s0, as (words, first): row r's words are words[first[r] : first[r] + counts[r]]."""
@@ -131,25 +125,33 @@ def flip_words(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray)
     rows = np.flatnonzero(counts)
     if rows.size == 0:
         return np.zeros(0, dtype=np.uint64), first
-    starts = FLIP_BYTES * ((v0 + rows) * n_samples + s0)
-    ends = starts + 8 * counts[rows]
-    # Regions at most _COALESCE_GAP bytes apart are read in one call.
-    cuts = np.flatnonzero(starts[1:] - ends[:-1] > _COALESCE_GAP) + 1
-    g0s = np.concatenate(([0], cuts)).tolist()
-    g1s = np.concatenate((cuts, [rows.size])).tolist()
-    if len(g0s) == 1:
-        base = int(starts[0])
-        words = keystream(key, base, int(ends[-1]) - base).view("<u8")
-        first[rows] = (starts - base) // 8  # regions start 16-byte aligned relative to base
-        return words, first
-    parts = []
-    pos = 0
-    for g0, g1 in zip(g0s, g1s):
-        base = int(starts[g0])
-        parts.append(keystream(key, base, int(ends[g1 - 1]) - base).view("<u8"))
-        first[rows[g0:g1]] = pos + (starts[g0:g1] - base) // 8
-        pos += parts[-1].size
-    return np.concatenate(parts), first
+    # Each region starts on a block boundary (FLIP_BYTES = 16): its words are whole blocks of the stream.
+    first_blocks = (FLIP_BYTES * ((v0 + rows) * n_samples + s0)) // BLOCK
+    n_blocks = (counts[rows] + 1) // 2
+    words = counter_keystream(key, first_blocks, n_blocks).view("<u8")
+    first[rows] = 2 * (np.cumsum(n_blocks) - n_blocks)
+    return words, first
+
+
+def counter_keystream(key: bytes, first_blocks: np.ndarray, n_blocks: np.ndarray) -> np.ndarray:
+    """The keystream blocks first_blocks[r] .. first_blocks[r] + n_blocks[r] - 1 for every r, concatenated (uint8).
+
+    The same bytes as :func:`keystream` (CTR block i is AES_k(i as a 128-bit big-endian integer)), made by one
+    AES-ECB call over the counter blocks: with a region per variant, setting up a CTR cipher per region cost
+    about as much as the AES work itself.
+    """
+    from genoshare.kernels.noise import ctr_counter_blocks
+
+    first_blocks = np.ascontiguousarray(first_blocks, dtype=np.int64)
+    n_blocks = np.ascontiguousarray(n_blocks, dtype=np.int64)
+    total = int(n_blocks.sum())
+    counters = np.empty((total, 2), dtype=np.uint64)
+    ctr_counter_blocks(first_blocks, n_blocks, counters)
+    out = np.empty(total * BLOCK + BLOCK - 1, dtype=np.uint8)  # update_into wants block_size - 1 spare bytes
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    if enc.update_into(counters.view(np.uint8).reshape(-1), out) != total * BLOCK:  # pragma: no cover
+        raise RuntimeError("short keystream")
+    return out[: total * BLOCK]
 
 
 def flip_draws(key: bytes, n_samples: int, v0: int, s0: int, counts: np.ndarray) -> np.ndarray:
