@@ -246,17 +246,10 @@ def read_phenotype(path) -> dict[str, int]:
     Tab-separated with a header naming the columns ``id`` (or ``iid`` / ``sample``) and ``phenotype`` (or
     ``pheno``); other columns are ignored. Codes: see :func:`_pheno_labels`.
     """
+    from genoshare.io.validate import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a phenotype TSV") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "is not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(path, f"cannot read the file: {e.strerror or e}") from None
+    text = read_text(path, "a phenotype TSV")
     lines = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if ln.strip()]
     if not lines:
         raise InputError(path, "empty file (expected a header 'id<TAB>phenotype' and one row per individual)")

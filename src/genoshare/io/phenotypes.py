@@ -149,17 +149,10 @@ def _split_rows(text: str):
 
 
 def read_phenotype_table(path) -> PhenotypeTable:
+    from genoshare.io.validate import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "no such file") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not a phenotype table") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "is not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(path, f"cannot read the file: {e.strerror or e}") from None
+    text = read_text(path, "a phenotype table")
     try:
         rows = _split_rows(text)
     except csv.Error as e:

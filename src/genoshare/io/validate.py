@@ -47,6 +47,22 @@ def _read(path: Path, start: int = 0, n: int = -1) -> bytes:
         raise InputError(path, f"cannot read the file: {e.strerror or _one_line(e)}") from None
 
 
+def read_text(path, what: str) -> str:
+    """The UTF-8 text of a small input table (a BOM is dropped); a missing file, a directory or undecodable bytes
+    are one-line InputErrors naming the file and ``what`` it should be (e.g. "a phenotype table")."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputError(path, f"is a directory, not {what}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, "is not UTF-8 text") from None
+    except OSError as e:
+        raise InputError(path, f"cannot read the file: {e.strerror or _one_line(e)}") from None
+
+
 # --------------------------------------------------------------------------------------------------------------
 # PLINK 1 binary filesets
 # --------------------------------------------------------------------------------------------------------------
