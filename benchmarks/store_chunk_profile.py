@@ -4,8 +4,8 @@
 
 Single process, CPU seconds of the process per step (time.process_time: zarr compresses in its own
 threads), summed over the first CHUNKS variant chunks of call_genotype (each 1000 x 10000 x 2 = 20 MB raw), the same
-functions the Dask tasks of genoshare.pipeline call (_pass1_block, _pass2_block pieces) and the
-same zarr codec as the stores. Run it twice to see what glibc's allocator costs inside a Dask
+functions the Dask tasks of genoshare.pipeline call (_pass1_task, _plan_task, _pass2_task) and the
+codecs the copy and the release write (the release: zstd level RELEASE_CALL_CLEVEL for call_genotype and mask). Run it twice to see what glibc's allocator costs inside a Dask
 worker (the nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
 dynamic mmap threshold: every buffer >= 128 KiB is a fresh mmap, faulted in page by page,
 and unmapped on free):
@@ -34,20 +34,30 @@ def main(argv=None) -> int:
     n_chunks = int(argv[1]) if len(argv) > 1 else 5
     import zarr
 
-    from genoshare.kernels.noise import calls_from_codes, dosage_from_calls
+    from genoshare.io.vcz import RELEASE_CALL_CLEVEL
     from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, noise_words
-    from genoshare.mechanism.release import noisy_codes, plan, restore
+    from genoshare.pipeline import _Layout, _pass1_task, _pass2_task, _plan_task
 
     root = zarr.open_group(store=path, mode="r")
     cg, mask_a, ph_a = root["call_genotype"], root["call_genotype_mask"], root["call_genotype_phased"]
     m, n, _ = cg.shape
     cv, cs = cg.chunks[0], cg.chunks[1]
     out = zarr.open_group(store=zarr.storage.MemoryStore(), mode="w", zarr_format=2)
-    mk = {name: out.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=a.compressors,
-                                 fill_value=a.fill_value) for name, a in
-          (("cg", cg), ("mask", mask_a), ("phased", ph_a))}
+
+    def like(name, a, clevel=None):
+        comp = a.compressors
+        if clevel is not None:
+            c = comp[0]
+            comp = (type(c)(cname=c.cname, clevel=clevel, shuffle=c.shuffle, blocksize=c.blocksize),)
+        return out.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=comp,
+                                fill_value=a.fill_value)
+
+    mk = {name: like(name, a) for name, a in (("cg", cg), ("mask", mask_a), ("phased", ph_a))}
+    rk = {"cg": like("rcg", cg, RELEASE_CALL_CLEVEL), "mask": like("rmask", mask_a, RELEASE_CALL_CLEVEL),
+          "phased": like("rphased", ph_a)}
+    layout = _Layout(n_total=n, cv=cv, cs=cs, digests=True)
     keys = derive_keys(master_key_from_seed(1))
-    p = 0.05
+    p = 0.38  # about the mean flip probability of the 1e9 benchmark release
     t = np.uint32(round(p * 2**32))
 
     steps: dict[str, float] = collections.defaultdict(float)
@@ -66,8 +76,8 @@ def main(argv=None) -> int:
             faults[self.name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.f0
 
     # warm-up (numba load, zarr imports)
-    calls = cg[0:cv, 0:cs]
-    noisy_codes(dosage_from_calls(calls), np.full(2 * cv, t, np.uint32), keys, 0, 0, n, cs)
+    part = _pass1_task(cg[0:cv, 0:cs], np.full((cv, 2), t, np.uint32), keys, layout, 0, 0)
+    _pass2_task(part, _plan_task([part], np.full(cv, np.nan), keys, None, layout, 0), keys, layout, 0, 0, cs)
     steps.clear()
     faults.clear()
     for c in range(n_chunks):
@@ -85,39 +95,25 @@ def main(argv=None) -> int:
             mk["mask"][sl] = b
             mk["phased"][sl] = ph
         del a, b, ph
-        # --- release pass 1
-        th = np.full(2 * (v1 - v0), t, np.uint32)
+        # --- release: pass 1, plan, pass 2 of this chunk (one sample block), then the writes
+        th = np.full((v1 - v0, 2), t, np.uint32)
         with step("pass1: read call_genotype"):
             calls = cg[sl]
-        with step("pass1: dosage_from_calls"):
-            G = dosage_from_calls(calls)
-        with step("pass1: noisy_codes (keystream + kernel)"):
-            codes, ones, nonmiss = noisy_codes(G, th, keys, v0, 0, n, cs)
-        with step("pass1: original counts (np.where + sum)"):
-            np.where(G >= 0, G, 0).sum(axis=1, dtype=np.int64)
-        del calls, G, codes
-        # --- release pass 2
-        with step("pass2: read call_genotype"):
-            calls = cg[sl]
-        with step("pass2: dosage_from_calls"):
-            G = dosage_from_calls(calls)
-        with step("pass2: noisy_codes (keystream + kernel)"):
-            codes, _, _ = noisy_codes(G, th, keys, v0, 0, n, cs)
-        with step("pass2: plan + restore (flips)"):
-            target = ones[:, 0].astype(np.float64) * 0.98
-            k, direction = plan(ones, nonmiss, target, keys, v0)
-            restore(codes, k[:, 0], direction, keys, v0, 0, n)
-        with step("pass2: calls_from_codes"):
-            rel = calls_from_codes(codes, np.empty(calls.shape, dtype=np.int8), np.empty(calls.shape[0], dtype=np.int64))
+        with step("pass1: task (decode, noise, XOR, counts, pack, digests)"):
+            part = _pass1_task(calls, th, keys, layout, c, 0)
+        with step("plan: task (published frequencies)"):
+            planned = _plan_task([part], np.full(v1 - v0, np.nan), keys, None, layout, c)
+        with step("pass2: task (unpack, flips, decode)"):
+            rel, _ = _pass2_task(part, planned, keys, layout, c, 0, cs)
         with step("pass2: mask = released < 0, phased zeros"):
             msk = rel < 0
             phz = np.zeros((v1 - v0, cs), dtype=bool)
         with step("pass2: write call_genotype"):
-            mk["cg"][sl] = rel
+            rk["cg"][sl] = rel
         with step("pass2: write mask + phased"):
-            mk["mask"][sl] = msk
-            mk["phased"][sl] = phz
-        del calls, G, codes, rel, msk, phz
+            rk["mask"][sl] = msk
+            rk["phased"][sl] = phz
+        del calls, part, planned, rel, msk, phz
     # keystream alone, for scale
     with step("(keystream alone, 8 bytes/genotype, 1 chunk)"):
         for a0 in range(0, cv, 52):
