@@ -519,11 +519,14 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         accounted = client.submit(_privacy, cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
                                   pheno.privacy_entry(), priority=1, pure=False)
 
-        def privacy(_memo=[]):  # noqa: B006 - the accountant's result, fetched once
-            if not _memo:
-                with timer("account"):  # the time this process waited for it
-                    _memo.append(accounted.result())
-            return _memo[0]
+        fetched = []
+
+        def privacy():
+            """(privacy object, total epsilon), fetched once; "account" times how long this process waited."""
+            if not fetched:
+                with timer("account"):
+                    fetched.append(accounted.result())
+            return fetched[0]
 
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource

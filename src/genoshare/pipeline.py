@@ -5,8 +5,9 @@ rates; pass 1 over (variant, sample) chunks: encode, noise, XOR, count -> per-bl
 allele counts -> reduction over the sample blocks of each variant chunk -> flip plan
 (multivariate hypergeometric split over sample chunks) -> pass 2: flip pass 1's noisy codes,
 decode, write. Every task reads its own chunk from the store (or takes its pass-1 task's
-output) and derives its randomness from (key, position), so the output is the in-memory engine's output for any variant chunking, worker count,
-retry or execution order; only the sample chunk size (the flip-split block) matters.
+output) and derives its randomness from (key, position), so the output is the in-memory
+engine's output for any variant chunking, worker count, retry or execution order; only the
+sample chunk size (the flip-split block) matters.
 """
 
 from __future__ import annotations
