@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import CACHE, ROOT, WORK, Row, fmt_bytes, fmt_s
+from benchmarks.common import ROOT, WORK, Row, cached_simulation, fmt_bytes, fmt_s
 
 PARAMS = {"cases": 500, "controls": 500, "panel": 500, "variants": 10000, "seed": 7, "holdout": 1000}
 SEEDS = (1, 2, 3, 4, 5)
@@ -40,20 +40,7 @@ print(json.dumps({"rc": p.returncode, "wall": wall, "maxrss_kb": ru.ru_maxrss, "
 
 
 def simulated_data():
-    from genoshare.simulate import simulate_cohort
-
-    key = "sim-c{cases}-k{controls}-p{panel}-v{variants}-h{holdout}-s{seed}".format(**PARAMS)
-    out = CACHE / key
-    stamp = CACHE / f"{key}.seconds.json"
-    if all((out / f).exists() for f in ("simulation.json", "cohort.csv.gz", "panel.csv.gz", "holdout.csv.gz")):
-        seconds = json.loads(stamp.read_text())["seconds"] if stamp.exists() else None
-        return out, {"cached": True, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    simulate_cohort(out, overwrite=True, **PARAMS)
-    seconds = time.perf_counter() - t0
-    stamp.write_text(json.dumps({"seconds": seconds}) + "\n")
-    return out, {"cached": False, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
+    return cached_simulation(PARAMS, ("simulation.json", "cohort.csv.gz", "panel.csv.gz", "holdout.csv.gz"))
 
 
 def measure(argv: list[str]) -> dict:

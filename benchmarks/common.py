@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -11,6 +12,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / ".bench"  # gitignored
 CACHE = BENCH_DIR / "data"
 WORK = BENCH_DIR / "work"
+
+
+def cached_simulation(params: dict, files=("simulation.json", "cohort.csv.gz", "panel.csv.gz")) -> tuple[Path, dict]:
+    """A deterministic ``genoshare.simulate.simulate_cohort(**params)`` cached under .bench/data (made once), and
+    how long making it took (now, or when it was cached; recorded beside the directory)."""
+    from genoshare.simulate import simulate_cohort
+
+    key = "sim-c{cases}-k{controls}-p{panel}-v{variants}-h{holdout}-s{seed}".format(**params)
+    out = CACHE / key
+    stamp = CACHE / f"{key}.seconds.json"
+    if all((out / f).exists() for f in files):
+        seconds = json.loads(stamp.read_text())["seconds"] if stamp.exists() else None
+        return out, {"cached": True, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    simulate_cohort(out, overwrite=True, **params)
+    seconds = time.perf_counter() - t0
+    stamp.write_text(json.dumps({"seconds": seconds}) + "\n")
+    return out, {"cached": False, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
 
 
 @dataclass

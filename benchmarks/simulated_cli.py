@@ -16,9 +16,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 
-from benchmarks.common import CACHE, ROOT, WORK, Row, fmt_bytes, fmt_s, summary
+from benchmarks.common import ROOT, WORK, Row, cached_simulation, fmt_bytes, fmt_s, summary
 
 PARAMS = {"cases": 200, "controls": 201, "panel": 541, "variants": 28396, "seed": 2024, "holdout": 0}
 RUNS = 3
@@ -54,22 +53,9 @@ def measure(argv: list[str]) -> dict:
     return res
 
 
-def simulated_data() -> tuple[str, dict]:
+def simulated_data():
     """Cached cohort directory and how long making it took (now, or when it was cached)."""
-    from genoshare.simulate import simulate_cohort
-
-    key = "sim-c{cases}-k{controls}-p{panel}-v{variants}-h{holdout}-s{seed}".format(**PARAMS)
-    out = CACHE / key
-    stamp = CACHE / f"{key}.seconds.json"  # beside the directory: how long the simulation took
-    if all((out / f).exists() for f in ("simulation.json", "cohort.csv.gz", "panel.csv.gz")):
-        seconds = json.loads(stamp.read_text())["seconds"] if stamp.exists() else None
-        return out, {"cached": True, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    simulate_cohort(out, overwrite=True, **PARAMS)
-    seconds = time.perf_counter() - t0
-    stamp.write_text(json.dumps({"seconds": seconds}) + "\n")
-    return out, {"cached": False, "seconds": seconds, "dir": str(out.relative_to(ROOT))}
+    return cached_simulation(PARAMS)
 
 
 def dense_memory(m: int) -> dict:
