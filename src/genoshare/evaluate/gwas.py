@@ -30,7 +30,6 @@ import contextlib
 import csv
 import math
 import os
-import secrets
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -580,15 +579,13 @@ def write_table(path, df) -> Path:
         raise InputError(path, f"cannot write: directory {parent} does not exist")
     if path.is_dir():
         raise InputError(path, "is a directory; give a file name for the output table")
-    tmp = parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    from genoshare.io.atomic import atomic_file
+
     try:
-        df.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g", quoting=csv.QUOTE_MINIMAL)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            df.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format="%.10g", quoting=csv.QUOTE_MINIMAL)
     except PermissionError:
         raise InputError(path, "permission denied (cannot write the output)") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -107,19 +106,16 @@ def _sha256_file(path: Path) -> str:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    from genoshare.io.atomic import atomic_file
+
     try:
-        with open(tmp, "w") as f:
+        with atomic_file(path) as tmp, open(tmp, "w") as f:
             f.write(json.dumps(obj, indent=2) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
+            tmp.chmod(0o644)
     except PermissionError:
         raise InputError(path, "permission denied (cannot write)") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _read_manifest(release_dir: Path) -> dict:

@@ -26,7 +26,6 @@ import csv
 import gzip
 import io
 import os
-import secrets
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,24 +396,16 @@ def write_matrix(
     csv.writer(sbuf, lineterminator="\n").writerow([id_column, *variant_ids])
     header = sbuf.getvalue().encode("utf-8")
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.name.endswith(".gz"):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=compresslevel) as z:
-                    for chunk in _text_chunks(sample_ids, g, header):
-                        z.write(chunk)
-            else:
+    from genoshare.io.atomic import atomic_file
+
+    with atomic_file(path) as tmp, open(tmp, "xb") as f:
+        if path.name.endswith(".gz"):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=compresslevel) as z:
                 for chunk in _text_chunks(sample_ids, g, header):
-                    f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+                    z.write(chunk)
+        else:
+            for chunk in _text_chunks(sample_ids, g, header):
+                f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
     return path

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
 from genoshare import __version__
 from genoshare.errors import InputError
+from genoshare.io.atomic import atomic_file
 from genoshare.mechanism.ldstats import LDStats
 
 FORMAT = "genoshare-ldstats-1"
@@ -37,14 +36,11 @@ def save_ldstats(path, stats: LDStats, panel_af: np.ndarray, sites: str, panel_s
     meta = {"format": FORMAT, "version": __version__, "f2": stats.f2, "n_ref": stats.n_ref,
             "zero_cell": stats.zero_cell, "window": "all" if stats.window is None else stats.window,
             "n_variants": stats.n_variants, "sites_sha256": sites, "panel_sha256": panel_sha256}
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, t_diag=stats.t_diag, s_pos=stats.s_pos, s_neg=stats.s_neg, panel_af=panel_af,
                      meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InputError(path, f"cannot write LD statistics ({exc.strerror or exc})") from None
     return path
 

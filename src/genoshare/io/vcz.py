@@ -48,6 +48,7 @@ import numpy as np
 import zarr
 
 from genoshare.errors import GenoshareError, InputError
+from genoshare.io.atomic import atomic_file
 
 __all__ = [
     "VczInfo",
@@ -673,8 +674,7 @@ def export_vcf(vcz_path, out_path, *, index: bool = True, threads: int | None = 
     out_path = Path(out_path)
     bgzip = _tool("bgzip")
     threads = threads or min(4, os.cpu_count() or 1)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_file(out_path) as tmp:
         with open(tmp, "wb") as f, tempfile.TemporaryFile() as view_err, tempfile.TemporaryFile() as bg_err:
             view = subprocess.Popen(
                 _vcztools("view", "--no-version", str(vcz_path)), stdout=subprocess.PIPE, stderr=view_err
@@ -690,10 +690,6 @@ def export_vcf(vcz_path, out_path, *, index: bool = True, threads: int | None = 
                     err_file.seek(0)
                     err = " ".join(err_file.read().decode("utf-8", "replace").split())[-300:]
                     raise GenoshareError(f"{what} failed (exit {proc.returncode}): {err}")
-        os.replace(tmp, out_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     if index:
         tbi = out_path.with_name(out_path.name + ".tbi")
         try:
@@ -719,9 +715,8 @@ def export_plink(vcz_path, prefix, *, phenotype=None) -> Path:
         if len(rows) != len(phenotype):
             raise ValueError(f"{len(phenotype)} phenotypes for {len(rows)} samples in {fam}")
         text = "".join("\t".join(r[:5] + [str(p)]) + "\n" for r, p in zip(rows, phenotype))
-        tmp = fam.with_name(f".{fam.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, fam)
+        with atomic_file(fam) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     return prefix
 
 
