@@ -95,12 +95,31 @@ def test_roundtrip_missing_stays_missing(m, n):
     np.testing.assert_array_equal(back, G)
 
 
-@pytest.mark.parametrize("s", [1, 2, 7, 10])
-def test_pack_codes_roundtrip_including_missing(s):
-    from genoshare.kernels.noise import MISSING, pack_codes, unpack_codes
+@pytest.mark.parametrize("s", [1, 2, 7, 10, 333])
+def test_fused_pass1_kernel_equals_the_separate_steps(s):
+    """noise_pack_count (the store pipeline's pass 1) against the in-memory engine's steps on the same chunk:
+    dosage_from_calls + noise_xor_count (codes, 1-bits, called), ALT counts, fingerprint digests, and
+    unpack_codes inverts its packing, missing genotypes included."""
+    from genoshare.io.vcz import dosage_to_calls
+    from genoshare.kernels.fingerprint import row_digests, sample_weights
+    from genoshare.kernels.noise import dosage_from_calls, noise_pack_count, noise_xor_count, unpack_codes
+    from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, noise_words
 
-    rng = np.random.default_rng(s)
-    codes = rng.choice(np.array([0, 1, 2, 3, MISSING], dtype=np.uint8), size=(9, s))
-    packed = pack_codes(codes)
-    assert packed.shape == (9, (s + 1) // 2)
+    v, s0, n = 9, 5, s + 11
+    G = simulate_genotypes(np.random.default_rng(s), v, s, missing_rate=0.1)
+    calls = dosage_to_calls(G)
+    t_hi = np.random.default_rng(1).integers(0, 2**32, v, dtype=np.uint32)
+    t_lo = np.random.default_rng(2).integers(0, 2**32, v, dtype=np.uint32)
+    words = noise_words(derive_keys(master_key_from_seed(s)).noise, n, 3, 3 + v, s0, s0 + s)
+    packed = np.zeros((v, (s + 1) // 2), dtype=np.uint8)
+    ones, called, original = (np.zeros(v, dtype=np.int64) for _ in range(3))
+    digests = np.zeros((v, 2), dtype=np.uint64)
+    noise_pack_count(calls, words, t_hi, t_lo, sample_weights(s0, s), packed, ones, called, original, digests)
+
+    codes = np.empty((v, s), dtype=np.uint8)
+    ones_ref, called_ref = np.zeros((v, 1), dtype=np.int64), np.zeros((v, 1), dtype=np.int64)
+    noise_xor_count(dosage_from_calls(calls), words, t_hi, t_lo, s, codes, ones_ref, called_ref)
     assert np.array_equal(unpack_codes(packed, s), codes)
+    assert np.array_equal(ones, ones_ref[:, 0]) and np.array_equal(called, called_ref[:, 0])
+    assert np.array_equal(original, np.where(G >= 0, G, 0).sum(axis=1))
+    assert np.array_equal(digests, row_digests(G, s0))

@@ -293,21 +293,9 @@ def calls_from_codes(codes, out, alt):
 
 
 @njit(cache=True, nogil=True)
-def pack_codes(codes):
-    """(v, s) codes -> (v, ceil(s / 2)) bytes, two 4-bit codes per byte (MISSING -> 4): what a pass-1 task
-    hands to pass 2, at half the memory of the codes."""
-    v, s = codes.shape
-    out = np.zeros((v, (s + 1) // 2), dtype=np.uint8)
-    for j in range(v):
-        for i in range(s):
-            c = codes[j, i]
-            nib = np.uint8(4) if c == MISSING else c
-            out[j, i >> 1] |= nib << np.uint8(4 * (i & 1))
-    return out
-
-
-@njit(cache=True, nogil=True)
 def unpack_codes(packed, s):
+    """(v, ceil(s / 2)) bytes of two 4-bit codes (low nibble first; 4 = MISSING), as noise_pack_count writes
+    them, -> (v, s) codes."""
     v = packed.shape[0]
     out = np.empty((v, s), dtype=np.uint8)
     for j in range(v):
@@ -321,8 +309,8 @@ def unpack_codes(packed, s):
 @njit(cache=True, nogil=True)
 def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out):
     """Pass 1 of the store pipeline for one sample block, in one sweep over a (v, s, 2) call chunk: what
-    dosage_from_calls, noise_xor_count, pack_codes and add_row_digests (kernels.fingerprint) do one after the
-    other, plus each variant's original ALT count. ``weights`` (s, 2) are the fingerprint's sample weights, or
+    dosage_from_calls, noise_xor_count, packing two codes per byte (see unpack_codes) and add_row_digests
+    (kernels.fingerprint) do one after the other, plus each variant's original ALT count. ``weights`` (s, 2) are the fingerprint's sample weights, or
     (0, 2) to skip the digests. Outputs are per variant: ones_out, nonmiss_out, original_out (v,), digest_out
     (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller.
     """
