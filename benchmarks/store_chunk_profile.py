@@ -5,7 +5,7 @@
 Single process, CPU seconds of the process per step (time.process_time: zarr compresses in its own
 threads), summed over the first CHUNKS variant chunks of call_genotype (each 1000 x 10000 x 2 = 20 MB raw), the same
 functions the Dask tasks of genoshare.pipeline call (_pass1_task, _plan_task, _pass2_task) and the
-codecs the copy and the release write (the release: zstd level RELEASE_CALL_CLEVEL for call_genotype and mask). Run it twice to see what glibc's allocator costs inside a Dask
+codecs the copy and the release write (the release: zstd levels RELEASE_CALL_CLEVELS for call_genotype and mask). Run it twice to see what glibc's allocator costs inside a Dask
 worker (the nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
 dynamic mmap threshold: every buffer >= 128 KiB is a fresh mmap, faulted in page by page,
 and unmapped on free):
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     n_chunks = int(argv[1]) if len(argv) > 1 else 5
     import zarr
 
-    from genoshare.io.vcz import RELEASE_CALL_CLEVEL
+    from genoshare.io.vcz import RELEASE_CALL_CLEVELS
     from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, noise_words
     from genoshare.pipeline import _Layout, _pass1_task, _pass2_task, _plan_task
 
@@ -53,7 +53,8 @@ def main(argv=None) -> int:
                                 fill_value=a.fill_value)
 
     mk = {name: like(name, a) for name, a in (("cg", cg), ("mask", mask_a), ("phased", ph_a))}
-    rk = {"cg": like("rcg", cg, RELEASE_CALL_CLEVEL), "mask": like("rmask", mask_a, RELEASE_CALL_CLEVEL),
+    rk = {"cg": like("rcg", cg, RELEASE_CALL_CLEVELS["call_genotype"]),
+          "mask": like("rmask", mask_a, RELEASE_CALL_CLEVELS["call_genotype_mask"]),
           "phased": like("rphased", ph_a)}
     layout = _Layout(n_total=n, cv=cv, cs=cs, digests=True)
     keys = derive_keys(master_key_from_seed(1))

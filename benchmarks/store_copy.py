@@ -9,7 +9,7 @@ format 2 group, reading and writing every chunk on the same local Dask cluster a
 ``dask.array.from_zarr`` -> ``dask.array.store``. Prints one JSON line of timings. Run as its
 own process so that its wall time, like the release's, includes interpreter start, imports
 and cluster start-up. ``--release-codec``: write call_genotype and call_genotype_mask at the zstd level a
-release uses (genoshare.io.vcz.RELEASE_CALL_CLEVEL) instead of the source's: an informational second baseline.
+release uses (genoshare.io.vcz.RELEASE_CALL_CLEVELS) instead of the source's: an informational second baseline.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def main(argv=None) -> int:
     for name, a in zip(ARRAYS, arrays):
         compressors = a.compressors
         if release_codec and name in ("call_genotype", "call_genotype_mask"):
-            from genoshare.io.vcz import RELEASE_CALL_CLEVEL
+            from genoshare.io.vcz import RELEASE_CALL_CLEVELS
 
             c = a.compressors[0]
-            compressors = (type(c)(cname=c.cname, clevel=RELEASE_CALL_CLEVEL, shuffle=c.shuffle,
+            compressors = (type(c)(cname=c.cname, clevel=RELEASE_CALL_CLEVELS[name], shuffle=c.shuffle,
                                    blocksize=c.blocksize),)
         outs.append(dst.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=compressors,
                                      filters=a.filters or None, fill_value=a.fill_value))

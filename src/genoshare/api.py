@@ -480,7 +480,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     from genoshare import pipeline
     from genoshare.cluster import dask_client
     from genoshare.io.align import align_af_table, read_af_table
-    from genoshare.io.vcz import RELEASE_CALL_CLEVEL, init_vcz, write_deferred
+    from genoshare.io.vcz import RELEASE_CALL_CLEVELS, init_vcz, write_deferred
 
     timer = Timer()
     w = parse_window(window)
@@ -560,7 +560,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                              variant_contig=cohort.variant_contig[idx], variant_position=cohort.variant_position[idx],
                              variant_allele=cohort.variant_allele[idx][:, :2], variant_id=cohort.variant_id[idx],
                              chunks=cohort.chunks, contig_lengths=cohort.contig_lengths,
-                             call_clevel=RELEASE_CALL_CLEVEL, deferred_writes=(metadata := []))
+                             call_clevels=RELEASE_CALL_CLEVELS, deferred_writes=(metadata := []))
             with timer("release"), ThreadPoolExecutor(max_workers=1) as beside:
                 # The per-variant metadata arrays are written while the passes run (this process waits anyway).
                 written = beside.submit(write_deferred, metadata)

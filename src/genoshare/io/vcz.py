@@ -23,8 +23,8 @@ region_index           (chunks x contigs, 6)          int32                   wh
 Every array carries the xarray ``_ARRAY_DIMENSIONS`` attribute; the root carries ``vcf_zarr_version`` "0.5" and
 ``source``. Stores written here are Zarr format 2 (bio2zarr's default) with bio2zarr's codecs: Blosc zstd level 7,
 BITSHUFFLE for call_* and boolean arrays, SHUFFLE for the others (plus VLenUTF8 for strings); a release's
-call_genotype and call_genotype_mask use zstd level 1 instead (``RELEASE_CALL_CLEVEL``: same size for the
-noised genotypes, 2-4x faster to write).
+call_genotype and call_genotype_mask use zstd levels 1 and 3 instead (``RELEASE_CALL_CLEVELS``: same size for
+the noised genotypes, 3-4x faster to write).
 
 ``init_vcz`` creates the metadata and EMPTY call arrays with regular chunks ``(chunk_variants, chunk_samples[, 2])``
 so that a Dask pipeline can fill them blockwise with ``dask.array.to_zarr(..., region=None)``: unwritten chunks read
@@ -85,11 +85,11 @@ MISSING_ALLELES = frozenset({"", ".", "0"})
 BGZIP_LEVEL = 3
 
 _BLOSC = dict(cname="zstd", clevel=7, blocksize=0)
-#: zstd level of a release's call_genotype and call_genotype_mask. Noised genotypes are near-incompressible
-#: beyond bitshuffle's 2-bit structure: on a 1000 x 10000 release chunk levels 1, 3 and 7 give 1.55, 1.59 and
-#: 1.58 MB, while encoding takes 17, 30 and 70 ms; an all-called mask chunk takes 10 ms at level 1 (16 kB) and
-#: 23 ms at level 7 (2 kB). Writing was the largest cost of a release (benchmarks/store.py).
-RELEASE_CALL_CLEVEL = 1
+#: zstd levels of a release's call arrays (bitshuffle, 1,000 x 10,000 chunk, encode time single-threaded):
+#: noised genotypes are near-incompressible beyond bitshuffle's 2-bit structure, levels 1 / 3 / 7 give
+#: 1.55 / 1.59 / 1.58 MB in 17 / 23 / 64 ms; an all-called mask gives 16 / 5 / 2 kB in 10 / 6 / 18 ms.
+#: Writing was the largest cost of a release (benchmarks/store.py).
+RELEASE_CALL_CLEVELS = {"call_genotype": 1, "call_genotype_mask": 3}
 _STRING = np.dtypes.StringDType()
 
 # bio2zarr's descriptions (vcf.py / plink.py schemas), so that tools showing them see the same text
@@ -453,7 +453,7 @@ def init_vcz(
     chunks=None,
     root_attrs: dict | None = None,
     contig_lengths=None,
-    call_clevel: int | None = None,
+    call_clevels: dict[str, int] | None = None,
     deferred_writes: list | None = None,
 ) -> zarr.Group:
     """Create a new VCF Zarr store (Zarr format 2) at ``path`` with metadata arrays filled and EMPTY call arrays.
@@ -462,7 +462,7 @@ def init_vcz(
     clipped to the array size. call_genotype (int8, (m, n, 2), fill -1), call_genotype_mask (bool, fill True) and
     call_genotype_phased (bool (m, n), fill False) have chunks (cv, cs[, 2]). ``variant_allele`` is (m, A) (A >= 2
     for VCF output; '' for absent alleles); ``variant_id`` (m,) with '.' for none. ``path`` must not exist.
-    ``call_clevel`` overrides the zstd level of call_genotype and call_genotype_mask (see RELEASE_CALL_CLEVEL).
+    ``call_clevels`` overrides the zstd level of call arrays by name (see RELEASE_CALL_CLEVELS).
     ``deferred_writes``: a list that receives the per-variant arrays' (array, data) instead of writing them, for
     :func:`write_deferred` to fill later (the release writes them while its passes run; ~0.7 s per 10^5 SNPs).
     Returns the root group opened read-write. Raises ValueError for inconsistent arguments.
@@ -541,10 +541,10 @@ def init_vcz(
 
     _create(root, "call_genotype", shape=(m, n, 2), dtype="i1", chunks=(cv, cs, 2),
             dims=["variants", "samples", "ploidy"], fill_value=-1, description=d["call_genotype"],
-            clevel=call_clevel)
+            clevel=(call_clevels or {}).get("call_genotype"))
     _create(root, "call_genotype_mask", shape=(m, n, 2), dtype="bool", chunks=(cv, cs, 2),
             dims=["variants", "samples", "ploidy"], fill_value=True, description=d["call_genotype_mask"],
-            clevel=call_clevel)
+            clevel=(call_clevels or {}).get("call_genotype_mask"))
     _create(root, "call_genotype_phased", shape=(m, n), dtype="bool", chunks=(cv, cs),
             dims=["variants", "samples"], fill_value=False, description=d["call_genotype_phased"])
     return root
