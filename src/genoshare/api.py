@@ -205,6 +205,10 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
                                              "impute or drop them first")
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
+        from genoshare.privacy.panel_overlap import check_matrices
+
+        overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
+                                 reference_path, notify)
         master = _master(seed)
         targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
     with timer("ldstats"):
@@ -220,6 +224,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
                                       pheno.privacy_entry())
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+    book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
         from genoshare.privacy.ledger import fingerprint_matrix
@@ -493,8 +498,12 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         af_table = read_af_table(af_path)
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
                       timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+        from genoshare.privacy.panel_overlap import check_stores
+
         cohort, idx = inp.cohort, inp.index
+        overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path, notify)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+        book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
         # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
         # of the cohort (at low priority it fills the workers' idle time during LD, calibration and
         # accounting); without, pass 1 computes it on the way.
