@@ -434,9 +434,13 @@ class _StoreInputs:
 
     def alignment_summary(self, ambiguous, unmatched) -> dict:
         al = self.alignment
+        from genoshare.io.ingest import dropped_at_ingest
+
         return {"cohort_sites": al.n_cohort_sites, "kept": al.n_kept, "panel_swapped": int(al.panel_swap.sum()),
                 "panel_strand_flipped": int(al.panel_strand_flip.sum()), "dropped": al.dropped,
-                "ambiguous": ambiguous, "unmatched": unmatched}
+                "ambiguous": ambiguous, "unmatched": unmatched,
+                **dropped_at_ingest(self.cohort, "dropped_at_ingest"),
+                **dropped_at_ingest(self.panel, "panel_dropped_at_ingest")}
 
 
 def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFAULT_ZERO_CELL,
@@ -578,7 +582,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx) if late else None
                 res = pipeline.release_passes(
                     calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
-                    target_fn=target_fn, digests=late,
+                    target_fn=target_fn, digests=late, source=cohort_path, variant_ids=cohort.variant_id[idx],
                     extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if late and dropped.size else ())
                 written.result()
             if late:
