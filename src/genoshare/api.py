@@ -127,6 +127,10 @@ def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None, phenotype=N
     return obj, float(obj["total"]["epsilon"])
 
 
+def _af_file(af_source: str):
+    return af_source[len("public:"):] if af_source.startswith("public:") else None
+
+
 def _check_common(epsilon: float, af_source: str) -> None:
     if not (epsilon > 0 and np.isfinite(epsilon)):
         raise GenoshareError(f"--epsilon must be a positive number, not {epsilon}")
@@ -197,8 +201,12 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
     if sample_block is None or sample_block < 1:
         raise GenoshareError("--sample-block must be at least 1")
+    from genoshare.io.outputs import check_output_location, check_phenotype_match
+
+    check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     with timer("read"):
         cohort = read_matrix(cohort_path)
+        check_phenotype_match(pheno, cohort.sample_ids)
         reference = read_matrix(reference_path)
         validate_same_variants(cohort, reference, cohort_path, reference_path)
         if reference.n_missing:
@@ -496,6 +504,9 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     _check_common(epsilon, af_source)
     exports = parse_exports(exports)
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
+    from genoshare.io.outputs import check_export_ids, check_output_location, check_phenotype_match
+
+    check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     af_table = af_path = None
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
@@ -505,6 +516,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         from genoshare.privacy.panel_overlap import check_stores
 
         cohort, idx = inp.cohort, inp.index
+        check_export_ids(exports, cohort.sample_ids, cohort.variant_id[idx], cohort_path)
+        check_phenotype_match(pheno, cohort.sample_ids)
         overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path, notify)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
