@@ -22,6 +22,7 @@ from genoshare.io.csvmatrix import read_matrix, write_matrix
 from genoshare.privacy import panel_overlap
 from genoshare.privacy.ledger import Ledger
 from genoshare.simulate import simulate_cohort
+from tools import require_tool
 
 LACTOSE = "data/opensnp-lactose"
 GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
@@ -128,6 +129,7 @@ def test_subset_is_bounded_runs():
 
 
 def _edit_vcf(src, dst, edit):
+    require_tool("bgzip")
     lines = gzip.open(src, "rt").read().splitlines()
     body = [i for i, ln in enumerate(lines) if not ln.startswith("#")]
     edit(lines, body)
@@ -239,6 +241,41 @@ def test_export_ids_with_spaces_refused_before_genotype_work(sim, tmp_path, no_g
             api.release_store(bad, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, exports=(kind,),
                               private_dir=tmp_path / "priv", workers=1)
         assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
+    ids[4] = 'ind"05'
+    root["sample_id"][:] = np.array(ids, dtype=object)
+    with pytest.raises(InputError, match="sample id 'ind\"05' contains '\"'"):
+        api.release_store(bad, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, exports=("plink",),
+                          private_dir=tmp_path / "priv", workers=1)
+    assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
+
+
+def test_export_id_rules_match_what_vcztools_rejects(tmp_path):
+    """Independent truth: ids that pass the check export, ids it refuses make vcztools fail or corrupt the .fam."""
+    from genoshare.io.outputs import check_export_ids
+    from genoshare.io.vcz import export_plink, export_vcf, write_vcz
+
+    G = np.array([[0, 1, 2], [1, 1, 0]], dtype=np.int8)
+
+    def store(name, sids, vids):
+        return write_vcz(tmp_path / name, G, sample_ids=sids, contig_ids=["1"], variant_contig=np.zeros(2, int),
+                         variant_position=np.array([1, 2]), variant_allele=np.array([["A", "G"]] * 2, dtype=object),
+                         variant_id=vids)
+
+    good = store("good.vcz", ["a", "b,c", "d-e"], ["rs1", "rs2"])
+    check_export_ids(("plink", "vcf"), ["a", "b,c", "d-e"], ["rs1", "rs2"], good)
+    export_vcf(good, tmp_path / "good.vcf.gz")
+    export_plink(good, tmp_path / "good")
+    assert (tmp_path / "good.fam").read_text().split()[:2] == ["a", "a"]
+    nonascii = store("na.vcz", ["a", "b", "c"], ["rs1", "rsé2"])
+    with pytest.raises(InputError, match="variant id 'rsé2' is not ASCII"):
+        check_export_ids(("vcf",), ["a", "b", "c"], ["rs1", "rsé2"], nonascii)
+    with pytest.raises(GenoshareError, match="vcztools view"):
+        export_vcf(nonascii, tmp_path / "na.vcf.gz")
+    quoted = store("q.vcz", ['a"x', "b", "c"], ["rs1", "rs2"])
+    with pytest.raises(InputError, match="contains '\"'"):
+        check_export_ids(("plink",), ['a"x', "b", "c"], ["rs1", "rs2"], quoted)
+    export_plink(quoted, tmp_path / "q")
+    assert (tmp_path / "q.fam").read_text().split()[0] != 'a"x'  # vcztools wrote something else
 
 
 def test_output_inside_input_refused(sim, tmp_path, no_genotype_work):

@@ -40,16 +40,20 @@ def _first_bad(ids, bad) -> str | None:
 
 
 def check_export_ids(exports, sample_ids, variant_ids, source) -> None:
-    """Refuse (InputError naming ``source``) ids the requested exports cannot write: PLINK's .fam/.bim and the
-    VCF sample and ID columns are whitespace-separated, so no id may hold whitespace (VCF IDs no ';' either);
-    the CSV layout takes no leading/trailing blanks or line breaks."""
+    """Refuse (InputError naming ``source``) ids the requested exports cannot write, measured with vcztools:
+    PLINK's .fam/.bim are whitespace-separated and vcztools quotes an id holding '"' (a corrupt .fam); the VCF
+    export fails on non-ASCII variant ids, and VCF columns take no whitespace (IDs no ';' either); the CSV layout takes no
+    leading/trailing blanks or line breaks."""
     exports = tuple(exports or ())
     space = [e for e in exports if e in ("plink", "vcf")]
     rules = []
-    if space:
-        rules.append(("sample", sample_ids, lambda s: bool(_WHITESPACE.search(s)), "contains whitespace", space))
-        rules.append(("variant", variant_ids, lambda s: bool(_WHITESPACE.search(s)), "contains whitespace", space))
+    for what, ids in (("sample", sample_ids), ("variant", variant_ids)):
+        if space:
+            rules.append((what, ids, lambda s: bool(_WHITESPACE.search(s)), "contains whitespace", space))
+        if "plink" in exports:
+            rules.append((what, ids, lambda s: '"' in s, "contains '\"'", ["plink"]))
     if "vcf" in exports:
+        rules.append(("variant", variant_ids, lambda s: not s.isascii(), "is not ASCII", ["vcf"]))
         rules.append(("variant", variant_ids, lambda s: ";" in s, "contains ';'", ["vcf"]))
     if "csv" in exports:
         rules.append(("sample", sample_ids, lambda s: s != s.strip() or "\n" in s or "\r" in s,
