@@ -216,7 +216,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         from genoshare.privacy.panel_overlap import check_matrices
 
         overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
-                                 reference_path, notify)
+                                 reference_path)
         master = _master(seed)
         targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
     with timer("ldstats"):
@@ -233,6 +233,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
                                       pheno.privacy_entry())
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
     book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
+    book.notify(overlap["message"])
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
         from genoshare.privacy.ledger import fingerprint_matrix
@@ -518,7 +519,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         cohort, idx = inp.cohort, inp.index
         check_export_ids(exports, cohort.sample_ids, cohort.variant_id[idx], cohort_path)
         check_phenotype_match(pheno, cohort.sample_ids)
-        overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path, notify)
+        overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
         # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
@@ -557,6 +558,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
             from genoshare.privacy.ledger import fingerprint_from_digests
+
+            book.notify(overlap["message"])
 
             if early_digests is not None:
                 book.cumulative(fingerprint_from_digests(cohort.sample_ids, cohort.variant_id,

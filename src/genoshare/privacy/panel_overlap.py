@@ -49,9 +49,10 @@ def subset(m: int, n_cohort: int = 1, n_panel: int = 1, max_snps: int = MAX_SNPS
 
 
 def decide(report: dict, panel_path, notify=None) -> dict:
-    """Refuse (InputError naming the panel) for duplicates; notify one line otherwise. Returns the report with
-    ``outcome``: ok, related (warning), inconclusive (warning)."""
-    notify = notify or (lambda line: None)
+    """Refuse (InputError naming the panel) for duplicates. Otherwise return the report with ``outcome`` (ok,
+    related: a warning, inconclusive: a warning) and ``message``, the one line for the owner, which is passed to
+    ``notify`` if given (the release prints it only once the release is under way, so that a later error stays
+    the only line)."""
     phi = report["max_phi"]
     usable = report["usable_snps"]
     where = f"{report['n_snps']:,} SNPs, {usable:,} usable"
@@ -59,9 +60,9 @@ def decide(report: dict, panel_path, notify=None) -> dict:
     if usable < MIN_SNPS:
         report["outcome"] = "inconclusive"
         dup = f"; {report['n_duplicate_pairs']} pair(s) look like duplicates" if report["n_duplicate_pairs"] else ""
-        notify(f"panel overlap: warning: inconclusive (only {usable:,} usable SNPs, need {MIN_SNPS:,} for KING "
-               f"kinship; largest cohort-panel kinship {phi_text}{dup}): make sure the panel is disjoint from the "
-               "cohort")
+        report["message"] = (f"panel overlap: warning: inconclusive (only {usable:,} usable SNPs, need {MIN_SNPS:,} "
+                             f"for KING kinship; largest cohort-panel kinship {phi_text}{dup}): make sure the panel "
+                             "is disjoint from the cohort")
     elif report["n_duplicate_pairs"]:
         a, b, p, disc = report["duplicate"]
         raise InputError(panel_path, f"reference panel holds cohort genotypes: {report['n_duplicate_pairs']} "
@@ -72,13 +73,16 @@ def decide(report: dict, panel_path, notify=None) -> dict:
     elif report["n_related_pairs"]:
         report["outcome"] = "related"
         a, b = report["closest"]
-        notify(f"panel overlap: warning: {report['n_related_pairs']} cohort-panel pair(s) look like first-degree "
-               f"relatives (KING kinship > {FIRST_DEGREE}; largest {phi_text}, cohort {a!r} and panel {b!r}; "
-               f"{where}): if they are, the panel reveals information about those cohort members (small or "
-               "simulated data, spanning little genome, give such values by chance)")
+        report["message"] = (f"panel overlap: warning: {report['n_related_pairs']} cohort-panel pair(s) look like "
+                             f"first-degree relatives (KING kinship > {FIRST_DEGREE}; largest {phi_text}, cohort "
+                             f"{a!r} and panel {b!r}; {where}): if they are, the panel reveals information about "
+                             "those cohort members (small or simulated data, spanning little genome, give such "
+                             "values by chance)")
     else:
         report["outcome"] = "ok"
-        notify(f"panel overlap: none (largest cohort-panel kinship {phi_text}, {where})")
+        report["message"] = f"panel overlap: none (largest cohort-panel kinship {phi_text}, {where})"
+    if notify is not None:
+        notify(report["message"])
     return report
 
 
