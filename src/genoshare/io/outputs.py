@@ -42,8 +42,8 @@ def _first_bad(ids, bad) -> str | None:
 def check_export_ids(exports, sample_ids, variant_ids, source) -> None:
     """Refuse (InputError naming ``source``) ids the requested exports cannot write, measured with vcztools:
     PLINK's .fam/.bim are whitespace-separated and vcztools quotes an id holding '"' (a corrupt .fam); the VCF
-    export fails on non-ASCII variant ids, and VCF columns take no whitespace (IDs no ';' either); the CSV layout takes no
-    leading/trailing blanks or line breaks."""
+    export fails on non-ASCII variant ids, and VCF columns take no whitespace (IDs no ';' either); the CSV layout
+    takes no leading/trailing blanks or line breaks."""
     exports = tuple(exports or ())
     space = [e for e in exports if e in ("plink", "vcf")]
     rules = []
