@@ -243,10 +243,11 @@ def compare(releases, out, markdown):
 def _register_commands() -> None:
     """Commands that live in their own modules (verification, attacks, privacy bookkeeping)."""
     from genoshare.cli_attack import attack
+    from genoshare.cli_audit import audit_model
     from genoshare.cli_privacy import COMMANDS as privacy_commands
     from genoshare.cli_verify import COMMANDS as verify_commands
 
-    for command in (*verify_commands, attack, *privacy_commands):
+    for command in (*verify_commands, attack, audit_model, *privacy_commands):
         main.add_command(command)
 
 

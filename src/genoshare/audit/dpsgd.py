@@ -31,10 +31,11 @@ class DPSGDConfig:
     epochs: float = 5.0
     learning_rate: float = 0.5
     delta: float | None = None  # default 0.1 / n
+    steps: int | None = None  # default round(epochs / q)
 
     def resolved(self, n: int) -> tuple[float, int, float]:
         q = self.sampling_rate if self.sampling_rate is not None else min(1.0, 64.0 / max(n, 1))
-        steps = max(1, int(round(self.epochs / q)))
+        steps = self.steps if self.steps is not None else max(1, int(round(self.epochs / q)))
         delta = self.delta if self.delta is not None else 0.1 / max(n, 1)
         return q, steps, delta
 
@@ -73,7 +74,7 @@ def train(X: np.ndarray, y: np.ndarray, binary: bool, config: DPSGDConfig, rng: 
           actual_noise_multiplier: float | None = None) -> Fitted:
     """One DP-SGD run on (X, y); returns a linear Fitted (coef, intercept)."""
     n, p = X.shape
-    q, steps, _ = config.resolved(n)
+    q, steps, _ = config.resolved(n)  # fix sampling_rate and steps in the config to account for every run alike
     sigma = config.noise_multiplier if actual_noise_multiplier is None else actual_noise_multiplier
     C = float(config.clip)
     w = np.zeros(p)

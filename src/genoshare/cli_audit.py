@@ -1,0 +1,50 @@
+"""`genoshare audit-model`: membership-inference audit of a model training recipe (docs/model-audit.md).
+Registered with main.add_command(audit_model); all logic is in genoshare.audit.run."""
+
+from __future__ import annotations
+
+import click
+
+from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+
+
+@click.command("audit-model")
+@click.option("--cohort", required=True, type=click.Path(), help="The cohort (CSV matrix or VCF Zarr).")
+@click.option("--phenotype", required=True, type=click.Path(), help="Phenotype table (header; id column + values).")
+@click.option("--phenotype-column", default=None, help="Column of --phenotype [default: 'phenotype', or the only one].")
+@click.option("--model", default=None, type=click.Choice(["logistic-l2", "logistic-l1", "elastic-net", "ridge", "mlp"]),
+              help="Model family [default: logistic-l2 for a binary phenotype, ridge otherwise].")
+@click.option("--references", default=64, show_default=True, type=int,
+              help="References per target; the game trains references + 1 models.")
+@click.option("--dp-sgd", "dp_sgd", default=None, metavar="NOISE[,NOISE...]",
+              help="Also audit DP-SGD training at these noise multipliers.")
+@click.option("--release", "releases", multiple=True, type=click.Path(),
+              help="Also audit the model trained on this genoshare release directory (repeatable).")
+@click.option("--population", default=None, type=click.Path(),
+              help="Population set for RMIA (CSV/VCZ, disjoint from the cohort) [default: 20% of the cohort].")
+@click.option("--population-phenotype", default=None, type=click.Path(),
+              help="Phenotypes of --population [default: --phenotype].")
+@click.option("--max-epsilon", default=None, type=float, help="Owner's limit on the accounted epsilon.")
+@click.option("--max-tpr-at-1pct", default=None, type=float, help="Owner's limit on the measured TPR at FPR 1%.")
+@click.option("--relatives", default="filter", show_default=True, type=click.Choice(["filter", "skip"]),
+              help="KING-robust filter (second degree): one of each related pair leaves the game.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--private-dir", default=None, type=click.Path(file_okay=False),
+              help="Owner's private directory (per-individual scores) [$GENOSHARE_PRIVATE_DIR].")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="AUDIT.json (aggregates only).")
+@_fail_cleanly
+def audit_model(cohort, phenotype, phenotype_column, model, references, dp_sgd, releases, population,
+                population_phenotype, max_epsilon, max_tpr_at_1pct, relatives, seed, private_dir, out):
+    """Measure what a model trained on COHORT leaks (loss, LiRA, RMIA), with DP-SGD and release defences."""
+    from genoshare.audit.run import audit_model as run
+
+    report = run(cohort, phenotype, out, phenotype_column=phenotype_column, model=model, references=references,
+                 dp_sgd=dp_sgd, releases=releases, population=population, population_phenotype=population_phenotype,
+                 max_epsilon=max_epsilon, max_tpr_at_1pct=max_tpr_at_1pct, seed=seed, private_dir=private_dir,
+                 relatives=relatives)
+    for m in report["models"]:
+        best = max(m["attacks"].items(), key=lambda kv: kv[1]["auc"])
+        eps = "none" if m["epsilon"] is None else f"{m['epsilon']:.3g}"
+        click.echo(f"{m['name']:<24} epsilon {eps:>6}  {m['utility']['metric']} {m['utility']['value']:.3f}  "
+                   f"best attack {best[0]} AUC {best[1]['auc']:.3f}")
+    click.echo(f"recommended: {report['recommendation']['recommended']}")
