@@ -81,6 +81,9 @@ def _relatives_to_drop(G: np.ndarray, ids: list[str], notes: list[str]) -> set[s
                      "'genoshare kinship' first")
         return set()
     pairs = find_related(GenotypeSource.from_matrix(G, ids, max_variants=KINSHIP_VARIANTS), SECOND_DEGREE)
+    if G.shape[0] < 5000:
+        notes.append(f"relatives filter on {G.shape[0]} SNPs: KING-robust estimates are noisy below a few thousand "
+                     "independent SNPs, so some unrelated pairs may have been removed (harmless for the audit)")
     drop: set[str] = set()
     for a, b, _phi, _deg in pairs:
         if a not in drop and b not in drop:
