@@ -285,3 +285,26 @@ def test_bad_input_model_for_wrong_phenotype_and_mlp_dp(tmp_path):
     assert "does not fit a binary" in _bad(tmp_path, "--model", "ridge")
     assert "mlp" in _bad(tmp_path, "--model", "mlp", "--dp-sgd", "2")
     assert "noise multiplier" in _bad(tmp_path, "--dp-sgd", "0")
+
+
+@pytest.mark.slow
+def test_audit_of_a_model_trained_on_a_release(tmp_path):
+    """Simulated cohort -> genoshare release -> the model trained on the release is audited next to the original;
+    its release epsilon is reported but never counted as the model's (the labels are not protected)."""
+    from genoshare.audit.run import audit_model
+    from genoshare.simulate import simulate_cohort
+
+    sim = tmp_path / "sim"
+    simulate_cohort(sim, cases=60, controls=60, panel=40, variants=500, seed=7, holdout=0)
+    r = _cli("release", str(sim / "cohort.csv.gz"), "--reference", str(sim / "panel.csv.gz"), "--epsilon", "5",
+             "--seed", "1", "--relatives", "skip", "--out", str(tmp_path / "rel"), private=tmp_path / "private")
+    assert r.returncode == 0, r.stderr
+    rep = audit_model(sim / "cohort.csv.gz", sim / "phenotype.tsv", tmp_path / "A.json", references=7,
+                      releases=[tmp_path / "rel"], relatives="skip", max_epsilon=10.0)
+    names = [m["name"] for m in rep["models"]]
+    assert names == ["original:logistic-l2", "release:rel"]
+    rel = rep["models"][1]
+    manifest = json.loads((tmp_path / "rel" / "manifest.json").read_text())
+    assert rel["epsilon"] == pytest.approx(manifest["privacy"]["total"]["epsilon"])
+    assert rel["epsilon_covers_model"] is False
+    assert rep["recommendation"]["recommended"] is None  # neither setting has an epsilon covering the model

@@ -2,7 +2,8 @@
 
 A setting meets the limits when
 - ``max_epsilon`` (if given): its accounted epsilon is known and at most the limit (a non-DP model has none, so it
-  never meets an epsilon limit);
+  never meets an epsilon limit; neither does a model trained on a release with the true phenotype, whose release
+  epsilon does not cover the labels);
 - ``max_tpr_at_1pct`` (if given): the largest measured TPR at FPR 1% over the attacks (the point estimate; taking
   the maximum over attacks is the conservative direction for the owner) is at most the limit;
 - no attack's empirical epsilon lower bound exceeds its accounted epsilon (a setting whose accounting is
@@ -30,7 +31,7 @@ def recommend(entries: list[dict], max_epsilon: float | None = None, max_tpr: fl
     ok = []
     for e in entries:
         why = []
-        eps = e.get("epsilon")
+        eps = e.get("epsilon") if e.get("epsilon_covers_model", True) else None
         if max_epsilon is not None and (eps is None or eps > max_epsilon):
             why.append("no accounted epsilon" if eps is None else f"epsilon {eps:.4g} > {max_epsilon:g}")
         t = max_tpr_at_1pct(e)
