@@ -308,3 +308,25 @@ def test_audit_of_a_model_trained_on_a_release(tmp_path):
     assert rel["epsilon"] == pytest.approx(manifest["privacy"]["total"]["epsilon"])
     assert rel["epsilon_covers_model"] is False
     assert rep["recommendation"]["recommended"] is None  # neither setting has an epsilon covering the model
+
+
+@pytest.mark.slow
+def test_lira_online_runs_from_64_references_and_finds_the_leak():
+    _, X, y, Xp, yp = _data(30, n=150, p=1500, n_pool=120)
+    res = game.play(X, y, Xp, yp, True, lambda a, b, s: models.fit("logistic-l2", a, b, True, C=100.0),
+                    n_models=65, seed=3, by_class=False)
+    assert res.describe["lira_online"] == "run"
+    assert res.attacks["lira_online"]["auc"] > 0.95
+    assert res.attacks["lira_online"]["tpr_at_fpr"]["0.05"]["ci_low"] > 0.5
+
+
+def test_mlp_and_leakage_by_class(tmp_path):
+    from genoshare.audit.run import audit_model
+
+    _write_cohort(tmp_path, seed=8, n=100, p=300)
+    rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=5,
+                      model="mlp", relatives="skip")
+    m = rep["models"][0]
+    assert m["name"] == "original:mlp"
+    assert set(m["leakage_by_class"]) == {"cases", "controls"}
+    assert set(m["leakage_by_class"]["cases"]["loss"]) == {"auc", "tpr_at_fpr", "epsilon_lower_bound"}
