@@ -330,3 +330,29 @@ def test_mlp_and_leakage_by_class(tmp_path):
     assert m["name"] == "original:mlp"
     assert set(m["leakage_by_class"]) == {"cases", "controls"}
     assert set(m["leakage_by_class"]["cases"]["loss"]) == {"auc", "tpr_at_fpr", "epsilon_lower_bound"}
+
+
+def test_one_run_audit_bound_against_the_binomial_tail():
+    """delta = 0: the bound is the eps with P[Binom(r, e^eps/(1+e^eps)) >= v] = 0.05; for v = r, q^r = 0.05."""
+    from genoshare.audit import onerun
+
+    r = 20
+    q = 0.05 ** (1 / r)
+    assert onerun.epsilon_lower_bound(100, r, r, 0.0) == pytest.approx(np.log(q / (1 - q)), abs=1e-6)
+    assert onerun.epsilon_lower_bound(100, r, r // 2, 0.0) == 0.0  # chance accuracy: nothing
+    # delta only weakens the bound
+    assert onerun.epsilon_lower_bound(100, r, r, 1e-3) < onerun.epsilon_lower_bound(100, r, r, 0.0)
+
+
+@pytest.mark.slow
+def test_one_run_audit_respects_the_dp_sgd_epsilon():
+    from genoshare.audit import onerun
+
+    for seed in range(3):
+        _, X, y, _, _ = _data(40 + seed)
+        cfg = _dp_config(X.shape[0])
+        eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
+        res = onerun.audit(X, y, lambda a, b, s: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
+                           delta=cfg.delta, seed=seed)
+        assert res["epsilon_lower_bound"] <= eps
+        assert res["guesses"] == 2 * int(0.1 * res["canaries"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genoshare.audit import dpsgd, game, models
+from genoshare.audit import dpsgd, game, models, onerun
 from genoshare.audit.recommend import recommend
 from genoshare.errors import GenoshareError, InputError
 
@@ -262,6 +262,10 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
                 entry["exceeds_release_epsilon"] = over  # informational: the epsilon does not cover the labels
             else:
                 entry["exceeds_accounted"] = over
+        if st["training"] == "dp-sgd":
+            entry["one_run_audit"] = onerun.audit(X, y, st["trainer"], delta=st["delta"], seed=seed)
+            if entry["one_run_audit"]["epsilon_lower_bound"] > st["epsilon"]:
+                entry["exceeds_accounted"].append("one_run_audit")
         for key in ("dp_sgd", "release"):
             if key in st:
                 entry[key] = st[key]
