@@ -84,8 +84,10 @@ def test_no_attack_exceeds_the_dp_sgd_accounted_epsilon():
         cfg = _dp_config(X.shape[0])
         eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
         assert 0.3 < eps < 1.0  # small enough that a leak is visible at this size
-        res = game.play(X, y, Xp, yp, True, lambda a, b, s: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
-                        n_models=16, seed=seed, delta=cfg.delta)
+        def trainer(a, b, s, cfg=cfg):
+            return dpsgd.train(a, b, True, cfg, np.random.default_rng(s))
+
+        res = game.play(X, y, Xp, yp, True, trainer, n_models=16, seed=seed, delta=cfg.delta)
         for name, r in res.attacks.items():
             assert r["epsilon_lower_bound"] <= eps, (seed, name, r["epsilon_lower_bound"], eps)
 
@@ -352,7 +354,7 @@ def test_one_run_audit_respects_the_dp_sgd_epsilon():
         _, X, y, _, _ = _data(40 + seed)
         cfg = _dp_config(X.shape[0])
         eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
-        res = onerun.audit(X, y, lambda a, b, s: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
+        res = onerun.audit(X, y, lambda a, b, s, cfg=cfg: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
                            delta=cfg.delta, seed=seed)
         assert res["epsilon_lower_bound"] <= eps
         assert res["guesses"] == 2 * int(0.1 * res["canaries"])

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +283,7 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         raise GenoshareError(f"--out {out} is inside the private directory {pdir_root}; AUDIT.json is for sharing")
     pdir = pdir_root / "model-audit"
     pdir.mkdir(mode=0o700, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = pdir / f"audit-{stamp}-{secrets.token_hex(4)}.npz"
     arrays = {"pool_ids": np.array(ids), "population_ids": np.array(pop_ids),
               "setting_names": np.array([s["name"] for s in settings])}
