@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -518,10 +519,12 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
         af_table = read_af_table(af_path)
+    # The small-cohort refusal (check_published_n) runs once the inputs are read, before a Dask cluster starts.
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
-                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+                      timer) as inp, contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source,
+                                                                              cohort_path)), \
+            dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
         cohort, idx = inp.cohort, inp.index
-        check_published_n(cohort.n_samples, af_source, cohort_path)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
         # of the cohort (at low priority it fills the workers' idle time during LD, calibration and
