@@ -95,6 +95,15 @@ def pkg_stats_factory():
 
 
 # ---- every test gets its own private directory (release ledger), never the user's real one
+@_pytest.fixture(scope="session", autouse=True)
+def _session_private_dir(tmp_path_factory):
+    """Module- and session-scoped fixtures run before the per-test private directory below: without this they
+    would record their releases in the real default ledger (~/.local/share/genoshare)."""
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path_factory.mktemp("private-session")))
+        yield
+
+
 @_pytest.fixture(autouse=True)
 def _private_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path_factory.mktemp("private")))

@@ -362,7 +362,8 @@ class LedgerEntry:
 _COLUMNS = ("created", "fingerprint", "cohort_path", "stages", "epsilon", "delta", "af_source", "output_dir",
             "output_checksum", "tool_version", "test_release", "status")
 
-_MIGRATIONS = {2: "ALTER TABLE releases ADD COLUMN details TEXT"}  # from version k - 1 to k
+#: columns added after schema 1 (the migration adds those an older ledger lacks)
+_ADDED_COLUMNS = {"details": "ALTER TABLE releases ADD COLUMN details TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -470,9 +471,11 @@ class Ledger:
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
-                elif version < SCHEMA_VERSION:  # an older ledger: migrate in place, keeping every row
-                    for v in range(version + 1, SCHEMA_VERSION + 1):
-                        conn.execute(_MIGRATIONS[v])
+                elif version < SCHEMA_VERSION:  # an older ledger: add the missing columns, keeping every row
+                    have = {r[1] for r in conn.execute("PRAGMA table_info(releases)").fetchall()}
+                    for column, sql in _ADDED_COLUMNS.items():
+                        if column not in have:
+                            conn.execute(sql)
                 if version < SCHEMA_VERSION:
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
