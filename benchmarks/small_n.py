@@ -58,8 +58,8 @@ def measure(sizes=SIZES, e_per_snp: float = E_PER_SNP, reps: int = REPS) -> list
 def table(rows) -> str:
     """Markdown; "excess" is the published fraction minus that of the largest n (what the noise alone leaves)."""
     floor = rows[-1]["published_genotypes"]
-    lines = ["| n | genotypes identical, published | excess over n = %d | individuals identical, published | "
-             "genotypes identical, reference |" % rows[-1]["n"], "|--:|--:|--:|--:|--:|"]
+    lines = [f"| n | genotypes identical, published | excess over n = {rows[-1]['n']} | individuals identical, "
+             "published | genotypes identical, reference |", "|--:|--:|--:|--:|--:|"]
     for r in rows:
         lines.append(f"| {r['n']} | {r['published_genotypes']:.1%} | {100 * (r['published_genotypes'] - floor):+.1f} "
                      f"points | {r['published_individuals']:.0%} | {r['reference_genotypes']:.1%} |")

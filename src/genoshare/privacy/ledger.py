@@ -14,6 +14,14 @@ with mode 0700 (tightened to 0700 if it exists with group or world access) and i
 release directory: the ledger holds cohort paths and fingerprints, which never go out with a release.
 The database is ``<private dir>/ledger.sqlite`` (mode 0600; SQLite gives its -wal/-shm files the same mode).
 
+Private details
+---------------
+Each row's ``details`` (JSON, schema 2) keeps what the release manifest must not carry
+(genoshare.privacy.release_safety): the cohort's (and phenotype file's) absolute path and SHA-256, the exact
+kinship counts, the release digest and, for store releases, the cohort's fingerprint at the released sites.
+check-release in owner mode compares releases with them. A schema-1 ledger gains the column in place on first
+open; its rows keep their checksums (the checksum covers ``details`` only when it is set).
+
 Cohort fingerprint
 ------------------
 SHA-256 over a canonical byte encoding of what genoshare sees of a cohort::

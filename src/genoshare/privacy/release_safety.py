@@ -77,8 +77,8 @@ def private_input_details(path, kind: str | None = None) -> dict:
 def refuse_identical(release_fp: str, cohort_fp: str) -> None:
     """The paranoid check at release time: refuse if the released genotypes are the cohort's."""
     if release_fp == cohort_fp:
-        raise IdenticalRelease("the released genotypes are identical to the cohort's (the noise was undone): "
-                               "nothing was released")
+        raise IdenticalRelease("the released genotypes are identical to the cohort's (the noise left or put every "
+                               "genotype back): nothing was released")
 
 
 def _is_number(v) -> bool:
