@@ -32,18 +32,18 @@ from genoshare.mechanism.keystream import (
     new_master_key,
 )
 from genoshare.mechanism.ldstats import compute_ldstats
+from genoshare.mechanism.release import (
+    DEFAULT_SAMPLE_BLOCK,
+    release_genotypes,
+    target_counts_from_af,
+    target_counts_published,
+)
 from genoshare.privacy.release_safety import (
     RELEASE_DIGEST,
     check_published_n,
     private_input_details,
     private_input_entry,
     refuse_identical,
-)
-from genoshare.mechanism.release import (
-    DEFAULT_SAMPLE_BLOCK,
-    release_genotypes,
-    target_counts_from_af,
-    target_counts_published,
 )
 
 RELEASE_CSV = "release.csv.gz"
@@ -289,12 +289,11 @@ class _Bookkeeping:
         self.ledger = Ledger.open(private_dir, release_dir=out)
         self.details: dict = {}  # private facts for the ledger row, never for the manifest
 
-    def private_input(self, role: str, path, kind, release_fp: str | None = None, **more) -> None:
+    def private_input(self, role: str, path, kind, release_fp: str | None = None) -> None:
         """Keep a private input's absolute path and SHA-256 (and the release digest) for the ledger row."""
         self.details[role] = private_input_details(path, kind)
         if release_fp is not None:
             self.details[RELEASE_DIGEST] = release_fp
-        self.details.update(more)
 
     def before(self, fingerprint: str, epsilon: float, source) -> dict:
         self.cumulative(fingerprint, epsilon)
