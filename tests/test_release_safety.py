@@ -192,6 +192,16 @@ def test_csv_replaced_by_original_cohort(made, tmp_path):
     assert "identical to the cohort of ledger release" in _problems(d, ledger=made / "private_csv")
 
 
+def test_cli_check_release_owner_mode(made, tmp_path):
+    d = _copy(made, "csv", tmp_path)
+    shutil.copyfile(LACTOSE / "data.csv.gz", d / "release.csv.gz")
+    p = run("check-release", d, "--private-dir", made / "private_csv")
+    assert p.returncode == 1 and p.stdout.startswith("FAIL"), p.stdout + p.stderr
+    assert "identical to the cohort of ledger release" in p.stdout
+    p = run("check-release", made / "csv", "--private-dir", made / "private_csv")
+    assert p.returncode == 0 and p.stdout.startswith("PASS"), p.stdout + p.stderr
+
+
 def test_csv_one_genotype_changed(made, tmp_path):
     d = _copy(made, "csv", tmp_path)
     rel = read_matrix(d / "release.csv.gz")
