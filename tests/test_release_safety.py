@@ -200,6 +200,7 @@ def test_cli_check_release_owner_mode(made, tmp_path):
     assert "identical to the cohort of ledger release" in p.stdout
     p = run("check-release", made / "csv", "--private-dir", made / "private_csv")
     assert p.returncode == 0 and p.stdout.startswith("PASS"), p.stdout + p.stderr
+    one_line_error(run("check-release", made / "csv", "--private-dir", tmp_path / "nothing"), "no ledger there")
 
 
 def test_csv_one_genotype_changed(made, tmp_path):
@@ -231,6 +232,14 @@ def test_vcz_call_genotype_overwritten_with_original(made, sim, tmp_path):
     (d / "manifest.json").write_text(json.dumps(m))
     text = _problems(d, ledger=made / "private_store")
     assert "identical to the cohort of ledger release" in text
+
+
+def test_vcz_replaced_by_a_copy_of_the_cohort_store(made, sim, tmp_path):
+    d = _copy(made, "store", tmp_path)
+    shutil.rmtree(d / "release.vcz")
+    shutil.copytree(sim / "cohort.vcz", d / "release.vcz")
+    assert not check_release(d, ledger=None).ok
+    assert "identical to the cohort of ledger release" in _problems(d, ledger=made / "private_store")
 
 
 def test_owner_mode_detects_replaced_data_in_the_recorded_directory(made, tmp_path):

@@ -149,6 +149,8 @@ def check_release_cmd(directory, quick, as_json, private):
     Where the owner's ledger exists (--private-dir), the release is also compared with the recorded cohorts."""
     from genoshare.privacy.checkrelease import check_release
 
+    if private is not None and _open_ledger(private)[0] is None:
+        raise GenoshareError(f"--private-dir {private}: no ledger there ({_open_ledger(private)[1].name} missing)")
     report = check_release(Path(directory), verify_data=not quick, ledger=private or "auto")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
