@@ -479,7 +479,7 @@ class Ledger:
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
-                elif version < SCHEMA_VERSION:  # an older ledger: add the missing columns, keeping every row
+                else:  # an existing ledger: add the columns it lacks (schema 1: details), keeping every row
                     have = {r[1] for r in conn.execute("PRAGMA table_info(releases)").fetchall()}
                     for column, sql in _ADDED_COLUMNS.items():
                         if column not in have:
