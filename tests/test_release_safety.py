@@ -42,6 +42,17 @@ def one_line_error(p, *words):
         assert w in lines[0], (w, lines[0])
 
 
+def late_error(p, *words):
+    """An error after the release work started: the progress lines (ledger, relatives) came first, then exactly
+    one error line, last, and no traceback."""
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith("genoshare: error:")]
+    assert errors == [lines[-1]] and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])
+
+
 def write_csv(path, ids, G):
     """Variant-major G (m, n) as a CSV matrix (one row per individual)."""
     header = ["PATIENT_ID"] + [f"rs{j}" for j in range(G.shape[0])]
@@ -291,6 +302,27 @@ def test_release_refuses_to_finish_when_released_equals_cohort(tmp_path, monkeyp
     with pytest.raises(GenoshareError):
         refuse_identical("ab" * 32, "ab" * 32)
     refuse_identical("ab" * 32, "cd" * 32)
+
+
+def test_monomorphic_cohort_with_published_frequencies_is_refused_on_both_paths(sim, tmp_path):
+    """A cohort whose every SNP is all 0, restored to its own frequencies (0): every flip is undone, the release
+    would be the cohort itself. Both paths refuse to finish (no directory, no ledger row)."""
+    private = Path(os.environ["GENOSHARE_PRIVATE_DIR"])
+    rng = np.random.default_rng(3)
+    cohort = write_csv(tmp_path / "mono.csv", [f"c{i}" for i in range(25)], np.zeros((30, 25), dtype=int))
+    panel = write_csv(tmp_path / "panel.csv", [f"r{i}" for i in range(40)], rng.integers(0, 3, (30, 40)))
+    p = run("release", cohort, "--reference", panel, "--epsilon", 20, "--out", tmp_path / "a")
+    late_error(p, "identical to the cohort's")
+    info = open_vcz(sim / "cohort.vcz")
+    mono = tmp_path / "mono.vcz"
+    write_vcz(mono, np.zeros((info.n_variants, info.n_samples), dtype=np.int8), sample_ids=info.sample_ids,
+              contig_ids=info.contig_ids, variant_contig=info.variant_contig, variant_position=info.variant_position,
+              variant_allele=info.variant_allele, variant_id=info.variant_id)
+    p = run("release", mono, "--reference", sim / "panel.vcz", "--epsilon", 400, "--out", tmp_path / "b",
+            "--workers", 1)
+    late_error(p, "identical to the cohort's")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and ledger_rows(private) == []
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
 
 
 # ------------------------------------------------------------------------------------------------------------------
