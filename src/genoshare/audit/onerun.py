@@ -62,7 +62,10 @@ def audit(X: np.ndarray, y: np.ndarray, trainer, *, delta: float, seed: int = 0,
     canary[rng.permutation(N)[: N // 2]] = True
     coin = rng.random(N) < 0.5
     train = ~canary | (canary & coin)
-    model = trainer(X[train], y[train], int(rng.integers(2**31)))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # see game.play
+        model = trainer(X[train], y[train], int(rng.integers(2**31)))
     idx = np.flatnonzero(canary)
     s = model.signal(X[idx], y[idx])
     m = idx.size
