@@ -358,3 +358,49 @@ def test_one_run_audit_respects_the_dp_sgd_epsilon():
                            delta=cfg.delta, seed=seed)
         assert res["epsilon_lower_bound"] <= eps
         assert res["guesses"] == 2 * int(0.1 * res["canaries"])
+
+
+def _trained_setup(tmp_path, C: float):
+    """An owner's model trained on a fixed training set, a hold-out set aside before training."""
+    from genoshare.io.csvmatrix import read_matrix
+
+    _write_cohort(tmp_path, seed=9, n=160, p=2000)
+    m = read_matrix(tmp_path / "cohort.csv.gz")
+    rows = (tmp_path / "pheno.tsv").read_text().splitlines()[1:]
+    y = np.array([1.0 if r.split("\t")[1] == "2" else 0.0 for r in rows])
+    X = models.encode(m.genotypes)
+    members = m.sample_ids[:80]
+    fit = models.fit("logistic-l2", X[:80], y[:80], True, C=C)
+    np.savez(tmp_path / "model.npz", coef=fit.coef, intercept=fit.intercept)
+    (tmp_path / "members.txt").write_text("\n".join(members) + "\n")
+    (tmp_path / "holdout.txt").write_text("\n".join(m.sample_ids[80:]) + "\n")
+
+
+def test_audit_of_an_already_trained_model_with_its_holdout(tmp_path):
+    _trained_setup(tmp_path, C=100.0)
+    out = tmp_path / "AUDIT.json"
+    r = _cli("audit-model", "--cohort", str(tmp_path / "cohort.csv.gz"), "--phenotype", str(tmp_path / "pheno.tsv"),
+             "--references", "7", "--trained-model", str(tmp_path / "model.npz"), "--members",
+             str(tmp_path / "members.txt"), "--holdout", str(tmp_path / "holdout.txt"), "--relatives", "skip",
+             "--out", str(out), private=tmp_path / "private")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    m = rep["models"][0]
+    assert m["training"] == "trained" and rep["game"]["members"] == 80
+    assert rep["game"]["holdout"] + rep["game"]["population_set"] == 80  # population set taken from the hold-out
+    assert m["attacks"]["loss"]["auc"] > 0.95  # interpolating model, p >> n
+
+
+def test_bad_trained_model_inputs(tmp_path):
+    _trained_setup(tmp_path, C=1.0)
+    base = ["--members", str(tmp_path / "members.txt"), "--holdout", str(tmp_path / "holdout.txt")]
+    np.savez(tmp_path / "wrong.npz", weights=np.zeros(3))
+    assert "not a supported model file" in _bad(tmp_path, "--trained-model", str(tmp_path / "wrong.npz"), *base)
+    (tmp_path / "pickle.npz").write_bytes(b"\x80\x04not an npz")
+    assert "not a supported model file" in _bad(tmp_path, "--trained-model", str(tmp_path / "pickle.npz"), *base)
+    members = (tmp_path / "members.txt").read_text().split()
+    (tmp_path / "holdout2.txt").write_text("\n".join(members[:3] + ["s0150"]) + "\n")
+    msg = _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"), "--members", str(tmp_path / "members.txt"),
+               "--holdout", str(tmp_path / "holdout2.txt"))
+    assert "both members and hold-out" in msg
+    assert "without a hold-out" in _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"))

@@ -26,6 +26,12 @@ from genoshare.cli_errors import fail_cleanly as _fail_cleanly
               help="Phenotypes of --population [default: --phenotype].")
 @click.option("--max-epsilon", default=None, type=float, help="Owner's limit on the accounted epsilon.")
 @click.option("--max-tpr-at-1pct", default=None, type=float, help="Owner's limit on the measured TPR at FPR 1%.")
+@click.option("--trained-model", default=None, type=click.Path(dir_okay=False),
+              help="Audit this already-trained linear/logistic model (.npz: coef per SNP for g - 1, intercept).")
+@click.option("--members", default=None, type=click.Path(dir_okay=False),
+              help="With --trained-model: its training set (one id per line).")
+@click.option("--holdout", default=None, type=click.Path(dir_okay=False),
+              help="With --trained-model: the hold-out set aside before training (one id per line).")
 @click.option("--relatives", default="filter", show_default=True, type=click.Choice(["filter", "skip"]),
               help="KING-robust filter (second degree): one of each related pair leaves the game.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -34,14 +40,15 @@ from genoshare.cli_errors import fail_cleanly as _fail_cleanly
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="AUDIT.json (aggregates only).")
 @_fail_cleanly
 def audit_model(cohort, phenotype, phenotype_column, model, references, dp_sgd, releases, population,
-                population_phenotype, max_epsilon, max_tpr_at_1pct, relatives, seed, private_dir, out):
+                population_phenotype, max_epsilon, max_tpr_at_1pct, trained_model, members, holdout, relatives, seed,
+                private_dir, out):
     """Measure what a model trained on COHORT leaks (loss, LiRA, RMIA), with DP-SGD and release defences."""
     from genoshare.audit.run import audit_model as run
 
     report = run(cohort, phenotype, out, phenotype_column=phenotype_column, model=model, references=references,
                  dp_sgd=dp_sgd, releases=releases, population=population, population_phenotype=population_phenotype,
                  max_epsilon=max_epsilon, max_tpr_at_1pct=max_tpr_at_1pct, seed=seed, private_dir=private_dir,
-                 relatives=relatives)
+                 relatives=relatives, trained_model=trained_model, members=members, holdout=holdout)
     for m in report["models"]:
         best = max(m["attacks"].items(), key=lambda kv: kv[1]["auc"])
         eps = "none" if m["epsilon"] is None else f"{m['epsilon']:.3g}"

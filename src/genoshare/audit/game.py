@@ -191,3 +191,63 @@ def utility(res: GameResult, binary: bool, seed: int = 0, resamples: int = 500) 
             "mean_over_models": round(float(np.nanmean(vals)), 6),
             "split": "model 0 on the audit-pool half it did not train on (95% percentile bootstrap over those "
                      "individuals); mean_over_models: every model on its own held-out half"}
+
+
+def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitted, Xpop: np.ndarray,
+                 ypop: np.ndarray, binary: bool, trainer: Callable[[np.ndarray, np.ndarray, int], Fitted], *,
+                 n_references: int = 64, seed: int = 0, delta: float = 0.0, confidence: float = 0.95,
+                 calibration_references: int = 8) -> GameResult:
+    """Audit ONE already-trained model: members = its training set, non-members = a hold-out set aside before
+    training (``members`` is the boolean mask over the rows of X). References are trained with the same recipe on
+    independent Bernoulli(1/2) halves of members + hold-out; thresholds are fitted on references attacked as if
+    they were the target (calibration individuals), rates on the target's evaluation individuals. One target, so
+    the bound is one Clopper-Pearson statement at ``confidence``."""
+    from threadpoolctl import threadpool_limits
+
+    N = y.size
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 13, 6]))
+    IN_ref = draw_membership(n_references, y, binary, rng)
+    K = n_references + 1
+    S = np.empty((K, N))
+    P = np.empty((K, ypop.size))
+    with threadpool_limits(limits=1):
+        for j in range(n_references):
+            model = trainer(X[IN_ref[j]], y[IN_ref[j]], int(rng.integers(2**31)))
+            S[j], P[j] = model.signal(X, y), model.signal(Xpop, ypop)
+    S[-1], P[-1] = target.signal(X, y), target.signal(Xpop, ypop)
+    IN = np.vstack([IN_ref, members[None, :]])
+    res = GameResult(S, IN, P, [(y[~members], target.decision(X)[~members])])
+    perm = np.random.default_rng(np.random.SeedSequence([seed, 13, 2])).permutation(N)
+    cal_idx, eval_idx = np.sort(perm[: N // 2]), np.sort(perm[N // 2:])
+    res.cal_idx, res.eval_idx = cal_idx, eval_idx
+    t = K - 1
+    names = [a for a in _attacks.ATTACKS if a != "lira_online" or n_references >= _attacks.ONLINE_MIN_REFERENCES]
+    crng = np.random.default_rng(np.random.SeedSequence([seed, 13, 3]))
+    cal_refs = np.sort(crng.choice(np.arange(n_references), size=min(calibration_references, n_references),
+                                   replace=False))
+    sc = _attacks.scores(S, IN, P, t, cal_refs, binary, attacks=names)
+    for a in names:
+        tgt, cal = sc[a]
+        res.target_scores[a] = tgt[None, :]
+        cal_s, cal_in = cal[:, cal_idx], IN[cal_refs][:, cal_idx]
+        ev_s, ev_in = tgt[eval_idx], IN[t, eval_idx]
+        seeds = [SeedScores(cal_s[cal_in], cal_s[~cal_in], ev_s[ev_in], ev_s[~ev_in])]
+        res.attacks[a] = summarise_attack(seeds, confidence=confidence, delta=delta, aggregation="fixed")
+    n_eval_non = int((~IN[t, eval_idx]).sum())
+    zero_fp_hi = clopper_pearson(0, max(n_eval_non, 1), confidence)[1]
+    res.describe = {
+        "models": K, "references_per_target": n_references, "audit_pool": int(N), "population_set": int(ypop.size),
+        "target": "the owner's trained model (members = its training set, non-members = its hold-out)",
+        "members": int(members.sum()), "holdout": int((~members).sum()),
+        "calibration_individuals": int(cal_idx.size), "evaluation_individuals": int(eval_idx.size),
+        "calibration_references": int(cal_refs.size), "evaluation_nonmembers_per_target": n_eval_non,
+        "confidence": confidence, "delta": delta,
+        "fpr_resolution": {"zero_false_positive_fpr_ci_high": round(float(zero_fp_hi), 6),
+                           "note": f"with {n_eval_non} evaluation non-members, zero false positives still only "
+                                   f"means FPR <= {100 * zero_fp_hi:.2g}% ({confidence:g} Clopper-Pearson)"},
+        "attacks_run": names,
+        "lira_online": ("run" if "lira_online" in names else
+                        f"skipped: needs at least {_attacks.ONLINE_MIN_REFERENCES} references, the game has "
+                        f"{n_references}"),
+    }
+    return res

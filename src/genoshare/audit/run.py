@@ -111,6 +111,38 @@ def _check_sizes(y: np.ndarray, binary: bool, where: str, column: str, minimum: 
                              "audit pool after the relatives filter and the population set)")
 
 
+def _read_ids(path, what: str) -> list[str]:
+    from genoshare.io.validate import read_text
+
+    ids = [ln.strip() for ln in read_text(Path(path), f"an id list ({what})").splitlines() if ln.strip()]
+    if not ids:
+        raise InputError(path, f"{what}: no ids (one sample id per line)")
+    if len(set(ids)) != len(ids):
+        raise InputError(path, f"{what}: duplicate ids")
+    return ids
+
+
+def _read_trained(path, kind: str, binary: bool, n_variants: int) -> models.Fitted:
+    """A trained linear/logistic model as .npz with ``coef`` (one per cohort SNP, g - 1 coding) and ``intercept``.
+    Never unpickled."""
+    path = Path(path)
+    bad = ("not a supported model file: expected an .npz with 'coef' (one float per cohort SNP, for the g - 1 "
+           "coding) and 'intercept' (linear or logistic regression)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            coef = np.asarray(z["coef"], dtype=np.float64).ravel()
+            intercept = float(np.asarray(z["intercept"], dtype=np.float64).ravel()[0])
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise InputError(path, bad) from None
+    if coef.size != n_variants:
+        raise InputError(path, f"{bad}; it has {coef.size} coefficients, the cohort {n_variants} SNPs")
+    if not (np.isfinite(coef).all() and np.isfinite(intercept)):
+        raise InputError(path, "model coefficients are not all finite")
+    return models.Fitted(kind, binary, coef=coef, intercept=intercept)
+
+
 def _release_features(release_dir, cohort, pool_ids: list[str]) -> tuple[np.ndarray, float, float, dict]:
     from genoshare.evaluate.attacks import _align, load_release
 
@@ -134,11 +166,9 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
                 dp_sgd=None, releases=(), population=None, population_phenotype=None, max_epsilon=None,
                 max_tpr_at_1pct=None, seed: int = 0, C: float = 1.0, dpsgd_epochs: float = 5.0,
                 calibration_references: int = 8, private_dir=None, progress=None, relatives: str = "filter",
-                _actual_noise_multiplier=None) -> dict:
+                trained_model=None, members=None, holdout=None, _actual_noise_multiplier=None) -> dict:
     """Run the audit and write ``out`` (aggregates only); per-individual scores go to the private directory."""
     from genoshare.evaluate.attacks import load_matrix
-    from genoshare.io.atomic import atomic_file
-    from genoshare.privacy.ledger import private_dir as _private_dir
 
     out = Path(out)
     if not out.parent.is_dir():
@@ -151,6 +181,15 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         raise GenoshareError("--max-tpr-at-1pct must be in [0, 1]")
     noises = dpsgd.parse_noise_list(dp_sgd) if dp_sgd else []
     notes: list[str] = []
+    trained = trained_model is not None
+    if trained and (members is None or holdout is None):
+        raise GenoshareError("--trained-model needs --members and --holdout (its training set and the hold-out set "
+                             "aside before training); without a hold-out only the training recipe can be audited")
+    if not trained and (members is not None or holdout is not None):
+        raise GenoshareError("--members and --holdout go with --trained-model")
+    if trained and (noises or releases):
+        raise GenoshareError("--trained-model audits one model; --dp-sgd and --release audit training recipes: run "
+                             "them separately")
 
     mat = load_matrix(cohort)
     if len(set(mat.sample_ids)) != len(mat.sample_ids):
@@ -165,6 +204,24 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
     ids = [mat.sample_ids[i] for i in keep]
     G = mat.genotypes[:, keep]
     _check_sizes(_labels(ids, pheno), binary, str(phenotype), column, 0)
+    if trained:
+        if kind == "mlp":
+            raise GenoshareError("--trained-model reads linear or logistic coefficients; --model mlp is not supported")
+        target = _read_trained(trained_model, kind, binary, len(mat.variant_ids))
+        member_ids, holdout_ids = _read_ids(members, "--members"), _read_ids(holdout, "--holdout")
+        both = sorted(set(member_ids) & set(holdout_ids))
+        if both:
+            raise InputError(holdout, f"{len(both)} individual(s) are both members and hold-out (e.g. {both[0]!r}); "
+                                      "members and non-members must not overlap")
+        have = set(ids)
+        for path, group in ((members, member_ids), (holdout, holdout_ids)):
+            missing = [s for s in group if s not in have]
+            if missing:
+                raise InputError(path, f"{len(missing)} id(s) are not cohort individuals with a phenotype (e.g. "
+                                       f"{missing[0]!r})")
+        union = set(member_ids) | set(holdout_ids)
+        sel = [i for i, s in enumerate(ids) if s in union]
+        ids, G = [ids[i] for i in sel], G[:, sel]
 
     pop_given = population is not None
     if pop_given:
@@ -199,9 +256,15 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         ids, G = [ids[i] for i in sel], G[:, sel]
     if not pop_given:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 13, 0]))
-        n_pop = max(MIN_POPULATION, int(round(POPULATION_FRACTION * len(ids))))
-        perm = rng.permutation(len(ids))
-        pop_sel, pool_sel = np.sort(perm[:n_pop]), np.sort(perm[n_pop:])
+        # a trained model's population set comes from its hold-out (never trained on by it or by a reference)
+        eligible = (np.array([i for i, s in enumerate(ids) if s not in set(member_ids)]) if trained
+                    else np.arange(len(ids)))
+        n_pop = max(MIN_POPULATION, int(round(POPULATION_FRACTION * eligible.size)))
+        if trained and n_pop >= eligible.size:
+            raise InputError(holdout, f"{eligible.size} hold-out individuals: too few to set a population set aside "
+                                      "(give --population)")
+        pop_sel = np.sort(rng.permutation(eligible)[:n_pop])
+        pool_sel = np.setdiff1d(np.arange(len(ids)), pop_sel)
         pop_ids = [ids[i] for i in pop_sel]
         Gpop = G[:, pop_sel]
         ids, G = [ids[i] for i in pool_sel], G[:, pool_sel]
@@ -212,6 +275,25 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
     n_models = references + 1
     n = len(ids)
     delta_dp = 0.1 / n
+
+    if trained:
+        member_set = set(member_ids)
+        is_member = np.array([s in member_set for s in ids])
+        if is_member.all() or not is_member.any():
+            raise GenoshareError("after the relatives filter and the population set, the audit needs both members "
+                                 "and hold-out individuals")
+        res = game.play_trained(X, y, is_member, target, Xpop, ypop, binary,
+                                lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s),
+                                n_references=references, seed=seed, calibration_references=calibration_references)
+        entries = [{"name": f"trained:{Path(trained_model).name}", "training": "trained", "epsilon": None,
+                    "delta": 0.0, "utility": game.utility(res, binary, seed), "attacks": res.attacks,
+                    "note": "references trained with --model on random halves of members + hold-out"}]
+        private = {"setting0": {"S": res.S, "IN": res.IN, "P": res.P,
+                                **{f"score_{a}": v for a, v in res.target_scores.items()}}}
+        settings = [{"name": entries[0]["name"]}]
+        game_info = res.describe
+        return _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary,
+                       seed, drop, relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct)
 
     # --- the settings to audit (all validated before any training) ---------------------------------------------
     settings = [{"name": f"original:{kind}", "training": "original", "epsilon": None, "delta": 0.0,
@@ -276,6 +358,15 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         entries.append(entry)
         private[f"setting{k}"] = {"S": res.S, "IN": res.IN, "P": res.P,
                                   **{f"score_{a}": v for a, v in res.target_scores.items()}}
+
+    return _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary,
+                   seed, drop, relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct)
+
+
+def _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary, seed, drop,
+            relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct) -> dict:
+    from genoshare.io.atomic import atomic_file
+    from genoshare.privacy.ledger import private_dir as _private_dir
 
     # --- private record, then the shared aggregate -------------------------------------------------------------
     pdir_root = _private_dir(private_dir)
