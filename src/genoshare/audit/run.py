@@ -242,6 +242,7 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         if len(pop_ids) < MIN_POPULATION:
             raise InputError(population, f"{len(pop_ids)} population individuals with a phenotype; at least "
                                          f"{MIN_POPULATION} are needed")
+        notes.append("--population: kinship between the population set and the cohort is not checked")
 
     if relatives not in ("filter", "skip"):
         raise GenoshareError(f"--relatives must be filter or skip, not {relatives!r}")
