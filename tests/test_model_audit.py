@@ -231,10 +231,10 @@ def test_audit_model_catches_mis_accounting_and_refuses_to_recommend_it(tmp_path
 
     _write_cohort(tmp_path, seed=5, n=200, p=3000)
     rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=15,
-                      dp_sgd="8", relatives="skip", dpsgd_epochs=5.0, _actual_noise_multiplier=0.0)
+                      dp_sgd="16", relatives="skip", dpsgd_epochs=5.0, _actual_noise_multiplier=0.0)
     m = rep["models"][1]
     assert m["exceeds_accounted"], {a: r["epsilon_lower_bound"] for a, r in m["attacks"].items()}
-    assert rep["recommendation"]["recommended"] != "dp-sgd:8"
+    assert rep["recommendation"]["recommended"] != "dp-sgd:16"
 
 
 def test_quantitative_phenotype_ridge(tmp_path):

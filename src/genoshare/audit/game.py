@@ -44,6 +44,7 @@ class GameResult:
     attacks: dict = field(default_factory=dict)
     by_class: dict = field(default_factory=dict)
     target_scores: dict = field(default_factory=dict)  # attack -> (K, N) scores, private
+    seed_scores: dict = field(default_factory=dict)  # attack -> list[SeedScores], for re-bounding (private)
     eval_idx: np.ndarray | None = None
     cal_idx: np.ndarray | None = None
     describe: dict = field(default_factory=dict)
@@ -128,6 +129,7 @@ def _play(X, y, Xpop, ypop, binary, trainer, *, n_models, seed, delta, confidenc
                 cm, em = np.broadcast_to(mask[cal_idx], cal_in.shape), mask[eval_idx]
                 per_class[c][a].append(SeedScores(cal_s[cal_in & cm], cal_s[~cal_in & cm],
                                                   ev_s[ev_in & em], ev_s[~ev_in & em]))
+    res.seed_scores = per_attack
     for a in names:
         res.attacks[a] = summarise_attack(per_attack[a], confidence=confidence, delta=delta, aggregation="fixed")
     for c in classes:
@@ -232,6 +234,7 @@ def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitt
         cal_s, cal_in = cal[:, cal_idx], IN[cal_refs][:, cal_idx]
         ev_s, ev_in = tgt[eval_idx], IN[t, eval_idx]
         seeds = [SeedScores(cal_s[cal_in], cal_s[~cal_in], ev_s[ev_in], ev_s[~ev_in])]
+        res.seed_scores[a] = seeds
         res.attacks[a] = summarise_attack(seeds, confidence=confidence, delta=delta, aggregation="fixed")
     n_eval_non = int((~IN[t, eval_idx]).sum())
     zero_fp_hi = clopper_pearson(0, max(n_eval_non, 1), confidence)[1]
@@ -251,3 +254,12 @@ def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitt
                         f"{n_references}"),
     }
     return res
+
+
+def corrected_bounds(res: GameResult, n_tests: int, delta: float, confidence: float = 0.95) -> dict[str, float]:
+    """Each attack's epsilon lower bound at confidence 1 - (1 - confidence) / n_tests (Bonferroni over the attacks
+    and any other test of the same claim), so that "some attack exceeds the accounted epsilon" holds at
+    ``confidence``."""
+    conf = 1.0 - (1.0 - confidence) / max(n_tests, 1)
+    return {a: summarise_attack(seeds, confidence=conf, delta=delta, aggregation="fixed")["epsilon_lower_bound"]
+            for a, seeds in res.seed_scores.items()}
