@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -238,6 +239,24 @@ def compare(releases, out, markdown):
     from genoshare.report.compare import to_markdown, write_comparison
 
     click.echo(to_markdown(write_comparison(releases, out, markdown)), nl=False)
+
+
+@main.command("report")
+@click.option("--release", "releases", multiple=True, type=click.Path(), help="A release directory (repeat).")
+@click.option("--attacks", multiple=True, type=click.Path(), help="JSON of `genoshare attack --json` (repeat).")
+@click.option("--retention", multiple=True, type=click.Path(), help="retention.json of `retention-table` (repeat).")
+@click.option("--model-audit", "model_audits", multiple=True, type=click.Path(), help="Model-audit JSON (repeat).")
+@click.option("--ledger", is_flag=True, help="Read the owner's ledger for the cumulative epsilon.")
+@click.option("--budget", type=float, default=None, help="The cohort's privacy budget (epsilon).")
+@click.option("--retention-target", type=float, default=0.8, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="report.html (report.json beside it).")
+@_fail_cleanly
+def report(releases, attacks, retention, model_audits, ledger, budget, retention_target, out):
+    """One self-contained HTML privacy report (and report.json) for a data-access committee."""
+    from genoshare.report.build import build
+
+    build(releases, out, attacks, retention, model_audits, ledger, budget, retention_target, argv=sys.argv)
+    click.echo(f"wrote {out} and {Path(out).with_name('report.json')}")
 
 
 def _register_commands() -> None:
