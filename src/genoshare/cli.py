@@ -255,7 +255,7 @@ def report(releases, attacks, retention, model_audits, ledger, budget, retention
     """One self-contained HTML privacy report (and report.json) for a data-access committee."""
     from genoshare.report.build import build
 
-    build(releases, out, attacks, retention, model_audits, ledger, budget, retention_target, argv=sys.argv)
+    build(releases, out, attacks, retention, model_audits, ledger, budget, retention_target)
     click.echo(f"wrote {out} and {Path(out).with_name('report.json')}")
 
 

@@ -467,6 +467,20 @@ def _safe_argv(argv) -> list[str]:
     return out
 
 
+def _command(releases, attacks, retention, model_audits, ledger, budget, retention_target) -> list[str]:
+    """The command line that makes this report (file arguments as given; _safe_argv keeps base names)."""
+    cmd = ["genoshare", "report"]
+    for flag, values in (("--release", releases), ("--attacks", attacks), ("--retention", retention),
+                         ("--model-audit", model_audits)):
+        for v in values:
+            cmd += [flag, str(v)]
+    if ledger:
+        cmd.append("--ledger")
+    if budget is not None:
+        cmd += ["--budget", f"{budget:g}"]
+    return cmd + ["--retention-target", f"{retention_target:g}"]
+
+
 def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = False, budget: float | None = None,
             retention_target: float = DEFAULT_RETENTION_TARGET, argv=None) -> dict:
     t0 = time.perf_counter()
@@ -515,7 +529,8 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
         "cohorts": cohorts, "models": models,
         "provenance": {
             "version": __version__, "python": sys.version.split()[0],
-            "command": _safe_argv(argv if argv is not None else ["genoshare", "report"]),
+            "command": _safe_argv(argv if argv is not None else _command(releases, attacks, retention, model_audits,
+                                                                             ledger, budget, retention_target)),
             "inputs": ([{"kind": "release manifest", "file": f"{r['name']}/manifest.json",
                          "sha256": by_sha_rev} for by_sha_rev, r in by_sha.items()]
                        + [{"kind": "attack", "file": a["file"], "sha256": a["sha256"]}

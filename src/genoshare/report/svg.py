@@ -18,7 +18,7 @@ CEILING = "#6b6b6b"
 def _fmt_tick(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1e5 or abs(v) < 0.001:
+    if abs(v) >= 1e4 or abs(v) < 0.001:
         exp = math.floor(math.log10(abs(v)))
         if abs(v / 10 ** exp - 1) < 1e-9:
             return f"1e{exp}"
