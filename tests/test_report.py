@@ -55,10 +55,15 @@ def run(tmp_path_factory):
             assert res.exit_code == 0, res.output
             att = d / f"attack-e{eps:g}.json"
             att.write_text(res.output)
+            res = invoke("evaluate", "--original", DATA, "--release", rel)
+            assert res.exit_code == 0, res.output
+            (d / "evaluation").mkdir(exist_ok=True)
+            (d / "evaluation" / f"{rel.name}.json").write_text(res.output)
             rels.append(rel)
             attacks.append(att)
         out = d / "out" / "report.html"
         args = [a for r in rels for a in ("--release", r)] + [a for t in attacks for a in ("--attacks", t)]
+        args += [a for r in rels for a in ("--evaluation", d / "evaluation" / f"{r.name}.json")]
         res = invoke("report", *args, "--ledger", "--budget", 100, "--retention-target", 0.5, "--out", out)
         assert res.exit_code == 0, res.output
         yield {"dir": d, "rels": rels, "attacks": attacks, "out": out, "args": args,
@@ -88,6 +93,8 @@ def test_one_cohort_sweep_with_the_manifests_numbers(run):
         assert r["delta"] == m["privacy"]["total"]["delta"]
         assert (r["n_samples"], r["n_variants"]) == (m["n_samples"], m["n_variants"]) == (60, 9091)
         assert r["af_kind"] == "published" and r["af_own"] and r["test_release"]
+        ev = json.loads((run["dir"] / "evaluation" / f"{rel_dir.name}.json").read_text())
+        assert {k: r["evaluation"][k] for k in ev} == ev
 
 
 def test_posterior_bound_and_ceiling_against_the_formula(run):
@@ -255,6 +262,13 @@ def test_mismatched_sweep_settings(run, tmp_path):
     assert str(other / "manifest.json") in msg and "zero_cell" in msg
 
 
+def test_evaluation_named_for_no_release(run, tmp_path):
+    path = tmp_path / "someone-else.json"
+    shutil.copy(run["dir"] / "evaluation" / f"{run['rels'][0].name}.json", path)
+    msg = _bad(run, tmp_path, "--release", run["rels"][0], "--evaluation", path)
+    assert str(path) in msg and "no --release" in msg
+
+
 def test_empty_list_and_unreadable_attack(run, tmp_path):
     assert "at least one --release" in _bad(run, tmp_path)
     broken = tmp_path / "broken.json"
@@ -294,7 +308,7 @@ def test_page_in_chromium(run, tmp_path):
             expected = []
             for ri, r in enumerate(c["releases"]):
                 expected += [f"c0-r{ri}-posterior", f"c0-r{ri}-icons", f"c0-r{ri}-roc-linear", f"c0-r{ri}-roc-log"]
-            expected += ["sweep-0-utility", "sweep-0-risk", "sweep-0-bound", "ledger-0"]
+            expected += ["sweep-0-utility", "sweep-0-risk", "sweep-0-bound", "sweep-0-errors", "ledger-0"]
             found = page.eval_on_selector_all("svg[data-fig]", "els => els.map(e => [e.dataset.fig, "
                                               "e.querySelectorAll('.mark').length, e.getBBox().width])")
             marks = {f: (n, w) for f, n, w in found}
@@ -314,6 +328,7 @@ def test_page_in_chromium(run, tmp_path):
                 for row in r["guarantee"]["posteriors"]:
                     assert key(f"c0.{n}.posterior.{row['prior']}") == f"{round(100 * row['posterior'], 1)} in 100"
                 assert key(f"c0.{n}.retention") == f"{r['retention']['headline']:.3f}"
+                assert key(f"c0.{n}.point_error") == f"{r['evaluation']['point_error']:.4f}"
                 for a in r["attacks"]:
                     assert key(f"c0.{n}.{a['attack']}.auc") == f"{a['auc']:.3f}"
                     assert key(f"c0.{n}.{a['attack']}.tpr.0.01") == f"{a['tpr_at_fpr']['0.01']['tpr']:.3f}"

@@ -246,16 +246,19 @@ def compare(releases, out, markdown):
 @click.option("--attacks", multiple=True, type=click.Path(), help="JSON of `genoshare attack --json` (repeat).")
 @click.option("--retention", multiple=True, type=click.Path(), help="retention.json of `retention-table` (repeat).")
 @click.option("--model-audit", "model_audits", multiple=True, type=click.Path(), help="Model-audit JSON (repeat).")
+@click.option("--evaluation", "evaluations", multiple=True, type=click.Path(),
+              help="JSON of `genoshare evaluate`, named <release>.json (repeat).")
 @click.option("--ledger", is_flag=True, help="Read the owner's ledger for the cumulative epsilon.")
 @click.option("--budget", type=float, default=None, help="The cohort's privacy budget (epsilon).")
 @click.option("--retention-target", type=float, default=0.8, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="report.html (report.json beside it).")
 @_fail_cleanly
-def report(releases, attacks, retention, model_audits, ledger, budget, retention_target, out):
+def report(releases, attacks, retention, model_audits, evaluations, ledger, budget, retention_target, out):
     """One self-contained HTML privacy report (and report.json) for a data-access committee."""
     from genoshare.report.build import build
 
-    build(releases, out, attacks, retention, model_audits, ledger, budget, retention_target)
+    build(releases, out, attacks, retention, model_audits, ledger, budget, retention_target,
+          evaluations=evaluations)
     click.echo(f"wrote {out} and {Path(out).with_name('report.json')}")
 
 

@@ -174,6 +174,7 @@ def read_release(release_dir) -> dict:
         "_regions": regions,
         "attacks": [],
         "retention": None,
+        "evaluation": None,
     }
 
 
@@ -295,6 +296,24 @@ def attach_retention(path: Path, by_sha: dict, releases: list[dict]) -> None:
     rel["retention"] = {"file": path.name, "sha256": _sha256_file(path), "k": data.get("k"),
                         "alpha": data.get("alpha"), "tau": data.get("tau"), "design": data.get("design"),
                         "tests": out, "headline_test": headline, "headline": out[headline]["mean"]}
+
+
+EVALUATION_METRICS = ("point_error", "sample_error", "mean_error", "variance_error")
+
+
+def attach_evaluation(path: Path, releases: list[dict]) -> None:
+    """The JSON of `genoshare evaluate` for one release, named <release directory name>.json (the workflow's
+    evaluation/<release>.json)."""
+    data = _read_json(path, "evaluation JSON")
+    rel = next((r for r in releases if r["name"] == path.stem), None)
+    if rel is None:
+        raise InputError(path, f"is named for no --release directory (an evaluation must be named "
+                               f"<release>.json; releases: {', '.join(r['name'] for r in releases)})")
+    metrics = {k: _num(data[k], path, k) for k in EVALUATION_METRICS if k in data}
+    if not metrics:
+        raise InputError(path, "holds none of " + ", ".join(EVALUATION_METRICS) +
+                               " (expected the JSON of `genoshare evaluate`)")
+    rel["evaluation"] = {"file": path.name, "sha256": _sha256_file(path), **metrics}
 
 
 def read_model_audit(path: Path) -> dict:
@@ -467,11 +486,12 @@ def _safe_argv(argv) -> list[str]:
     return out
 
 
-def _command(releases, attacks, retention, model_audits, ledger, budget, retention_target) -> list[str]:
+def _command(releases, attacks, retention, model_audits, ledger, budget, retention_target,
+             evaluations=()) -> list[str]:
     """The command line that makes this report (file arguments as given; _safe_argv keeps base names)."""
     cmd = ["genoshare", "report"]
     for flag, values in (("--release", releases), ("--attacks", attacks), ("--retention", retention),
-                         ("--model-audit", model_audits)):
+                         ("--model-audit", model_audits), ("--evaluation", evaluations or ())):
         for v in values:
             cmd += [flag, str(v)]
     if ledger:
@@ -482,7 +502,7 @@ def _command(releases, attacks, retention, model_audits, ledger, budget, retenti
 
 
 def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = False, budget: float | None = None,
-            retention_target: float = DEFAULT_RETENTION_TARGET, argv=None) -> dict:
+            retention_target: float = DEFAULT_RETENTION_TARGET, argv=None, evaluations=()) -> dict:
     t0 = time.perf_counter()
     releases, attacks, retention, model_audits = (list(x or ()) for x in (releases, attacks, retention,
                                                                             model_audits))
@@ -509,6 +529,8 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
         own = Path(r["_dir"]) / "retention.json"
         if r["retention"] is None and own.is_file():
             attach_retention(own, by_sha, rels)
+    for p in evaluations or ():
+        attach_evaluation(Path(p), rels)
     models = [read_model_audit(Path(p)) for p in model_audits]
     cohorts = group_cohorts(rels, retention_target)
     if ledger:
@@ -530,13 +552,16 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
         "provenance": {
             "version": __version__, "python": sys.version.split()[0],
             "command": _safe_argv(argv if argv is not None else _command(releases, attacks, retention, model_audits,
-                                                                             ledger, budget, retention_target)),
+                                                                             ledger, budget, retention_target,
+                                                                             evaluations)),
             "inputs": ([{"kind": "release manifest", "file": f"{r['name']}/manifest.json",
                          "sha256": by_sha_rev} for by_sha_rev, r in by_sha.items()]
                        + [{"kind": "attack", "file": a["file"], "sha256": a["sha256"]}
                           for r in rels for a in r["attacks"][:1]]
                        + [{"kind": "retention", "file": f"{r['name']}/{r['retention']['file']}",
                            "sha256": r["retention"]["sha256"]} for r in rels if r["retention"]]
+                       + [{"kind": "evaluation", "file": r["evaluation"]["file"], "sha256": r["evaluation"]["sha256"]}
+                          for r in rels if r["evaluation"]]
                        + [{"kind": "model audit", "file": m["file"], "sha256": m["sha256"]} for m in models]),
             "timings": {"read_releases": round(t_read - t0, 4), "collect": round(t_end - t0, 4)},
         },
@@ -544,7 +569,8 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
 
 
 def build(releases, out, attacks=(), retention=(), model_audits=(), ledger: bool = False,
-          budget: float | None = None, retention_target: float = DEFAULT_RETENTION_TARGET, argv=None) -> dict:
+          budget: float | None = None, retention_target: float = DEFAULT_RETENTION_TARGET, argv=None,
+          evaluations=()) -> dict:
     """Write ``out`` (HTML) and ``report.json`` beside it; returns the report dict. Nothing is written on error."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
@@ -552,7 +578,8 @@ def build(releases, out, attacks=(), retention=(), model_audits=(), ledger: bool
     if out.is_dir():
         raise InputError(out, "is a directory")
     t0 = time.perf_counter()
-    report = collect(releases, attacks, retention, model_audits, ledger, budget, retention_target, argv)
+    report = collect(releases, attacks, retention, model_audits, ledger, budget, retention_target, argv,
+                     evaluations)
     from genoshare.report.render import render
 
     t1 = time.perf_counter()

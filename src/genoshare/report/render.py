@@ -58,7 +58,7 @@ def posterior_figure(fig_id: str, eps: float) -> str:
     return ch.render()
 
 
-def sweep_figures(c: dict) -> tuple[str, str, str]:
+def sweep_figures(c: dict):
     rels = c["releases"]
     eps = [r["epsilon"] for r in rels]
     lo, hi = min(eps), max(eps)
@@ -79,6 +79,18 @@ def sweep_figures(c: dict) -> tuple[str, str, str]:
         u.line(xs, ys, None, PALETTE[i % 7], DASHES[i % 7], 1.5)
         u.points(xs, ys, f"{t} test", PALETTE[i % 7], MARKERS[i % 4], lo=los, hi=his)
     u.hline(c["retention_target"], f"target {c['retention_target']:g}")
+    ev = [r for r in rels if r.get("evaluation")]
+    err = None
+    if ev:
+        top = max([r["evaluation"].get(k) or 0 for r in ev for k in ("point_error", "sample_error", "mean_error",
+                                                                      "variance_error")] + [0.05]) * 1.15
+        err = Chart(f"{fid}-errors", "Errors against epsilon", (lo, hi, True), (0, top, False), "epsilon (log axis)",
+                    "error (smaller is better)")
+        for i, k in enumerate(("point_error", "sample_error", "mean_error", "variance_error")):
+            xs = [r["epsilon"] for r in ev if k in r["evaluation"]]
+            ys = [r["evaluation"][k] for r in ev if k in r["evaluation"]]
+            err.line(xs, ys, None, PALETTE[i], DASHES[i], 1.5)
+            err.points(xs, ys, k.replace("_", " "), PALETTE[i], MARKERS[i % 4])
     rk = Chart(f"{fid}-risk", "Risk against epsilon", (lo, hi, True), (0, 1, False), "epsilon (log axis)",
                "TPR at 1% FPR")
     grid = [10 ** (math.log10(lo) + (math.log10(hi) - math.log10(lo)) * i / 120) for i in range(121)]
@@ -109,9 +121,10 @@ def sweep_figures(c: dict) -> tuple[str, str, str]:
     rec = c["recommendation"]["release"]
     if rec:
         e = next(r["epsilon"] for r in rels if r["name"] == rec)
-        for ch in (u, rk, lb):
-            ch.vline(e, "recommended")
-    return u.render(), rk.render(), lb.render()
+        for ch in (u, rk, lb, err):
+            if ch is not None:
+                ch.vline(e, "recommended")
+    return u.render(), rk.render(), lb.render(), None if err is None else err.render()
 
 
 def ledger_figure(c: dict) -> str | None:
@@ -147,7 +160,7 @@ def figures(report: dict) -> dict:
                 rf["roc_linear"], rf["roc_log"] = roc_figures(fid, r["attacks"], _regions(r))
             cf["releases"][r["name"]] = rf
         if c["sweep"]:
-            cf["utility"], cf["risk"], cf["bound"] = sweep_figures(c)
+            cf["utility"], cf["risk"], cf["bound"], cf["errors"] = sweep_figures(c)
         cf["ledger"] = ledger_figure(c)
         figs["cohorts"].append(cf)
     for mi, m in enumerate(report["models"]):
