@@ -156,7 +156,8 @@ def test_configfile_replaces_the_demo_config(tmp_path):
                         releases=[{"name": "only", "cohort": "lactose", "epsilon": 9091}])
     res = snakemake(tmp_path, "--dry-run", "--printshellcmds", "--configfile", mine, timeout=120)
     assert res.returncode == 0, res.text
-    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "all": 1}, res.text
+    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "report": 1,
+                                    "all": 1}, res.text
     assert "genoshare release" in res.text and "--seed" not in res.text, res.text
 
 
@@ -243,8 +244,15 @@ def test_demo_runs_end_to_end(demo):
         ["lactose/lactose_ref.npz", "sim/sim_panel.npz"]
     logs = rule_logs(out)
     assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate",
-                                                   "compare"}
+                                                   "compare", "audit_release", "attack", "retention", "report"}
     assert {job for _, job in logs.values()} == {"none"}  # local execution
+    # The committee's report: every release, the lactose attacks (5 seeds each) and every retention table.
+    assert f"privacy report      {out}/report.html" in res.stdout, res.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [c["cohort"] for c in report["cohorts"]] == ["data.csv.gz", "sim.vcz"]
+    for c in report["cohorts"]:
+        assert c["sweep"] and all(r["retention"] and r["evaluation"] for r in c["releases"])
+    assert all(r["attacks"] and r["attacks"][0]["releases_audited"] == 5 for r in report["cohorts"][0]["releases"])
 
 
 def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
@@ -264,11 +272,13 @@ def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
 
     dry = smk("--dry-run")
     assert dry.returncode == 0, dry.text
-    assert job_counts(dry.text) == {"release": 1, "evaluate": 1, "compare": 1, "all": 1}, dry.text
+    jobs = {"release": 1, "evaluate": 1, "compare": 1, "audit_release": 4, "attack": 1, "retention": 1, "report": 1,
+            "all": 1}  # lactose releases are attacked (5 seeds) and get a retention table
+    assert job_counts(dry.text) == jobs, dry.text
     assert "wildcards: release=lactose-e2" in dry.text
     res = smk()
     assert res.returncode == 0, res.text
-    assert job_counts(res.text) == {"release": 1, "evaluate": 1, "compare": 1, "all": 1}, res.text
+    assert job_counts(res.text) == jobs, res.text
     assert {p: p.stat().st_mtime_ns for p in before} == before, "an earlier release or evaluation was redone"
     assert [row["release"] for row in read_table(out / "comparison.tsv")][-1] == "lactose-e2"
     again = smk("--dry-run")
