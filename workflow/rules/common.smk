@@ -337,7 +337,9 @@ def report_inputs(wildcards):
     return {
         "releases": [f"{RESULTS}/releases/{name}" for name in RELEASES],
         "evaluations": [f"{RESULTS}/evaluation/{name}.json" for name in RELEASES],
-        "attacks": [f"{RESULTS}/attacks/{name}.json" for name in RELEASES if attacked(name)],
+        "attacks": [
+            f"{RESULTS}/attacks/{name}.json" for name in RELEASES if attacked(name)
+        ],
         "retention": [
             f"{RESULTS}/retention/{name}/retention.json"
             for name in RELEASES
@@ -370,7 +372,9 @@ def _check_report_config():
                 f"report.cohorts.{cohort}.retention: phenotype needs a simulated cohort"
             )
         if opts.get("retention") == "controls" and not panel:
-            _config_error(f"report.cohorts.{cohort}.retention: controls needs the cohort's panel")
+            _config_error(
+                f"report.cohorts.{cohort}.retention: controls needs the cohort's panel"
+            )
 
 
 _check_config()

@@ -41,12 +41,14 @@ rule audit_release:
         directory(f"{RESULTS}/audit-releases/{{release}}/seed{{k}}"),
     log:
         f"{RESULTS}/logs/audit_release/{{release}}-seed{{k}}.log",
-    conda:
-        ENV
     wildcard_constraints:
         k="[0-9]+",
+    conda:
+        ENV
     params:
-        options=lambda wildcards: re.sub(r" --seed [0-9]+", "", release_options(wildcards)),
+        options=lambda wildcards: re.sub(
+            r" --seed [0-9]+", "", release_options(wildcards)
+        ),
         seed=attack_seed_option,
     shell:
         'echo "rule=audit_release slurm_job_id=${{SLURM_JOB_ID:-none}} host=$(hostname)" > {log:q}; '
