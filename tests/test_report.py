@@ -178,7 +178,8 @@ def test_no_recommendation_when_no_release_meets_the_target(run, tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "report.json").read_text())
     rec = rep["cohorts"][0]["recommendation"]
-    assert rec["release"] is None and rec["text"] == "No release of this sweep reaches the retention target of 0.99."
+    assert rec["release"] is None and rec["text"] == ("No release of this sweep reaches the retention target "
+                                                 "of 0.99 (genotypic test).")
     assert rec["text"] in out.read_text()
 
 

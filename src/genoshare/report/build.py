@@ -416,7 +416,9 @@ def group_cohorts(releases: list[dict], target: float) -> list[dict]:
             recommendation = {"release": rec["name"], "epsilon": rec["epsilon"],
                               "retention": rec["retention"]["headline"], "risk": risk, "text": text}
         else:
-            text = (f"No release of this sweep reaches the retention target of {target:g}." if have_retention else
+            tests = sorted({r["retention"]["headline_test"] for r in rels if r["retention"] is not None})
+            text = (f"No release of this sweep reaches the retention target of {target:g} "
+                    f"({', '.join(tests)} test)." if have_retention else
                     "No retention table was given, so no release can be recommended on utility.")
             recommendation = {"release": None, "epsilon": None, "retention": None, "risk": None, "text": text}
         focus = next((r for r in rels if r["name"] == recommendation["release"]), rels[0])
@@ -443,7 +445,7 @@ def badges(c: dict) -> list[dict]:
                 if a["within_guarantee"] is False]
         out.append({"id": "attacks", "status": "warn" if over else "pass",
                     "text": ("Measured attacks exceed the accountant's epsilon: " + ", ".join(over)) if over else
-                            "Measured attacks stay within the guarantee"})
+                            "No measured attack exceeds the guarantee"})
     else:
         out.append({"id": "attacks", "status": "warn", "text": "No attack was measured"})
     ret = focus["retention"]

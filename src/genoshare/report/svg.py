@@ -15,9 +15,11 @@ DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "4 4", "")
 CEILING = "#6b6b6b"
 
 
-def _fmt_tick(v: float) -> str:
+def _fmt_tick(v: float, log: bool = False) -> str:
     if v == 0:
         return "0"
+    if log and abs(v) >= 1000:
+        return f"1e{round(math.log10(abs(v)))}"
     if abs(v) >= 1e4 or abs(v) < 0.001:
         exp = math.floor(math.log10(abs(v)))
         if abs(v / 10 ** exp - 1) < 1e-9:
@@ -124,13 +126,13 @@ class Chart:
             px = self.sx(t)
             out.append(f'<path d="M{px:.2f},{h - B} L{px:.2f},{h - B + 4}" stroke="#333333"/>'
                        f'<text x="{px:.2f}" y="{h - B + 16}" font-size="11" text-anchor="middle" fill="#222222">'
-                       f"{_fmt_tick(t)}</text>")
+                       f"{_fmt_tick(t, self.sx.log)}</text>")
         for t in self.sy.ticks():
             py = self.sy(t)
             out.append(f'<path d="M{L - 4},{py:.2f} L{L},{py:.2f}" stroke="#333333"/>'
                        f'<path d="M{L},{py:.2f} L{w - R},{py:.2f}" stroke="#e6e6e6"/>'
                        f'<text x="{L - 6}" y="{py + 4:.2f}" font-size="11" text-anchor="end" fill="#222222">'
-                       f"{_fmt_tick(t)}</text>")
+                       f"{_fmt_tick(t, self.sy.log)}</text>")
         out.append(f'<text x="{(L + w - R) / 2:.1f}" y="{h - 8}" font-size="12" text-anchor="middle" '
                    f'fill="#222222">{escape(self.xlabel)}</text>')
         out.append(f'<text x="14" y="{(T + h - B) / 2:.1f}" font-size="12" text-anchor="middle" fill="#222222" '
