@@ -139,6 +139,12 @@ def test_snakefmt_check_is_clean():
     ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "phenotypes": "p.tsv",
                     "release_phenotype": ["case:rr=x"]}]},
      "config: releases[0].release_phenotype[0]: 'case:rr=x' does not match"),
+    ({"report": {"cohorts": {"nobody": {"attack": True}}}},
+     "config: report.cohorts: 'nobody' is not under 'cohorts'"),
+    ({"report": {"cohorts": {"lactose": {"retention": "phenotype"}}}},
+     "config: report.cohorts.lactose.retention: phenotype needs a simulated cohort"),
+    ({"report": {"retention_target": 1.5}},
+     "config: report.retention_target: 1.5 is greater than the maximum of 1"),
 ])
 def test_bad_config_is_rejected_in_one_line(tmp_path, change, message):
     cfg = write_config(tmp_path / "bad.yaml", **change)

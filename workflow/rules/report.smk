@@ -98,7 +98,7 @@ rule retention:
             if RELEASES[wildcards.release].get("seed", config["seed"]) is None
             else f"--seed {RELEASES[wildcards.release].get('seed', config['seed'])}"
         ),
-        work=lambda wildcards, output: os.path.dirname(output[0]) + "/work",
+        work=lambda wildcards, output: os.path.join(os.path.dirname(output[0]), "work"),
     shell:
         'echo "rule=retention slurm_job_id=${{SLURM_JOB_ID:-none}} host=$(hostname)" > {log:q}; '
         "rm -rf {params.work:q} && cp -r {input.release:q} {params.work:q} && "
