@@ -270,6 +270,17 @@ def test_evaluation_named_for_no_release(run, tmp_path):
     assert str(path) in msg and "no --release" in msg
 
 
+def test_ledger_missing_and_report_inside_a_release(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path / "no-private-dir"))
+    msg = _bad(run, tmp_path, "--release", run["rels"][0], "--ledger")
+    assert "no-private-dir" in msg and "no ledger" in msg
+    assert not (tmp_path / "no-private-dir").exists()  # reading the ledger never creates the private directory
+    inside = run["rels"][0] / "report.html"
+    res = CliRunner().invoke(main, ["report", "--release", str(run["rels"][0]), "--out", str(inside)])
+    assert res.exit_code == 2 and "inside the release directory" in res.output, res.output
+    assert not inside.exists() and not (run["rels"][0] / "report.json").exists()
+
+
 def test_empty_list_and_unreadable_attack(run, tmp_path):
     assert "at least one --release" in _bad(run, tmp_path)
     broken = tmp_path / "broken.json"

@@ -346,10 +346,10 @@ def _strip_paths(text: str) -> str:
 # ledger
 
 
-def ledger_view(cohorts: list[dict], budget: float | None) -> None:
-    from genoshare.privacy.ledger import Ledger, ledger_path
+def ledger_view(cohorts: list[dict], budget: float | None, private=None) -> None:
+    from genoshare.privacy.ledger import LEDGER_FILE, Ledger, private_dir
 
-    path = ledger_path()
+    path = private_dir(private, create=False) / LEDGER_FILE  # reading: never create the private directory
     if not Path(path).is_file():
         raise InputError(path, "no ledger here (--ledger reads the owner's ledger; set GENOSHARE_PRIVATE_DIR)")
     with Ledger(path) as led:
@@ -504,7 +504,7 @@ def _command(releases, attacks, retention, model_audits, ledger, budget, retenti
 
 
 def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = False, budget: float | None = None,
-            retention_target: float = DEFAULT_RETENTION_TARGET, argv=None, evaluations=()) -> dict:
+            retention_target: float = DEFAULT_RETENTION_TARGET, argv=None, evaluations=(), private=None) -> dict:
     t0 = time.perf_counter()
     releases, attacks, retention, model_audits = (list(x or ()) for x in (releases, attacks, retention,
                                                                             model_audits))
@@ -536,7 +536,7 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
     models = [read_model_audit(Path(p)) for p in model_audits]
     cohorts = group_cohorts(rels, retention_target)
     if ledger:
-        ledger_view(cohorts, budget)
+        ledger_view(cohorts, budget, private)
     for c in cohorts:
         if c["ledger"] is None and budget is not None:
             c["ledger"] = {"found": False, "budget": budget}
@@ -572,16 +572,21 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
 
 def build(releases, out, attacks=(), retention=(), model_audits=(), ledger: bool = False,
           budget: float | None = None, retention_target: float = DEFAULT_RETENTION_TARGET, argv=None,
-          evaluations=()) -> dict:
+          evaluations=(), private=None) -> dict:
     """Write ``out`` (HTML) and ``report.json`` beside it; returns the report dict. Nothing is written on error."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise InputError(out, "the report must be an .html file")
     if out.is_dir():
         raise InputError(out, "is a directory")
+    where = out.parent.resolve()
+    for d in releases or ():
+        if where == Path(d).resolve() or Path(d).resolve() in where.parents:
+            raise InputError(out, f"is inside the release directory {d}: a release directory holds only what is "
+                                  "shared; write the report elsewhere")
     t0 = time.perf_counter()
     report = collect(releases, attacks, retention, model_audits, ledger, budget, retention_target, argv,
-                     evaluations)
+                     evaluations, private)
     from genoshare.report.render import render
 
     t1 = time.perf_counter()
