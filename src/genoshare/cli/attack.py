@@ -6,7 +6,7 @@ import json
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 
 
 

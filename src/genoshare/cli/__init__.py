@@ -8,7 +8,7 @@ import sys
 import click
 
 from genoshare import __version__
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 
@@ -242,9 +242,9 @@ def compare(releases, out, markdown):
 
 def _register_commands() -> None:
     """Commands that live in their own modules (verification, attacks, privacy bookkeeping)."""
-    from genoshare.cli_attack import attack
-    from genoshare.cli_privacy import COMMANDS as privacy_commands
-    from genoshare.cli_verify import COMMANDS as verify_commands
+    from genoshare.cli.attack import attack
+    from genoshare.cli.privacy import COMMANDS as privacy_commands
+    from genoshare.cli.verify import COMMANDS as verify_commands
 
     for command in (*verify_commands, attack, *privacy_commands):
         main.add_command(command)
@@ -277,6 +277,3 @@ def run() -> None:
             pass
     os._exit(code)
 
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

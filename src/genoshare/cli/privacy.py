@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 __all__ = ["ledger", "check_release_cmd", "kinship_cmd", "COMMANDS"]
