@@ -1,4 +1,5 @@
-"""`genoshare attack`: membership-inference audit of one or more releases (register with main.add_command(attack))."""
+"""`genoshare attack`: membership-inference audit of one or more releases (registered on the ``genoshare`` group
+in cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,3 @@ def attack(original, releases, nonmembers, reference, attacks, seed_split, delta
     report = attack_files(original, list(releases), nonmembers, reference=reference, attacks=attacks,
                           seed_split=seed_split, delta=delta, confidence=confidence, split_panel=split_panel)
     click.echo(json.dumps(report, indent=2) if as_json else _text(report))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    attack()

@@ -1,8 +1,7 @@
 """Privacy commands: ``genoshare ledger list|show|cancel``, ``genoshare check-release``, ``genoshare kinship``.
 
-Registered on the main group by cli.py (``main.add_command(ledger)``, ``main.add_command(check_release_cmd)``,
-``main.add_command(kinship_cmd)``). Errors a user can act on are one line on stderr with exit status 2;
-check-release exits 1 when the release fails.
+Registered on the ``genoshare`` group in cli/__init__.py. Errors a user can act on are one line on stderr with exit
+status 2; check-release exits 1 when the release fails.
 """
 
 from __future__ import annotations

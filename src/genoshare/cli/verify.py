@@ -1,6 +1,5 @@
 """`genoshare gwas`, `genoshare retention-table`, `genoshare verify`: the click commands of the verification
-side. The main CLI registers them (``main.add_command(gwas)`` etc.); ``python -m genoshare.cli_verify`` runs them
-standalone.
+side (registered on the ``genoshare`` group in cli/__init__.py).
 
 Exit status: 0 success (verify: PASS), 1 verify FLAG, 2 a user error (one line on stderr).
 """
@@ -166,15 +165,3 @@ def verify(release_dir, reported, controls, phenotype, test, alpha, tau, toleran
 
 COMMANDS = (gwas, retention_table, verify)
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def _standalone():
-    """genoshare verification commands (standalone entry point)."""
-
-
-for _cmd in COMMANDS:
-    _standalone.add_command(_cmd)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _standalone()
