@@ -4,6 +4,7 @@ lives here."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -11,13 +12,39 @@ import click
 from genoshare import __version__
 from genoshare.cli.attack import attack
 from genoshare.cli.data import ingest, simulate
+from genoshare.cli.errors import EXIT_ERROR
 from genoshare.cli.evaluate import compare, evaluate
 from genoshare.cli.privacy import COMMANDS as PRIVACY_COMMANDS
 from genoshare.cli.release import ldstats, release
 from genoshare.cli.verify import COMMANDS as VERIFY_COMMANDS
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Genoshare(click.Group):
+    """The genoshare group: a usage error (a missing option, a value out of its range, an unknown command) is one
+    line on stderr, ``genoshare: error: ...``, with exit status 2, like every other genoshare error."""
+
+    def parse_args(self, ctx, args):
+        with _one_line_usage_errors():
+            return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # a bare group prints its help
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+        click.echo(f"genoshare: error: {' '.join(exc.format_message().split())}{where}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Genoshare, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="genoshare")
 def main():
     """Share a cohort's genotypes under differential privacy and measure what it costs."""
