@@ -6,15 +6,15 @@ import json
 
 import click
 
+from genoshare.cli import options
 from genoshare.cli.errors import fail_cleanly as _fail_cleanly
-from genoshare.errors import GenoshareError
 
 
 @click.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="VCF Zarr store to create.")
-@click.option("--chunk-variants", type=int, default=None, help="Variants per chunk [default: bio2zarr's].")
-@click.option("--chunk-samples", type=int, default=None, help="Samples per chunk [default: bio2zarr's].")
+@options.chunk_variants
+@options.chunk_samples
 @_fail_cleanly
 def ingest(input_path, out, chunk_variants, chunk_samples):
     """Convert PLINK (.bed/.bim/.fam), VCF/BCF, VCF Zarr or a CSV matrix into a VCF Zarr store."""
@@ -25,11 +25,11 @@ def ingest(input_path, out, chunk_variants, chunk_samples):
 
 
 @click.command()
-@click.option("--cases", type=int, required=True)
-@click.option("--controls", type=int, required=True)
-@click.option("--panel", type=int, required=True, help="Reference-panel individuals.")
-@click.option("--variants", type=int, required=True, help="SNPs to keep.")
-@click.option("--seed", type=int, required=True)
+@click.option("--cases", type=options.POSITIVE_INT, required=True, help="Cases to simulate.")
+@click.option("--controls", type=options.POSITIVE_INT, required=True, help="Controls to simulate.")
+@click.option("--panel", type=options.POSITIVE_INT, required=True, help="Reference-panel individuals.")
+@click.option("--variants", type=options.POSITIVE_INT, required=True, help="SNPs to keep.")
+@options.seed_required
 @click.option("--holdout", type=int, default=None, help="Held-out individuals (default: cases + controls).")
 @click.option("--format", "formats", default="csv", show_default=True,
               help="Comma-separated output formats: csv, vcz, vcf, plink.")
@@ -39,9 +39,6 @@ def simulate(cases, controls, panel, variants, seed, holdout, formats, out):
     """Simulate a case/control cohort, panel and holdout with msprime (deterministic)."""
     from genoshare.simulate import simulate_cohort
 
-    for name, value in (("cases", cases), ("controls", controls), ("panel", panel), ("variants", variants)):
-        if value < 1:
-            raise GenoshareError(f"--{name} must be at least 1")
     summary = simulate_cohort(out, cases=cases, controls=controls, panel=panel, variants=variants, seed=seed,
                               holdout=holdout, formats=formats)
     click.echo(json.dumps(summary, indent=2, default=str))

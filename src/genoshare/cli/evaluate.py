@@ -6,12 +6,13 @@ import json
 
 import click
 
+from genoshare.cli import options
 from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 
 
 @click.command()
-@click.option("--original", required=True, type=click.Path(), help="The original cohort CSV.")
-@click.option("--release", "release_dir", required=True, type=click.Path(), help="A release directory.")
+@options.original
+@options.release_dir
 @_fail_cleanly
 def evaluate(original, release_dir):
     """Print utility metrics (point, sample, mean and variance error) as JSON."""

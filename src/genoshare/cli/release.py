@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from genoshare.cli import options
 from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
@@ -33,44 +34,31 @@ class _Progress:
 
 @click.command()
 @click.argument("cohort", type=click.Path())
-@click.option("--reference", "reference", required=True, type=click.Path(),
-              help="Public reference panel (CSV matrix, VCF Zarr, PLINK or VCF).")
-@click.option("--epsilon", required=True, type=float, help="Total epsilon of the XOR noise (whole release).")
+@options.reference
+@options.epsilon
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Release directory to create.")
 @click.option("--calibration", type=click.Choice(["exact", "nominal"]), default="exact", show_default=True,
               help="exact: the true epsilon of the drawn noise equals --epsilon; nominal: the paper's scale.")
-@click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane", show_default=True,
-              help="Empty-cell handling of the reference log odds ratios.")
-@click.option("--window", default="1000", show_default=True,
-              help="LD window: W (pairs of SNPs at most W apart on one contig) or 'all' pairs (the paper).")
+@options.zero_cell
+@options.window
 @click.option("--af-source", default="published", show_default=True,
               help="Target allele frequencies: published (the cohort's own), reference, public:FILE, or "
                    "dp:EPS[:DELTA] (Gaussian mechanism on allele counts, accounted).")
-@click.option("--seed", type=int, default=None,
-              help="Reproducible TEST release (keys derived from the seed; not for sharing).")
-@click.option("--sample-block", type=int, default=None,
-              help="CSV input: samples per block of the flip split [default: 10000]. For stores it is the "
-                   "sample chunk size.")
-@click.option("--threads", type=int, default=None, help="CSV input: worker threads (default: all cores).")
-@click.option("--scheduler", default="local", show_default=True,
-              help="Dask scheduler for store inputs: local, slurm, or tcp://HOST:PORT.")
-@click.option("--cluster-config", type=click.Path(dir_okay=False), default=None,
-              help="YAML file with the 'slurm' section for --scheduler slurm.")
-@click.option("--workers", type=int, default=None,
-              help="Worker processes of the local Dask cluster [default: one per CPU].")
+@options.seed
+@options.sample_block
+@options.threads
+@options.scheduler
+@options.cluster_config
+@options.workers
 @click.option("--export", "exports", default="", help="Also write these formats: plink,vcf,csv.")
-@click.option("--chunk-variants", type=int, default=None, help="Variant chunk size when ingesting PLINK/VCF/CSV.")
-@click.option("--chunk-samples", type=int, default=None, help="Sample chunk size when ingesting PLINK/VCF/CSV.")
-@click.option("--ambiguous", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
-              help="Strand-ambiguous (A/T, C/G) SNPs between cohort and panel.")
-@click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True,
-              help="Cohort SNPs absent from the panel.")
+@options.chunk_variants
+@options.chunk_samples
+@options.ambiguous
+@options.unmatched
 @click.option("--ldstats", "ldstats", type=click.Path(dir_okay=False), default=None,
               help="Reuse LD statistics saved by 'genoshare ldstats' (same sites, window and zero-cell rule).")
-@click.option("--private-dir", type=click.Path(file_okay=False), default=None,
-              help="Owner's private work directory holding the release ledger [$GENOSHARE_PRIVATE_DIR, else "
-                   "$XDG_DATA_HOME/genoshare].")
-@click.option("--budget", type=float, default=None,
+@options.private_dir
+@click.option("--budget", type=options.POSITIVE_FLOAT, default=None,
               help="Refuse the release if this cohort's cumulative epsilon (ledger) would exceed BUDGET.")
 @click.option("--relatives", type=click.Choice(["auto", "check", "refuse", "skip"]), default="auto",
               show_default=True, help="KING-robust kinship check: auto = check up to 2,000 individuals.")
@@ -83,7 +71,7 @@ class _Progress:
               help="Release column COL of --phenotypes to OUT/phenotypes.tsv: in the clear (NOT protected), or, "
                    "with :rr=EPS, a binary column (0/1 or PLINK 1/2) by randomized response at epsilon EPS "
                    "(accounted). Repeat for more columns.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@options.overwrite
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
             threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
@@ -146,17 +134,17 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
 
 @click.command()
 @click.argument("cohort", type=click.Path())
-@click.option("--reference", "reference", required=True, type=click.Path(), help="Public reference panel.")
+@options.reference
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="LD statistics file (.npz).")
-@click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane", show_default=True)
-@click.option("--window", default="1000", show_default=True, help="LD window W in SNPs, or 'all'.")
-@click.option("--scheduler", default="local", show_default=True, help="local, slurm, or tcp://HOST:PORT.")
-@click.option("--cluster-config", type=click.Path(dir_okay=False), default=None)
-@click.option("--workers", type=int, default=None)
-@click.option("--chunk-variants", type=int, default=None)
-@click.option("--chunk-samples", type=int, default=None)
-@click.option("--ambiguous", type=click.Choice(["drop", "keep"]), default="drop", show_default=True)
-@click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True)
+@options.zero_cell
+@options.window
+@options.scheduler
+@options.cluster_config
+@options.workers
+@options.chunk_variants
+@options.chunk_samples
+@options.ambiguous
+@options.unmatched
 @_fail_cleanly
 def ldstats(cohort, reference, out, zero_cell, window, scheduler, cluster_config, workers, chunk_variants,
             chunk_samples, ambiguous, unmatched):
