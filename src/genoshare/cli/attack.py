@@ -11,8 +11,6 @@ from genoshare.cli import options
 from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 
 
-
-
 def _text(report: dict) -> str:
     lines = []
     split = report["split"]

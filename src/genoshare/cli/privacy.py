@@ -19,8 +19,6 @@ from genoshare.errors import GenoshareError
 __all__ = ["ledger", "check_release_cmd", "kinship_cmd", "COMMANDS"]
 
 
-
-
 def _open_ledger(private):
     from genoshare.privacy.ledger import LEDGER_FILE, Ledger, private_dir
 

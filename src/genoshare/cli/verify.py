@@ -19,8 +19,6 @@ EXIT_FLAG = 1
 EXIT_ERROR = 2
 
 
-
-
 def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
