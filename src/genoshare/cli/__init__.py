@@ -32,11 +32,14 @@ class _Genoshare(click.Group):
             return super().invoke(ctx)
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2: a bare group's help, exit 2
+
+
 @contextlib.contextmanager
 def _one_line_usage_errors():
     try:
         yield
-    except click.exceptions.NoArgsIsHelpError:
+    except _NO_ARGS_IS_HELP:
         raise  # a bare group prints its help
     except click.UsageError as exc:
         where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
