@@ -104,7 +104,7 @@ tau_from_table = click.option("--tau", type=_TAU_RANGE, default=None, help=_TAU)
 # -- owner and output ---------------------------------------------------------------------------------------------
 
 private_dir = click.option(
-    "--private-dir", "private_dir", type=click.Path(file_okay=False), default=None,
+    "--private-dir", "private", type=click.Path(file_okay=False), default=None,
     help="Owner's private work directory holding the release ledger (ledger.sqlite) [default: "
          "$GENOSHARE_PRIVATE_DIR, else $XDG_DATA_HOME/genoshare, else ~/.local/share/genoshare].")
 overwrite = click.option(

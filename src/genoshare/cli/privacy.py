@@ -18,6 +18,8 @@ from genoshare.errors import GenoshareError
 
 __all__ = ["ledger", "check_release_cmd", "kinship_cmd", "COMMANDS"]
 
+_private_option = options.private_dir
+
 
 def _open_ledger(private):
     from genoshare.privacy.ledger import LEDGER_FILE, Ledger, private_dir
@@ -51,14 +53,14 @@ def ledger():
 
 
 @ledger.command("list")
-@options.private_dir
+@_private_option
 @options.as_json
 @_fail_cleanly
-def ledger_list(private_dir, as_json):
+def ledger_list(private, as_json):
     """All recorded releases, oldest first, and each cohort's cumulative loss."""
     from tabulate import tabulate
 
-    led, path = _open_ledger(private_dir)
+    led, path = _open_ledger(private)
     entries = [] if led is None else led.releases()
     cohorts = list(dict.fromkeys(e.fingerprint for e in entries))
     cums = [led.cumulative(fp) for fp in cohorts] if led else []
@@ -79,12 +81,12 @@ def ledger_list(private_dir, as_json):
 
 @ledger.command("show")
 @click.argument("what", metavar="ID|FINGERPRINT")
-@options.private_dir
+@_private_option
 @options.as_json
 @_fail_cleanly
-def ledger_show(what, private_dir, as_json):
+def ledger_show(what, private, as_json):
     """One release (by id) or one cohort (by fingerprint or a unique prefix of >= 8 hex digits)."""
-    led, path = _open_ledger(private_dir)
+    led, path = _open_ledger(private)
     if led is None:
         raise GenoshareError(f"no ledger at {path}")
     text = what.strip()
@@ -117,11 +119,11 @@ def ledger_show(what, private_dir, as_json):
 
 @ledger.command("cancel")
 @click.argument("release_id", type=int)
-@options.private_dir
+@_private_option
 @_fail_cleanly
-def ledger_cancel(release_id, private_dir):
+def ledger_cancel(release_id, private):
     """Cancel a reservation left by a release that did not finish (it stops counting)."""
-    led, path = _open_ledger(private_dir)
+    led, path = _open_ledger(private)
     if led is None:
         raise GenoshareError(f"no ledger at {path}")
     e = led.cancel(release_id)

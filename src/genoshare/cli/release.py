@@ -75,7 +75,7 @@ class _Progress:
 @_fail_cleanly
 def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_source, seed, sample_block,
             threads, scheduler, cluster_config, workers, exports, chunk_variants, chunk_samples, ambiguous, unmatched,
-            ldstats, private_dir, budget, relatives, refuse_relatives, phenotypes, release_phenotype, overwrite):
+            ldstats, private, budget, relatives, refuse_relatives, phenotypes, release_phenotype, overwrite):
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
     CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
@@ -83,7 +83,7 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
     from genoshare import api
 
     options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,
-                   overwrite=overwrite, ldstats=ldstats, private_dir=private_dir, budget=budget,
+                   overwrite=overwrite, ldstats=ldstats, private_dir=private, budget=budget,
                    relatives="refuse" if refuse_relatives else relatives, phenotypes=phenotypes,
                    release_phenotype=release_phenotype, notify=lambda line: click.echo(line, err=True))
     if api.is_csv(cohort) and api.is_csv(reference):
