@@ -20,6 +20,7 @@ from genoshare.privacy.ledger import (
     COMPOSITION,
     ENV_PRIVATE_DIR,
     Ledger,
+    SCHEMA_VERSION,
     LedgerEntry,
     cohort_fingerprint,
     fingerprint_matrix,
@@ -30,6 +31,8 @@ from genoshare.privacy.ledger import (
     private_dir,
     release_checksum,
 )
+
+from genoshare.privacy.release_safety import private_input_details
 
 LACTOSE = Path(__file__).resolve().parent.parent / "data" / "opensnp-lactose"
 FP_A = "a" * 64
@@ -271,7 +274,7 @@ def test_file_modes_schema_and_damage(tmp_path):
     led.close()
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     con.execute("UPDATE releases SET epsilon = 0.001 WHERE id = ?", (rid,))  # someone edits the row
     con.commit()
     con.close()
@@ -378,8 +381,10 @@ def csv_release(tmp_path_factory):
 def test_entry_from_manifest(csv_release, tmp_path):
     out, manifest = csv_release
     fp = fingerprint_path(LACTOSE / "data.csv.gz")
-    e = ledger_entry_from_manifest(manifest, fp, out)
-    assert e.fingerprint == fp
+    assert "path" not in manifest["inputs"]["cohort"]  # the cohort's path is private: the ledger gets it as details
+    details = {"cohort": private_input_details(LACTOSE / "data.csv.gz", "csv")}
+    e = ledger_entry_from_manifest(manifest, fp, out, details=details)
+    assert e.fingerprint == fp and e.details == details
     xor = manifest["privacy"]["xor"]
     assert e.stages["xor"] == {"epsilon": xor["epsilon"], "delta": xor["delta"]}
     assert e.stages["af"]["epsilon"] == 0.0 and e.stages["af"]["dp"] is False  # published: not a DP stage
@@ -427,7 +432,7 @@ def test_entry_from_manifest(csv_release, tmp_path):
 
 
 def test_cli_ledger(tmp_path, monkeypatch):
-    from genoshare.cli_privacy import ledger
+    from genoshare.cli.privacy import ledger
 
     monkeypatch.delenv(ENV_PRIVATE_DIR, raising=False)
     priv = tmp_path / "priv"
