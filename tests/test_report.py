@@ -83,6 +83,7 @@ def test_one_cohort_sweep_with_the_manifests_numbers(run):
     rep = run["report"]
     assert len(rep["cohorts"]) == 1
     c = rep["cohorts"][0]
+    assert c["cohort"] == "data.csv.gz"  # the cohort's base name, as the manifest states it
     assert c["sweep"] and [r["name"] for r in c["releases"]] == [p.name for p in run["rels"]]
     for rel_dir in run["rels"]:
         m = json.loads((rel_dir / "manifest.json").read_text())

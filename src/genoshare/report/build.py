@@ -136,7 +136,7 @@ def read_release(release_dir) -> dict:
         "name": name,
         "_dir": str(d.resolve()),
         "_manifest_sha256": _sha256_file(mpath),
-        "cohort": Path(str(cohort.get("path", "unknown"))).name,
+        "cohort": Path(str(cohort.get("name") or cohort.get("path") or "unknown")).name,  # base name only
         "reference": Path(str(reference.get("path"))).name if reference.get("path") else None,
         "reference_sha256": reference.get("sha256"),
         "n_samples": n_samples,
