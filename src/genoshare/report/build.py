@@ -556,7 +556,10 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
             "command": _safe_argv(argv if argv is not None else _command(releases, attacks, retention, model_audits,
                                                                              ledger, budget, retention_target,
                                                                              evaluations)),
-            "inputs": ([{"kind": "release manifest", "file": f"{r['name']}/manifest.json",
+            "inputs": ([{"kind": "reference panel (public)", "file": f, "sha256": h}
+                        for f, h in dict.fromkeys((r["reference"], r["reference_sha256"]) for r in rels
+                                                  if r["reference"] and r["reference_sha256"])]
+                       + [{"kind": "release manifest", "file": f"{r['name']}/manifest.json",
                          "sha256": by_sha_rev} for by_sha_rev, r in by_sha.items()]
                        + [{"kind": "attack", "file": a["file"], "sha256": a["sha256"]}
                           for r in rels for a in r["attacks"][:1]]
