@@ -1,11 +1,11 @@
-"""`genoshare audit-model`: membership-inference audit of a model training recipe (docs/model-audit.md).
-Registered with main.add_command(audit_model); all logic is in genoshare.audit.run."""
+"""`genoshare audit-model`: membership-inference audit of a model training recipe (docs/model-audit.md), registered
+on the ``genoshare`` group in cli/__init__.py; all logic is in genoshare.audit.run."""
 
 from __future__ import annotations
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 
 
 @click.command("audit-model")
