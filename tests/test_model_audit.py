@@ -269,7 +269,7 @@ def test_bad_input_one_class(tmp_path):
 
 def test_bad_input_too_few_people(tmp_path):
     _write_cohort(tmp_path, n=30, p=200)
-    assert "too few" in _bad(tmp_path, "--relatives", "skip")
+    assert "too few" in _bad(tmp_path, "--no-relatives-filter")
 
 
 def test_bad_input_overlapping_population(tmp_path):
@@ -380,8 +380,8 @@ def test_audit_of_an_already_trained_model_with_its_holdout(tmp_path):
     _trained_setup(tmp_path, C=100.0)
     out = tmp_path / "AUDIT.json"
     r = _cli("audit-model", "--cohort", str(tmp_path / "cohort.csv.gz"), "--phenotype", str(tmp_path / "pheno.tsv"),
-             "--references", "7", "--trained-model", str(tmp_path / "model.npz"), "--members",
-             str(tmp_path / "members.txt"), "--holdout", str(tmp_path / "holdout.txt"), "--relatives", "skip",
+             "--references", "7", "--trained-model", str(tmp_path / "model.npz"), "--member-ids",
+             str(tmp_path / "members.txt"), "--holdout-ids", str(tmp_path / "holdout.txt"), "--no-relatives-filter",
              "--out", str(out), private=tmp_path / "private")
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
@@ -393,14 +393,14 @@ def test_audit_of_an_already_trained_model_with_its_holdout(tmp_path):
 
 def test_bad_trained_model_inputs(tmp_path):
     _trained_setup(tmp_path, C=1.0)
-    base = ["--members", str(tmp_path / "members.txt"), "--holdout", str(tmp_path / "holdout.txt")]
+    base = ["--member-ids", str(tmp_path / "members.txt"), "--holdout-ids", str(tmp_path / "holdout.txt")]
     np.savez(tmp_path / "wrong.npz", weights=np.zeros(3))
     assert "not a supported model file" in _bad(tmp_path, "--trained-model", str(tmp_path / "wrong.npz"), *base)
     (tmp_path / "pickle.npz").write_bytes(b"\x80\x04not an npz")
     assert "not a supported model file" in _bad(tmp_path, "--trained-model", str(tmp_path / "pickle.npz"), *base)
     members = (tmp_path / "members.txt").read_text().split()
     (tmp_path / "holdout2.txt").write_text("\n".join(members[:3] + ["s0150"]) + "\n")
-    msg = _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"), "--members", str(tmp_path / "members.txt"),
-               "--holdout", str(tmp_path / "holdout2.txt"))
+    msg = _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"), "--member-ids", str(tmp_path / "members.txt"),
+               "--holdout-ids", str(tmp_path / "holdout2.txt"))
     assert "both members and hold-out" in msg
     assert "without a hold-out" in _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"))

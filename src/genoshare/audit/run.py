@@ -183,10 +183,10 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
     notes: list[str] = []
     trained = trained_model is not None
     if trained and (members is None or holdout is None):
-        raise GenoshareError("--trained-model needs --members and --holdout (its training set and the hold-out set "
-                             "aside before training); without a hold-out only the training recipe can be audited")
+        raise GenoshareError("--trained-model needs --member-ids and --holdout-ids (its training set and the hold-out "
+                             "set aside before training); without a hold-out only the training recipe can be audited")
     if not trained and (members is not None or holdout is not None):
-        raise GenoshareError("--members and --holdout go with --trained-model")
+        raise GenoshareError("--member-ids and --holdout-ids go with --trained-model")
     if trained and (noises or releases):
         raise GenoshareError("--trained-model audits one model; --dp-sgd and --release audit training recipes: run "
                              "them separately")
@@ -208,7 +208,7 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         if kind == "mlp":
             raise GenoshareError("--trained-model reads linear or logistic coefficients; --model mlp is not supported")
         target = _read_trained(trained_model, kind, binary, len(mat.variant_ids))
-        member_ids, holdout_ids = _read_ids(members, "--members"), _read_ids(holdout, "--holdout")
+        member_ids, holdout_ids = _read_ids(members, "--member-ids"), _read_ids(holdout, "--holdout-ids")
         both = sorted(set(member_ids) & set(holdout_ids))
         if both:
             raise InputError(holdout, f"{len(both)} individual(s) are both members and hold-out (e.g. {both[0]!r}); "
@@ -250,8 +250,8 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         drop = _relatives_to_drop(G, ids, notes)
     else:
         drop = set()
-        notes.append("relatives filter skipped (--relatives skip): related members and non-members inflate the "
-                     "measured leakage")
+        notes.append("relatives filter skipped (--no-relatives-filter): related members and non-members inflate "
+                     "the measured leakage")
     if drop:
         sel = [i for i, s in enumerate(ids) if s not in drop]
         ids, G = [ids[i] for i in sel], G[:, sel]

@@ -34,6 +34,8 @@ _RELEASE = "A release directory made by 'genoshare release'."
 release_dir = click.option("--release", "release_dir", required=True, type=click.Path(file_okay=False), help=_RELEASE)
 releases = click.option("--release", "releases", required=True, multiple=True, type=click.Path(file_okay=False),
                         help=_RELEASE)
+releases_optional = click.option("--release", "releases", multiple=True, type=click.Path(file_okay=False),
+                                 help=_RELEASE)
 
 controls = click.option(
     "--controls", type=click.Path(), default=None,
