@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ import numpy as np
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.utility import utility_metrics
 from genoshare.io.affile import read_af_tsv
+from genoshare.io.atomic import check_output
 from genoshare.io.csvmatrix import (
     GenotypeMatrix,
     read_matrix,
@@ -197,6 +197,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
     if sample_block is None or sample_block < 1:
         raise GenoshareError("--sample-block must be at least 1")
+    check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     with timer("read"):
         cohort = read_matrix(cohort_path)
         reference = read_matrix(reference_path)
@@ -385,12 +386,14 @@ class _StoreInputs:
 
     def __enter__(self):
         from genoshare.io.align import align
+        from genoshare.io.atomic import filesystem_errors_as
+        from genoshare.io.workdir import work_dir
 
         cohort_path, reference_path, out, chunks, ambiguous, unmatched, timer = self.args
-        parent = out.parent if str(out.parent) else Path(".")
-        self.work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=parent if parent.is_dir() else None))
+        self.work = work_dir(out)  # 0700, named with host and pid: a killed run's is removed by the next one
         try:
-            with timer("ingest"):
+            with timer("ingest"), filesystem_errors_as(out, f"cannot write the work directory in {self.work.parent}",
+                                                       inside=self.work):
                 self.cohort, self.cohort_kind = _as_vcz(cohort_path, self.work, "cohort", chunks)
                 self.panel, self.panel_kind = _as_vcz(reference_path, self.work, "panel", chunks)
             _check_disjoint(self.cohort.sample_ids, self.panel.sample_ids, reference_path)
@@ -487,6 +490,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     _check_common(epsilon, af_source)
     exports = parse_exports(exports)
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
+    check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     af_table = af_path = None
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
