@@ -271,7 +271,7 @@ def test_file_modes_schema_and_damage(tmp_path):
     led.close()
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
     con.execute("UPDATE releases SET epsilon = 0.001 WHERE id = ?", (rid,))  # someone edits the row
     con.commit()
     con.close()

@@ -53,6 +53,8 @@ releases run in parallel. A reservation left by a killed run keeps counting unti
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import json
 import math
@@ -83,6 +85,9 @@ __all__ = [
     "fingerprint_matrix",
     "fingerprint_vcz",
     "fingerprint_path",
+    "cohort_ids_key",
+    "reservation_entry",
+    "cancels_reservations_on_failure",
     "release_checksum",
     "LedgerEntry",
     "Ledger",
@@ -92,10 +97,11 @@ __all__ = [
 
 ENV_PRIVATE_DIR = "GENOSHARE_PRIVATE_DIR"
 LEDGER_FILE = "ledger.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: cohort_ids (the id-only identity a reservation is made under)
 COMPOSITION = "basic (sum)"
 BUSY_TIMEOUT_MS = 120_000
 FINGERPRINT_MAGIC = b"genoshare-cohort-fingerprint/v2\n"
+COHORT_IDS_MAGIC = b"genoshare-cohort-ids/v1\n"
 STATUSES = ("reserved", "recorded", "cancelled")
 _COUNTED = ("reserved", "recorded")
 _HEX64 = frozenset("0123456789abcdef")
@@ -168,6 +174,26 @@ def _u64(x: int) -> bytes:
     return struct.pack("<Q", int(x))
 
 
+def _hash_ids(h, sample_ids, variant_ids) -> None:
+    for ids in (sample_ids, variant_ids):
+        h.update(_u64(len(ids)))
+        for s in ids:
+            b = str(s).encode("utf-8")
+            h.update(_u64(len(b)))
+            h.update(b)
+
+
+def cohort_ids_key(sample_ids, variant_ids) -> str:
+    """SHA-256 (hex) of a cohort's sample and variant ids alone (the fingerprint's encoding without the
+    genotype digests, under its own magic): computable from the metadata, before any genotype is read. A release
+    reserves its ledger row under this key, before any genotype work, and records the genotype fingerprint when
+    it finishes; the budget check counts every row that shares either. Two cohorts with the same ids but other
+    genotypes share the key, so their budgets are checked together: conservative, never an undercount."""
+    h = hashlib.sha256(COHORT_IDS_MAGIC)
+    _hash_ids(h, list(sample_ids), list(variant_ids))
+    return h.hexdigest()
+
+
 def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
     """SHA-256 (hex) of the canonical encoding (module docstring) from per-variant digests (m, 2) uint64."""
     from genoshare.kernels.fingerprint import LANES
@@ -179,12 +205,7 @@ def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
         raise GenoshareError(f"fingerprint: digests of shape {digests.shape} ({digests.dtype}), expected "
                              f"({len(variant_ids)}, {LANES}) uint64")
     h = hashlib.sha256(FINGERPRINT_MAGIC)
-    for ids in (sample_ids, variant_ids):
-        h.update(_u64(len(ids)))
-        for s in ids:
-            b = s.encode("utf-8")
-            h.update(_u64(len(b)))
-            h.update(b)
+    _hash_ids(h, sample_ids, variant_ids)
     h.update(np.ascontiguousarray(digests, dtype="<u8").tobytes())
     return h.hexdigest()
 
@@ -331,11 +352,15 @@ class LedgerEntry:
     created: str = field(default_factory=_now)
     status: str = "recorded"
     id: int | None = None
+    cohort_ids: str | None = None
 
     def normalised(self) -> LedgerEntry:
         fp = str(self.fingerprint).lower()
         if len(fp) != 64 or not set(fp) <= _HEX64:
             raise GenoshareError(f"ledger: fingerprint must be 64 hex digits (SHA-256), not {self.fingerprint!r}")
+        ids = None if self.cohort_ids is None else str(self.cohort_ids).lower()
+        if ids is not None and (len(ids) != 64 or not set(ids) <= _HEX64):
+            raise GenoshareError(f"ledger: cohort ids key must be 64 hex digits (SHA-256), not {self.cohort_ids!r}")
         stages = _normalise_stages(self.stages)
         eps = sum(s["epsilon"] for s in stages.values()) if self.epsilon is None else _check_eps(self.epsilon,
                                                                                                  "epsilon")
@@ -350,14 +375,14 @@ class LedgerEntry:
                            output_dir=None if self.output_dir is None else str(self.output_dir),
                            output_checksum=self.output_checksum, tool_version=str(self.tool_version),
                            test_release=bool(self.test_release), created=str(self.created), status=self.status,
-                           id=self.id)
+                           id=self.id, cohort_ids=ids)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 _COLUMNS = ("created", "fingerprint", "cohort_path", "stages", "epsilon", "delta", "af_source", "output_dir",
-            "output_checksum", "tool_version", "test_release", "status")
+            "output_checksum", "tool_version", "test_release", "status", "cohort_ids")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -374,19 +399,29 @@ CREATE TABLE IF NOT EXISTS releases (
     tool_version    TEXT    NOT NULL,
     test_release    INTEGER NOT NULL,
     status          TEXT    NOT NULL,
-    row_sha256      TEXT    NOT NULL
+    row_sha256      TEXT    NOT NULL,
+    cohort_ids      TEXT
 );
 CREATE INDEX IF NOT EXISTS releases_fingerprint ON releases (fingerprint);
+CREATE INDEX IF NOT EXISTS releases_cohort_ids ON releases (cohort_ids);
+"""
+
+#: schema version 1 -> 2: the reservation identity (rows of version 1 keep their checksums: see _row_hash)
+_MIGRATE_1_2 = """
+ALTER TABLE releases ADD COLUMN cohort_ids TEXT;
+CREATE INDEX IF NOT EXISTS releases_cohort_ids ON releases (cohort_ids);
 """
 
 
 def _row_values(e: LedgerEntry) -> tuple:
     return (e.created, e.fingerprint, e.cohort_path, json.dumps(e.stages, sort_keys=True), float(e.epsilon),
             float(e.delta), e.af_source, e.output_dir, e.output_checksum, e.tool_version, int(e.test_release),
-            e.status)
+            e.status, e.cohort_ids)
 
 
 def _row_hash(values: tuple) -> str:
+    if values[-1] is None:  # no cohort_ids: hashed as schema version 1 did, so old rows still verify
+        values = values[:-1]
     return hashlib.sha256(json.dumps(list(values), sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
@@ -450,7 +485,11 @@ class Ledger:
                 if version > SCHEMA_VERSION:
                     raise GenoshareError(f"ledger {self.path} has schema version {version}; this genoshare "
                                          f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade genoshare")
-                if version < SCHEMA_VERSION:  # 0 = new file; later versions migrate here
+                if version == 1:
+                    for stmt in _MIGRATE_1_2.split(";"):
+                        if stmt.strip():
+                            conn.execute(stmt)
+                elif version < SCHEMA_VERSION:  # 0 = new file; later versions migrate here
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
@@ -511,7 +550,7 @@ class Ledger:
                            epsilon=row["epsilon"], delta=row["delta"], af_source=row["af_source"],
                            output_dir=row["output_dir"], output_checksum=row["output_checksum"],
                            tool_version=row["tool_version"], test_release=bool(row["test_release"]),
-                           status=row["status"])
+                           status=row["status"], cohort_ids=row["cohort_ids"])
 
     def releases(self, fingerprint: str | None = None, include_cancelled: bool = True) -> list[LedgerEntry]:
         """All rows (of one cohort if ``fingerprint``; a unique prefix of >= 8 hex digits works), oldest first."""
@@ -552,14 +591,22 @@ class Ledger:
             raise GenoshareError(f"ledger {self.path}: fingerprint prefix {fp} is ambiguous ({len(rows)} cohorts)")
         return rows[0][0]
 
-    def cumulative(self, fingerprint: str, conn: sqlite3.Connection | None = None) -> dict:
+    def cumulative(self, fingerprint: str, conn: sqlite3.Connection | None = None, cohort_ids: str | None = None,
+                   exclude_id: int | None = None) -> dict:
         """Basic composition over the cohort's counted releases (recorded and reserved):
-        {fingerprint, epsilon, delta, n_releases, n_test_releases, n_reserved, stages, composition}."""
+        {fingerprint, epsilon, delta, n_releases, n_test_releases, n_reserved, stages, composition}.
+        With ``cohort_ids`` (:func:`cohort_ids_key`) a row counts if it has either key; ``exclude_id`` leaves
+        one row out (the release being checked)."""
         fp = str(fingerprint).lower()
         conn = conn or self._connect()
         placeholders = ",".join("?" * len(_COUNTED))
-        rows = conn.execute(f"SELECT * FROM releases WHERE fingerprint = ? AND status IN ({placeholders}) "
-                            "ORDER BY id", (fp, *_COUNTED)).fetchall()
+        keys, args = "fingerprint = ?", [fp]
+        if cohort_ids is not None:
+            keys += " OR fingerprint = ? OR cohort_ids = ?"
+            args += [str(cohort_ids).lower()] * 2
+        rows = conn.execute(f"SELECT * FROM releases WHERE ({keys}) AND status IN ({placeholders}) AND id != ? "
+                            "ORDER BY id", (*args, *_COUNTED, -1 if exclude_id is None else int(exclude_id))
+                            ).fetchall()
         entries = [self._entry(r) for r in rows]
         stages: dict[str, dict[str, float]] = {}
         for e in entries:
@@ -613,7 +660,7 @@ class Ledger:
 
         def fn(conn):
             if budget is not None:
-                cum = self.cumulative(e.fingerprint, conn)
+                cum = self.cumulative(e.fingerprint, conn, e.cohort_ids)
                 if self._over(cum, e.epsilon, budget):
                     raise self._budget_error(cum, e.epsilon, budget)
             values = _row_values(e)
@@ -621,7 +668,10 @@ class Ledger:
                                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})", (*values, _row_hash(values)))
             return int(cur.lastrowid)
 
-        return self._write(fn)
+        rid = self._write(fn)
+        if status == "reserved" and (scope := _OPEN.get()) is not None:
+            scope.append((self.path, rid))
+        return rid
 
     def record(self, entry: LedgerEntry, budget: float | None = None) -> int:
         """Insert a finished release; with ``budget``, atomically refuse it if it would exceed the budget.
@@ -630,10 +680,12 @@ class Ledger:
 
     def reserve(self, entry: LedgerEntry, budget: float | None = None) -> int:
         """Insert a release about to run (status ``reserved``, counted in the cumulative loss) after an atomic
-        budget check; finish with :meth:`finalize` or :meth:`cancel`."""
+        budget check; finish with :meth:`finalize` or :meth:`cancel`. Inside a function decorated with
+        :func:`cancels_reservations_on_failure`, the reservation is cancelled if that function raises."""
         return self._insert(entry, "reserved", budget)
 
-    def _update(self, release_id: int, expect: tuple[str, ...], **changes) -> LedgerEntry:
+    def _update(self, release_id: int, expect: tuple[str, ...], budget: float | None = None,
+                **changes) -> LedgerEntry:
         def fn(conn):
             row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
             if row is None:
@@ -644,6 +696,11 @@ class Ledger:
             for k, v in changes.items():
                 if v is not None:
                     setattr(e, k, v)
+            e = e.normalised()
+            if budget is not None:  # every other counted row under either key, this one with its final numbers
+                cum = self.cumulative(e.fingerprint, conn, e.cohort_ids, exclude_id=e.id)
+                if self._over(cum, e.epsilon, _check_eps(budget, "--budget")):
+                    raise self._budget_error(cum, e.epsilon, budget)
             values = _row_values(e)
             conn.execute(f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, row_sha256 = ? "
                          "WHERE id = ?", (*values, _row_hash(values), int(release_id)))
@@ -651,15 +708,32 @@ class Ledger:
 
         return self._write(fn)
 
-    def finalize(self, release_id: int, output_dir=None, output_checksum: str | None = None) -> LedgerEntry:
-        """Mark a reservation as a finished release (optionally setting its output directory and checksum)."""
-        return self._update(release_id, ("reserved",), status="recorded",
-                            output_dir=None if output_dir is None else str(output_dir),
-                            output_checksum=output_checksum)
+    def finalize(self, release_id: int, output_dir=None, output_checksum: str | None = None,
+                 entry: LedgerEntry | None = None, budget: float | None = None) -> LedgerEntry:
+        """Mark a reservation as a finished release (optionally setting its output directory and checksum).
+
+        ``entry`` (e.g. :func:`ledger_entry_from_manifest`) replaces the reservation's fingerprint, stages and
+        description with the finished release's (the reservation's id key stays); with ``budget`` the budget is
+        checked again in the same transaction over every row sharing either key (raises, leaving the row
+        reserved, if a release recorded meanwhile under the genotype fingerprint only takes it over)."""
+        changes = {}
+        if entry is not None:
+            entry = entry.normalised()
+            changes = {k: getattr(entry, k) for k in ("fingerprint", "stages", "epsilon", "delta", "cohort_path",
+                                                      "af_source", "tool_version", "test_release")}
+            output_dir = output_dir if output_dir is not None else entry.output_dir
+            output_checksum = output_checksum if output_checksum is not None else entry.output_checksum
+        e = self._update(release_id, ("reserved",), budget=budget, status="recorded",
+                         output_dir=None if output_dir is None else str(output_dir),
+                         output_checksum=output_checksum, **changes)
+        _forget(self.path, release_id)
+        return e
 
     def cancel(self, release_id: int) -> LedgerEntry:
         """Cancel a reservation (the release did not happen): kept for the record, no longer counted."""
-        return self._update(release_id, ("reserved",), status="cancelled")
+        e = self._update(release_id, ("reserved",), status="cancelled")
+        _forget(self.path, release_id)
+        return e
 
     def check_integrity(self) -> None:
         """SQLite's integrity check plus every row's checksum; raises GenoshareError on damage."""
@@ -668,6 +742,44 @@ class Ledger:
         if res != ["ok"]:
             raise GenoshareError(f"ledger {self.path}: integrity check failed: {res[0]}")
         self.releases()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# reservations of a running release
+
+#: (ledger path, row id) of the reservations made inside the innermost cancels_reservations_on_failure call
+_OPEN: contextvars.ContextVar[list | None] = contextvars.ContextVar("genoshare_open_reservations", default=None)
+
+
+def _forget(path: Path, release_id: int) -> None:
+    scope = _OPEN.get()
+    if scope is not None and (path, release_id) in scope:
+        scope.remove((path, release_id))
+
+
+def cancels_reservations_on_failure(fn):
+    """Decorator for a release: every reservation it makes (:meth:`Ledger.reserve`) and does not finalize is
+    cancelled when it raises (an error, Ctrl-C, SIGTERM turned into SystemExit), so a failed release leaves no
+    counted row. Only a run killed outright (SIGKILL, power loss) leaves a reservation: ``genoshare ledger
+    cancel ID`` clears it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        token = _OPEN.set([])
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            for path, rid in list(_OPEN.get()):
+                try:
+                    with Ledger(path) as led:
+                        led.cancel(rid)
+                except GenoshareError:
+                    pass  # the original error matters more; `genoshare ledger list` shows the row
+            raise
+        finally:
+            _OPEN.reset(token)
+
+    return wrapper
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -748,6 +860,17 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
         tool_version=str(manifest.get("version", __version__)),
         test_release=bool(manifest.get("reproducible_test_release", False)),
     ).normalised()
+
+
+def reservation_entry(cohort_ids: str, privacy: Mapping, cohort_path=None, af_source: str | None = None,
+                      test_release: bool = False) -> LedgerEntry:
+    """The row a release reserves before any genotype work: under its :func:`cohort_ids_key` (also as the
+    fingerprint until :meth:`Ledger.finalize` sets the genotype one), with the stages of its accountant's
+    ``privacy`` object (the manifest's, so the numbers are those the finished release records)."""
+    return LedgerEntry(
+        fingerprint=cohort_ids, cohort_ids=cohort_ids, stages=_stages_from_manifest({"privacy": privacy}),
+        cohort_path=None if cohort_path is None else str(Path(cohort_path).expanduser().absolute()),
+        af_source=af_source, test_release=bool(test_release), status="reserved").normalised()
 
 
 def format_cumulative(cum: dict) -> str:
