@@ -45,10 +45,23 @@ Accounting
 ----------
 Composition is basic (sum of epsilons, sum of deltas) over the cohort's releases with status ``recorded`` or
 ``reserved``; ``cancelled`` rows are kept for the audit trail and not counted. Test releases (``--seed``) are
-counted like any other: the tool cannot know whether they were shared. A release can be recorded in one step
-(:meth:`Ledger.record`) or reserved before it runs and finalised after it succeeded
-(:meth:`Ledger.reserve` / :meth:`Ledger.finalize` / :meth:`Ledger.cancel`), which keeps budgets exact when
-releases run in parallel. A reservation left by a killed run keeps counting until ``genoshare ledger cancel ID``.
+counted like any other: the tool cannot know whether they were shared. A row can be recorded in one step
+(:meth:`Ledger.record`) or reserved before the release runs and finalised after it succeeded
+(:meth:`Ledger.reserve` / :meth:`Ledger.finalize` / :meth:`Ledger.cancel`). ``genoshare release`` does the latter:
+
+1. before any genotype work it reserves the row under :func:`cohort_ids_key` (sample and variant ids only,
+   read from the metadata), in one ``BEGIN IMMEDIATE`` transaction against ``--budget``: of two parallel
+   releases that together exceed the budget, the second is refused before it reads a genotype;
+2. after the release directory is renamed into place it finalizes the row: the genotype fingerprint (computed
+   on the way by pass 1), the output checksum and the stages, with the budget checked again over every row
+   that shares either key;
+3. if the release fails (an error, Ctrl-C, SIGTERM) the reservation is deleted, nothing is left
+   (:func:`cancels_reservations_on_failure`); a run killed outright (SIGKILL) leaves the reservation, which
+   keeps counting (``genoshare ledger list`` shows it as reserved) until ``genoshare ledger cancel ID``.
+
+A budget check counts every row whose fingerprint or ids key matches: cohorts with the same ids and other
+genotypes are checked together (conservative). Rows written by schema version 1 have no ids key and are
+counted from the genotype fingerprint, at finalize.
 """
 
 from __future__ import annotations
@@ -735,6 +748,18 @@ class Ledger:
         _forget(self.path, release_id)
         return e
 
+    def discard(self, release_id: int) -> None:
+        """Delete a reservation whose release failed (nothing was released: no row is left). A reservation
+        left by a killed run is cancelled instead (:meth:`cancel`), since only the owner knows what happened."""
+        def fn(conn):
+            row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
+            if row is None or self._entry(row).status != "reserved":
+                raise GenoshareError(f"ledger {self.path}: release {release_id} is not a reservation")
+            conn.execute("DELETE FROM releases WHERE id = ?", (int(release_id),))
+
+        self._write(fn)
+        _forget(self.path, release_id)
+
     def check_integrity(self) -> None:
         """SQLite's integrity check plus every row's checksum; raises GenoshareError on damage."""
         conn = self._connect()
@@ -759,9 +784,9 @@ def _forget(path: Path, release_id: int) -> None:
 
 def cancels_reservations_on_failure(fn):
     """Decorator for a release: every reservation it makes (:meth:`Ledger.reserve`) and does not finalize is
-    cancelled when it raises (an error, Ctrl-C, SIGTERM turned into SystemExit), so a failed release leaves no
-    counted row. Only a run killed outright (SIGKILL, power loss) leaves a reservation: ``genoshare ledger
-    cancel ID`` clears it."""
+    deleted when it raises (an error, Ctrl-C, SIGTERM turned into SystemExit; the release removes its output
+    first), so a failed release leaves no row. Only a run killed outright (SIGKILL, power loss) leaves a
+    reservation, which keeps counting until ``genoshare ledger cancel ID``."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -772,7 +797,7 @@ def cancels_reservations_on_failure(fn):
             for path, rid in list(_OPEN.get()):
                 try:
                     with Ledger(path) as led:
-                        led.cancel(rid)
+                        led.discard(rid)
                 except GenoshareError:
                     pass  # the original error matters more; `genoshare ledger list` shows the row
             raise

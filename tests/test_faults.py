@@ -1,0 +1,308 @@
+"""Faults a release meets on a real machine: a full disk, an unwritable output directory, a run killed with
+SIGKILL (its hidden work directory, its ledger reservation), two releases racing for one --budget, a Dask worker
+killed mid-release, a SLURM job cancelled mid-workflow. Real CLI processes, real file systems (tmpfs mounts,
+which need root: the tests run as root in CI, and must not skip there)."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from genoshare.privacy.ledger import Ledger
+from genoshare.simulate import simulate_cohort
+
+GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def run(*args, check=False, timeout=300, env=None):
+    proc = subprocess.run([*GENOSHARE, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+def one_line_error(p, *words) -> str:
+    assert p.returncode == 2, (p.returncode, p.stderr[-3000:])
+    errors = [ln for ln in p.stderr.strip().splitlines() if ln.startswith("genoshare: error:")]
+    assert len(errors) == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    for w in words:
+        assert w in errors[0], (w, errors[0])
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim") / "s"
+    simulate_cohort(d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0,
+                    formats=("csv", "vcz", "plink"))
+    return d
+
+
+def _mount(target: Path, options: str) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        msg = f"cannot mount a tmpfs ({p.stderr.strip() or p.returncode}): these tests need root"
+        if in_ci():
+            pytest.fail(f"{msg} -- CI runs as root and must run them", pytrace=False)
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def mounts():
+    """mount(dir, options): a tmpfs at dir, unmounted after the test."""
+    done = []
+
+    def mount(target: Path, options: str) -> Path:
+        _mount(target, options)
+        done.append(target)
+        return target
+
+    yield mount
+    for target in reversed(done):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+def fill(directory: Path) -> None:
+    """Fill the file system of ``directory`` to the last block."""
+    with open(directory / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    for size in (4096, 512, 1):  # the last few bytes too
+        try:
+            with open(directory / "filler", "ab") as f:
+                while True:
+                    f.write(b"\0" * size)
+                    f.flush()
+        except OSError:
+            pass
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(f.name for f in directory.iterdir() if f.name != "filler")
+
+
+def rows(private: Path) -> list:
+    if not (private / "ledger.sqlite").exists():
+        return []
+    with Ledger(private / "ledger.sqlite") as led:
+        return led.releases()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# a full disk, an unwritable directory
+
+
+@pytest.mark.parametrize("kind", ["csv", "vcz", "plink"])
+def test_full_disk_gives_one_line_naming_the_output_and_leaves_nothing(sim, tmp_path, mounts, kind):
+    disk = mounts(tmp_path / "disk", "size=2m")
+    fill(disk)
+    cohort, panel = {"csv": ("cohort.csv.gz", "panel.csv.gz"), "vcz": ("cohort.vcz", "panel.vcz"),
+                     "plink": ("cohort.bed", "panel.vcz")}[kind]
+    private = tmp_path / "private"
+    out = disk / "rel"
+    extra = [] if kind == "csv" else ["--workers", 1]
+    p = run("release", sim / cohort, "--reference", sim / panel, "--epsilon", 1200, "--out", out, "--seed", 1,
+            "--private-dir", private, "--budget", 1e9, *extra)
+    line = one_line_error(p, str(out), "No space left on device")
+    if kind == "plink":  # the PLINK input is converted into a work directory beside the output first
+        assert "work directory" in line
+    assert leftovers(disk) == []  # no release, no temporary release directory, no work directory
+    assert rows(private) == []  # the reservation of a failed release is deleted
+
+
+def test_read_only_output_directory_is_refused_before_any_work(sim, tmp_path, mounts):
+    ro = mounts(tmp_path / "ro", "ro,size=1m")
+    private = tmp_path / "private"
+    for cohort, panel in (("cohort.csv.gz", "panel.csv.gz"), ("cohort.bed", "panel.vcz")):
+        t0 = time.perf_counter()
+        p = run("release", sim / cohort, "--reference", sim / panel, "--epsilon", 1200, "--out", ro / "rel",
+                "--private-dir", private)
+        one_line_error(p, str(ro / "rel"), "Read-only file system")
+        assert "ledger:" not in p.stdout + p.stderr and "Dask" not in p.stderr  # refused before any work
+        assert time.perf_counter() - t0 < 60
+    assert rows(private) == []
+    p = run("ingest", sim / "cohort.bed", "--out", ro / "c.vcz")
+    one_line_error(p, str(ro / "c.vcz"), "Read-only file system")
+
+
+def test_unwritable_bind_mounted_output(sim, tmp_path, mounts):
+    """A read-only bind mount of an ordinary directory (root ignores chmod: this is how it meets EROFS)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    target = tmp_path / "bound"
+    target.mkdir()
+    p = subprocess.run(["mount", "--bind", "-o", "ro", str(src), str(target)], capture_output=True, text=True)
+    if p.returncode != 0:
+        if in_ci():
+            pytest.fail(f"cannot bind-mount: {p.stderr.strip()}", pytrace=False)
+        pytest.skip(f"cannot bind-mount: {p.stderr.strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True)
+        p = run("release", sim / "cohort.csv.gz", "--reference", sim / "panel.csv.gz", "--epsilon", 1200,
+                "--out", target / "rel")
+        one_line_error(p, str(target / "rel"), "Read-only file system")
+        assert list(src.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# killed runs and the ledger: the store pipeline entry is instrumented to prove what a run reached
+
+_WRAPPER = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    import genoshare.api as api, genoshare.pipeline as pipeline
+
+    marker, hold = Path(os.environ["GENOSHARE_TEST_MARKER"]), os.environ.get("GENOSHARE_TEST_HOLD") == "1"
+
+    def instrument(orig):
+        def wrapped(*args, **kwargs):  # the genotype work of a release starts here
+            marker.write_text(str(os.getpid()))
+            while hold:
+                time.sleep(0.2)
+            return orig(*args, **kwargs)
+        return wrapped
+
+    if __name__ == "__main__":  # not in the Dask worker processes, which import this module again
+        pipeline.release_passes = instrument(pipeline.release_passes)
+        api.release_genotypes = instrument(api.release_genotypes)
+        from genoshare.cli import main
+        sys.argv[0] = "genoshare"
+        main()
+""")
+
+
+def _instrumented(tmp_path: Path, name: str, args, hold: bool):
+    wrapper = tmp_path / "instrumented.py"
+    wrapper.write_text(_WRAPPER)
+    marker = tmp_path / f"{name}.reached"
+    env = {**os.environ, "GENOSHARE_TEST_MARKER": str(marker), "GENOSHARE_TEST_HOLD": "1" if hold else "0"}
+    proc = subprocess.Popen([sys.executable, str(wrapper), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    return proc, marker
+
+
+def _wait_for(path: Path, proc, timeout=180):
+    deadline = time.time() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} before reaching the release: {proc.stderr.read()}")
+        if time.time() > deadline:
+            raise AssertionError("the instrumented release did not reach its genotype work")
+        time.sleep(0.1)
+
+
+def test_race_for_one_budget_killed_run_stale_work_dir_and_ledger_cancel(sim, tmp_path):
+    """Release A (PLINK input: converted into a work directory) reserves its row and holds at the start of its
+    genotype work; release B of the same cohort under the same --budget is refused before any (its instrumented
+    pipeline entry is never reached); A is killed with SIGKILL: its work directory, owner-only and named with
+    host and pid, stays with a copy of the cohort, and its reservation keeps counting; the next release removes
+    the work directory, and after `genoshare ledger cancel` the budget fits again."""
+    private, parent = tmp_path / "private", tmp_path / "releases"
+    parent.mkdir()
+    common = ["--reference", sim / "panel.vcz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private,
+              "--workers", 1, "--seed", 4]
+    a, a_marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.bed", *common, "--out", parent / "a"],
+                                hold=True)
+    try:
+        _wait_for(a_marker, a)
+        reserved = rows(private)
+        # the accountant's total for the XOR stage at --epsilon 1200 is ~825: one fits under 1000, two do not
+        assert [r.status for r in reserved] == ["reserved"] and 500 < reserved[0].epsilon <= 1000
+        work = [f for f in parent.iterdir() if ".work-" in f.name]
+        assert len(work) == 1, list(parent.iterdir())
+        assert stat.S_IMODE(work[0].stat().st_mode) == 0o700
+        assert f"-{a.pid}-" in work[0].name and work[0].name.startswith(f".a.work-{socket.gethostname()}-")
+        assert (work[0] / "cohort.vcz" / "call_genotype").is_dir()  # the private copy
+
+        b, b_marker = _instrumented(tmp_path, "b", ["release", sim / "cohort.vcz", *common, "--out", parent / "b"],
+                                    hold=False)
+        _, err = b.communicate(timeout=300)
+        assert b.returncode == 2, err
+        errors = [ln for ln in err.splitlines() if ln.startswith("genoshare: error:")]
+        assert len(errors) == 1 and "privacy budget exceeded" in errors[0], err
+        assert f"total {2 * reserved[0].epsilon:.6g}" in errors[0], errors[0]
+        assert not b_marker.exists(), "the refused release reached its genotype work"
+        assert not (parent / "b").exists()
+    finally:
+        os.killpg(a.pid, signal.SIGKILL)
+        a.communicate()
+    assert not (parent / "a").exists()
+    assert work[0].is_dir(), "SIGKILL runs no cleanup: the work directory is still there"
+    assert [r.status for r in rows(private)] == ["reserved"]
+
+    # the next release (any output in the same directory) removes the dead run's work directory; the reservation
+    # still counts, so it is refused over budget
+    p = run("release", sim / "cohort.vcz", *common, "--out", parent / "c")
+    one_line_error(p, "privacy budget exceeded")
+    assert not work[0].exists() and f"removed {work[0]}" in p.stdout + p.stderr
+    assert leftovers(parent) == []
+
+    lst = run("ledger", "list", "--private-dir", private, check=True)
+    rid = reserved[0].id
+    assert "reserved" in lst.stdout
+    run("ledger", "cancel", rid, "--private-dir", private, check=True)
+    assert [r.status for r in rows(private)] == ["cancelled"]
+    run("release", sim / "cohort.vcz", *common, "--out", parent / "c", check=True)
+    final = rows(private)
+    assert [r.status for r in final] == ["cancelled", "recorded"]
+    from genoshare.privacy.ledger import fingerprint_vcz
+
+    assert final[1].fingerprint == fingerprint_vcz(sim / "cohort.vcz")  # the genotype fingerprint at finalize
+    assert final[1].cohort_ids == reserved[0].cohort_ids  # the reservation's id key
+    man = json.loads((parent / "c" / "manifest.json").read_text())
+    assert final[1].epsilon == pytest.approx(man["privacy"]["total"]["epsilon"]) == pytest.approx(reserved[0].epsilon)
+    assert run("ledger", "cancel", final[1].id, "--private-dir", private).returncode == 2  # not a reservation
+
+
+def test_csv_race_the_second_is_refused_before_genotype_work(sim, tmp_path):
+    private = tmp_path / "private"
+    common = ["--reference", sim / "panel.csv.gz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private]
+    a, a_marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "a"],
+                                hold=True)
+    try:
+        _wait_for(a_marker, a)
+        b, b_marker = _instrumented(tmp_path, "b", ["release", sim / "cohort.csv.gz", *common, "--out",
+                                                    tmp_path / "b"], hold=False)
+        _, err = b.communicate(timeout=120)
+        assert b.returncode == 2 and "privacy budget exceeded" in err, err
+        assert not b_marker.exists() and not (tmp_path / "b").exists()
+    finally:
+        os.killpg(a.pid, signal.SIGKILL)
+        a.communicate()
+    assert [r.status for r in rows(private)] == ["reserved"]
+
+
+def test_failed_release_leaves_no_row(sim, tmp_path):
+    """A release that fails after its reservation (here: a public AF file that does not exist, read after
+    the reservation) leaves no ledger row, and a later release sees the full budget."""
+    private = tmp_path / "private"
+    common = ["--reference", sim / "panel.csv.gz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private]
+    p = run("release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "a", "--af-source",
+            f"public:{tmp_path / 'missing.tsv'}")
+    one_line_error(p, "missing.tsv")
+    assert "ledger: first release" in p.stdout + p.stderr  # it did reserve
+    assert rows(private) == [] and not (tmp_path / "a").exists()
+    run("release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "b", check=True)
+    assert [r.status for r in rows(private)] == ["recorded"]
+    man = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert rows(private)[0].epsilon == pytest.approx(man["privacy"]["total"]["epsilon"])
