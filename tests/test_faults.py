@@ -306,3 +306,79 @@ def test_failed_release_leaves_no_row(sim, tmp_path):
     assert [r.status for r in rows(private)] == ["recorded"]
     man = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert rows(private)[0].epsilon == pytest.approx(man["privacy"]["total"]["epsilon"])
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# a Dask worker killed mid-release
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """A cohort of 1,200 x 6,000 in 250 x 300 chunks: 96 pass-1 and 96 pass-2 tasks, time to kill a worker."""
+    from genoshare.io.ingest import ingest
+
+    d = tmp_path_factory.mktemp("chunked")
+    simulate_cohort(d / "s", cases=600, controls=600, panel=200, variants=6000, seed=3, holdout=0, formats=("vcz",))
+    ingest(d / "s" / "cohort.vcz", d / "cohort.vcz", chunk_variants=250, chunk_samples=300)
+    return d / "cohort.vcz", d / "s" / "panel.vcz"
+
+
+def _release_files(out: Path) -> dict[str, bytes]:
+    """Every file of a release directory but the manifest (timings) and the store's root metadata (which holds
+    the manifest too), by relative path."""
+    files = {}
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out).as_posix()
+        if f.is_file() and rel not in ("manifest.json", "release.vcz/zarr.json", "release.vcz/.zattrs"):
+            files[rel] = f.read_bytes()
+    return files
+
+
+def _manifest_without_timings(out: Path) -> dict:
+    man = json.loads((out / "manifest.json").read_text())
+    for key in ("timings", "created"):
+        man.pop(key)
+    man["privacy"]["xor"]["accounting"].pop("seconds")
+    return man
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_release_gives_the_same_bytes(chunked, tmp_path):
+    """SIGKILL one of two worker processes of a LocalCluster (given to the release by --scheduler ADDRESS) while
+    it runs pass-1 or pass-2 tasks: the nanny restarts it, the scheduler recomputes what was lost, and the
+    release is byte-identical to a clean run with the same seed."""
+    from distributed import Client, LocalCluster
+
+    cohort, panel = chunked
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        args = ["release", cohort, "--reference", panel, "--epsilon", 1200, "--seed", 11, "--scheduler",
+                cluster.scheduler_address, "--relatives", "skip"]
+        clean = tmp_path / "clean"
+        run(*args, "--out", clean, check=True)
+
+        killed_out = tmp_path / "killed"
+        proc = subprocess.Popen([*GENOSHARE, *map(str, args), "--out", str(killed_out)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        pids = client.run(os.getpid)
+        victim = None
+        deadline = time.time() + 240
+        while victim is None and proc.poll() is None and time.time() < deadline:
+            for addr, keys in client.processing().items():
+                if any("genoshare-pass1" in str(k) or "genoshare-pass2" in str(k) for k in keys):
+                    victim = (addr, pids[addr], sorted(map(str, keys)))
+                    os.kill(pids[addr], signal.SIGKILL)
+                    break
+            time.sleep(0.005)
+        out, err = proc.communicate(timeout=600)
+        assert victim is not None, "the release finished before a worker could be killed during its passes"
+        assert proc.returncode == 0, err
+        client.wait_for_workers(2, timeout=60)
+        new_pids = client.run(os.getpid)
+        assert victim[1] not in new_pids.values(), "the killed worker is still there"
+        assert len(new_pids) == 2  # the nanny restarted it
+
+    a, b = _release_files(clean), _release_files(killed_out)
+    assert a.keys() == b.keys() and any(k.startswith("release.vcz/call_genotype/") for k in a)
+    assert [k for k in a if a[k] != b[k]] == []
+    assert _manifest_without_timings(clean) == _manifest_without_timings(killed_out)
