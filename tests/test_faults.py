@@ -382,3 +382,26 @@ def test_worker_killed_mid_release_gives_the_same_bytes(chunked, tmp_path):
     assert a.keys() == b.keys() and any(k.startswith("release.vcz/call_genotype/") for k in a)
     assert [k for k in a if a[k] != b[k]] == []
     assert _manifest_without_timings(clean) == _manifest_without_timings(killed_out)
+
+
+def test_sigterm_mid_release_cleans_up(sim, tmp_path):
+    """SIGTERM (kill, scancel, Snakemake stopping a job) to the whole process group while the release runs its
+    passes: exit 143, and the cleanup a SIGKILL cannot have runs: no temporary release or work directory (with
+    the PLINK input's converted copy), no ledger row."""
+    private, parent = tmp_path / "private", tmp_path / "releases"
+    parent.mkdir()
+    a, marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.bed", "--reference", sim / "panel.vcz",
+                                              "--epsilon", 1200, "--private-dir", private, "--workers", 1,
+                                              "--out", parent / "a"], hold=True)
+    try:
+        _wait_for(marker, a)
+        assert [r.status for r in rows(private)] == ["reserved"]
+        assert any(".work-" in f.name for f in parent.iterdir()) and any(".tmp-" in f.name for f in parent.iterdir())
+        os.killpg(a.pid, signal.SIGTERM)
+        a.communicate(timeout=120)
+    finally:
+        if a.poll() is None:
+            os.killpg(a.pid, signal.SIGKILL)
+            a.communicate()
+    assert a.returncode == 143
+    assert leftovers(parent) == [] and rows(private) == []
