@@ -405,3 +405,90 @@ def test_sigterm_mid_release_cleans_up(sim, tmp_path):
             a.communicate()
     assert a.returncode == 143
     assert leftovers(parent) == [] and rows(private) == []
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# a SLURM job cancelled mid-workflow
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_FAST = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
+
+
+def _workflow_config(path: Path) -> Path:
+    """The test workflow, one simulated cohort, sized so that its release runs for some seconds."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "config" / "examples" / "test.yaml").read_text())
+    cfg["results"] = "results"
+    cfg["simulations"]["tiny"].update(cases=300, controls=300, panel=200, variants=4000)
+    cfg["cohorts"] = {"tiny": cfg["cohorts"]["tiny"]}
+    cfg["panels"] = {"tiny_panel": cfg["panels"]["tiny_panel"]}
+    cfg["releases"] = [{"name": "tiny-cancel", "cohort": "tiny", "epsilon": 1000}]
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def _snakemake_cmd(workdir: Path, cfg: Path, timeout: int = 600) -> list[str]:
+    return ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "--snakefile",
+            str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(REPO / "profiles" / "slurm"),
+            "--configfile", str(cfg), *SLURM_FAST]
+
+
+def _workflow_env(private: Path) -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("SNAKEMAKE_PROFILE", None)
+    env["GENOSHARE_PRIVATE_DIR"] = str(private)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_slurm_job_cancelled_mid_workflow_then_rerun_gives_the_same_release(slurm, tmp_path):
+    """`scancel` the release's SLURM job while it runs its passes (its temporary release directory exists): the
+    workflow fails with nothing of the release left, no ledger row; the rerun completes, and its release is byte-identical to a clean release of
+    the same workflow (same seed, same paths) made afterwards."""
+    import re
+
+    wf, private = tmp_path / "wf", tmp_path / "private"
+    wf.mkdir()
+    cfg = _workflow_config(tmp_path / "config.yaml")
+    env = _workflow_env(private)
+    releases, log = wf / "results" / "releases", wf / "results" / "logs" / "release" / "tiny-cancel.log"
+    proc = subprocess.Popen(_snakemake_cmd(wf, cfg), cwd=wf, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    job = None
+    deadline = time.time() + 500
+    while proc.poll() is None and time.time() < deadline:
+        first = log.read_text().splitlines()[:1] if log.exists() else []
+        m = re.match(r"^rule=release slurm_job_id=(\d+) ", first[0]) if first else None
+        if m and releases.is_dir() and any(".tmp-" in f.name for f in releases.iterdir()):  # in its passes
+            job = m.group(1)
+            subprocess.run(["scancel", job], check=True)
+            break
+        time.sleep(0.05)
+    text, _ = proc.communicate(timeout=600)
+    assert job is not None, f"the release job was not seen running:\n{text[-4000:]}"
+    assert proc.returncode not in (0, 124, 137), text[-4000:]
+    assert "Error in rule release" in text, text[-4000:]
+    assert not (releases / "tiny-cancel").exists()
+    # SLURM sent SIGTERM first: the release cleaned up after itself, its reservation deleted
+    assert rows(private) == []
+
+    rerun = subprocess.run(_snakemake_cmd(wf, cfg), cwd=wf, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-4000:]
+    assert sorted(f.name for f in releases.iterdir()) == ["tiny-cancel"]  # no hidden leftovers
+    after_rerun = _release_files(releases / "tiny-cancel")
+    man_rerun = _manifest_without_timings(releases / "tiny-cancel")
+    import shutil
+
+    shutil.rmtree(releases / "tiny-cancel")
+    clean = subprocess.run([*_snakemake_cmd(wf, cfg), "results/releases/tiny-cancel"], cwd=wf, env=env,
+                           capture_output=True, text=True)
+    assert clean.returncode == 0, (clean.stdout + clean.stderr)[-4000:]
+    again = _release_files(releases / "tiny-cancel")
+    assert after_rerun.keys() == again.keys() and any(k.startswith("release.vcz/call_genotype/") for k in again)
+    assert [k for k in again if again[k] != after_rerun[k]] == []
+    assert man_rerun == _manifest_without_timings(releases / "tiny-cancel")
+    statuses = [r.status for r in rows(private)]
+    assert statuses.count("recorded") == 2 and "reserved" not in statuses, statuses
