@@ -498,12 +498,8 @@ class Ledger:
                 if version > SCHEMA_VERSION:
                     raise GenoshareError(f"ledger {self.path} has schema version {version}; this genoshare "
                                          f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade genoshare")
-                if version == 1:
-                    for stmt in _MIGRATE_1_2.split(";"):
-                        if stmt.strip():
-                            conn.execute(stmt)
-                elif version < SCHEMA_VERSION:  # 0 = new file; later versions migrate here
-                    for stmt in _SCHEMA.split(";"):
+                if version < SCHEMA_VERSION:  # 0 = new file; 1 = before cohort_ids
+                    for stmt in (_MIGRATE_1_2 if version == 1 else _SCHEMA).split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
