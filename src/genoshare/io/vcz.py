@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
