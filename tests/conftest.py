@@ -94,15 +94,33 @@ def pkg_stats_factory():
     return _make_pkg_stats
 
 
-# ---- every test gets its own private directory (release ledger), never the user's real one
+# ---- every test gets its own private directory (release ledger), never the user's real one. Module- and
+# session-scoped fixtures run before the per-test fixture below, so the whole session first gets one of its own.
+_SESSION_PRIVATE = None
+
+
+def pytest_configure(config):
+    import tempfile
+
+    global _SESSION_PRIVATE
+    _SESSION_PRIVATE = tempfile.mkdtemp(prefix="genoshare-test-private-")
+    _os.environ["GENOSHARE_PRIVATE_DIR"] = _SESSION_PRIVATE
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if _SESSION_PRIVATE:
+        shutil.rmtree(_SESSION_PRIVATE, ignore_errors=True)
+
+
 @_pytest.fixture(autouse=True)
 def _private_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(tmp_path_factory.mktemp("private")))
 
 
 # ---- a running SLURM (scripts/slurm/start.sh): tests skip without it, but never in CI
-def in_ci() -> bool:
-    return _os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+from tools import in_ci  # noqa: E402  (tests/ is on sys.path from the top of this file)
 
 
 @_pytest.fixture(scope="module")

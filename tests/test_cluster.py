@@ -170,7 +170,7 @@ def test_config_defaults(tmp_path):
           log_directory: ~/logs
         """)
     cfg = load_slurm_config(p)
-    assert (cfg.processes, cfg.jobs, cfg.walltime, cfg.job_extra_directives) == (4, 1, None, ())
+    assert (cfg.processes, cfg.jobs, cfg.walltime, cfg.job_extra_directives) == (4, 1, None, None)
     assert cfg.log_directory == os.path.expanduser("~/logs")
 
 
@@ -179,10 +179,10 @@ def test_config_defaults(tmp_path):
     ("- a\n- b\n", "mapping of sections"),
     ("other:\n  cores: 1\n", "no section 'slurm'"),
     ("slurm: 3\n", "must be a mapping"),
-    ("slurm:\n  cores: 1\n  memory: 1GB\n  coress: 2\n  nodes: 1\n", "unknown key(s) coress, nodes"),
+    ("slurm:\n  cores: 1\n  memory: 1GB\n  coress: 2\n", "unknown key coress (neither genoshare's"),
     ("slurm:\n  memory: 1GB\n", "missing required key(s) cores"),
     ("slurm:\n  cores: 0\n  memory: 1GB\n", "cores: must be a positive integer"),
-    ("slurm:\n  cores: 2\n  memory: lots\n", "memory: must be a size"),
+    ("slurm:\n  cores: 2\n  memory: lots\n", "Could not interpret 'lots' as a byte unit"),  # dask-jobqueue's words
     ("slurm:\n  cores: 2\n  processes: 3\n  memory: 1GB\n", "processes: 3 worker processes"),
     ("slurm:\n  cores: 2\n  memory: 1GB\n  walltime: 1:30:00\n", "walltime: must be a quoted string"),
     ("slurm:\n  cores: 2\n  memory: 1GB\n  job_extra_directives: --qos=x\n", "job_extra_directives: must be a list"),
@@ -197,6 +197,26 @@ def test_bad_config_is_one_line_error_naming_the_file(tmp_path, text, needle):
             pass
     msg = _one_line(ei.value)
     assert str(p) in msg and needle in msg, msg
+
+
+def test_any_dask_jobqueue_parameter_passes_through(tmp_path):
+    """Keys genoshare does not know are SLURMCluster's: they reach the worker job script unchanged."""
+    from dask_jobqueue.slurm import SLURMJob
+
+    p = _write(tmp_path, """\
+        slurm:
+          cores: 2
+          memory: 4GB
+          job_script_prologue: ["module load python/3.11"]
+          worker_extra_args: ["--lifetime", "55m"]
+          job_cpu: 2
+        """)
+    cfg = load_slurm_config(p)
+    kw = cfg.cluster_kwargs()
+    assert kw["job_script_prologue"] == ["module load python/3.11"] and kw["processes"] == 2
+    script = SLURMJob(scheduler="tcp://127.0.0.1:1", name="t",
+                      **{k: v for k, v in kw.items() if k != "scheduler_options"}).job_script()
+    assert "module load python/3.11" in script and "--lifetime 55m" in script and "--nthreads 1" in script
 
 
 def test_missing_config_file(tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from tools import require_tool
 from click.testing import CliRunner
 
 from genoshare.cli_verify import gwas as gwas_cmd
@@ -24,7 +25,12 @@ from genoshare.io.csvmatrix import read_matrix, write_matrix
 from genoshare.io.vcz import export_plink, open_vcz, write_vcz
 
 PLINK = shutil.which("plink1.9") or shutil.which("plink")
-needs_plink = pytest.mark.skipif(PLINK is None, reason="plink1.9 not installed (Debian package plink1.9)")
+
+
+@pytest.fixture
+def needs_plink():
+    """PLINK 1.9 on PATH (tests/tools.py: missing fails in CI, skips elsewhere)."""
+    return require_tool("plink1.9", "plink")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -97,7 +103,7 @@ def run_cli(*args):
 # PLINK 1.9 agreement
 
 
-@needs_plink
+@pytest.mark.usefixtures("needs_plink")
 def test_allelic_matches_plink_assoc(sim, tmp_path):
     plink("--bfile", sim["dir"] / "cohort", "--assoc", "--out", tmp_path / "a", cwd=tmp_path)
     ref = read_plink_table(tmp_path / "a.assoc")
@@ -109,7 +115,7 @@ def test_allelic_matches_plink_assoc(sim, tmp_path):
     assert_matches(ours, ref["SNP"], ref["CHISQ"], ref["P"], "--assoc")
 
 
-@needs_plink
+@pytest.mark.usefixtures("needs_plink")
 def test_genotypic_matches_plink_model_geno(sim, tmp_path):
     plink("--bfile", sim["dir"] / "cohort", "--model", "--cell", "0", "--out", tmp_path / "m", cwd=tmp_path)
     ref = read_plink_table(tmp_path / "m.model")
@@ -125,7 +131,7 @@ def test_genotypic_matches_plink_model_geno(sim, tmp_path):
     assert (g5[g5["TEST"] == "GENO"]["P"] == "NA").sum() > 0
 
 
-@needs_plink
+@pytest.mark.usefixtures("needs_plink")
 def test_missing_genotypes_and_phenotypes_match_plink(sim, tmp_path):
     plink("--bfile", sim["miss"], "--assoc", "--out", tmp_path / "a", cwd=tmp_path)
     plink("--bfile", sim["miss"], "--model", "--cell", "0", "--out", tmp_path / "m", cwd=tmp_path)
@@ -144,7 +150,7 @@ def test_missing_genotypes_and_phenotypes_match_plink(sim, tmp_path):
     np.testing.assert_array_equal(al["n_cases"], (G[:, pheno == 2] >= 0).sum(axis=1))
 
 
-@needs_plink
+@pytest.mark.usefixtures("needs_plink")
 def test_cases_against_separate_controls_match_plink(sim, tmp_path):
     base = sim["dir"] / "cohort"
     # without --keep-allele-order PLINK makes A1 the minor allele of each subset: some sites come out with their

@@ -27,10 +27,10 @@ grandparent-grandchild and avuncular 1/8).
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pytest
+from tools import require_tool
 from click.testing import CliRunner
 
 from genoshare.errors import GenoshareError
@@ -208,13 +208,13 @@ def test_planted_relatives_in_simulate_cohort(simulated_cohort):
     assert after == {**before, **planted}  # all planted found with their degree; nothing else new
 
 
-@pytest.mark.skipif(shutil.which("plink2") is None, reason="plink2 not installed")
 def test_matches_plink2_make_king_table(simulated_cohort, tmp_path):
+    plink2 = require_tool("plink2")
     import subprocess
 
     import pandas as pd
 
-    subprocess.run(["plink2", "--bfile", str(simulated_cohort / "cohort"), "--make-king-table",
+    subprocess.run([plink2, "--bfile", str(simulated_cohort / "cohort"), "--make-king-table",
                     "--king-table-filter", "-1", "--out", str(tmp_path / "king")], check=True, capture_output=True)
     t = pd.read_csv(tmp_path / "king.kin0", sep="\t")
     c = read_matrix(simulated_cohort / "cohort.csv.gz")

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tools import require_tool
 from scipy import stats
 
 from genoshare.errors import GenoshareError, InputError
@@ -441,9 +441,7 @@ def test_fam_carries_the_released_phenotype_and_check_release_passes(engines, tm
     man = json.loads((d / "manifest.json").read_text())
     assert man["phenotypes"]["plink_fam"]["column"] == "phenotype"
     assert check_release(d).ok
-    plink = shutil.which("plink1.9") or shutil.which("plink")
-    if plink is None:
-        pytest.skip("plink1.9 not installed")
+    plink = require_tool("plink1.9", "plink")
     res = subprocess.run([plink, "--bfile", str(d / "release"), "--assoc", "--allow-no-sex", "--out",
                           str(tmp_path / "assoc")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -4,12 +4,12 @@ the in-memory engine's release with the same seed; PLINK 1.9 reads the export ba
 allele frequencies the release reports."""
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
+from tools import require_tool
 
 from genoshare.api import release_store
 from genoshare.io.align import align
@@ -74,8 +74,7 @@ def test_plink_export_frequencies_match_release(sim, tmp_path):
     release_store(sim / "cohort.vcz", sim / "panel.vcz", EPS, out, seed=SEED, window=WINDOW, exports="plink,vcf")
     for f in ["release.bed", "release.bim", "release.fam", "release.vcf.gz", "release.vcf.gz.tbi", "frequencies.tsv"]:
         assert (out / f).exists(), f
-    plink = shutil.which("plink1.9") or shutil.which("plink")
-    assert plink, "plink1.9 is required (Debian package plink1.9)"
+    plink = require_tool("plink1.9", "plink")
     proc = subprocess.run([plink, "--bfile", str(out / "release"), "--freq", "--out", str(tmp_path / "fr"),
                            "--allow-extra-chr"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from tools import require_tool
 
 import genoshare.simulate as simulate_mod
 from genoshare.errors import GenoshareError
@@ -219,15 +220,7 @@ FMT_SMALL = dict(cases=60, controls=60, panel=30, holdout=40, variants=1500, n_c
 
 
 def _require(tool):
-    import os
-    import shutil
-
-    exe = shutil.which(tool)
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed")
-        pytest.skip(f"{tool} is not installed")
-    return exe
+    return require_tool(tool)
 
 
 @pytest.fixture(scope="module")

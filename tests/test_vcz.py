@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
+from tools import require_tool
 import zarr
 
 import genoshare.io.vcz as vcz_mod
@@ -24,13 +24,8 @@ from genoshare.io.vcz import (
 
 
 def _tool(name):
-    """Path of a required command-line tool: CI installs them (apt), so missing there is a failure."""
-    exe = shutil.which(name)
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed")
-        pytest.skip(f"{name} is not installed")
-    return exe
+    """Path of a required command-line tool (tests/tools.py: missing fails in CI, skips elsewhere)."""
+    return require_tool(name)
 
 
 def make_data(m=53, n=37, seed=0, missing=0.05):

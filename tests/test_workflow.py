@@ -284,6 +284,7 @@ def _submitted(text: str) -> set[str]:
     return set(re.findall(r"has been submitted with SLURM jobid (\d+)", text))
 
 
+@pytest.mark.slow
 def test_every_job_goes_through_sbatch(slurm, tmp_path):
     cfg = write_config(tmp_path / "config.yaml")
     res = snakemake(tmp_path, "--profile", REPO / "profiles" / "slurm", "--configfile", cfg, *SLURM_FAST,
@@ -302,6 +303,7 @@ def test_every_job_goes_through_sbatch(slurm, tmp_path):
     assert table[1]["calibration"] == "nominal" and table[1]["af_source"] == "reference"
 
 
+@pytest.mark.slow
 def test_release_with_dask_jobqueue_workers(slurm, tmp_path):
     """dask.scheduler slurm: ldstats and release run here, their Dask workers are SLURM jobs."""
     worker_logs = tmp_path / "dask-workers"
@@ -336,6 +338,7 @@ def test_release_with_dask_jobqueue_workers(slurm, tmp_path):
     assert read_table(results / "comparison.tsv")[0]["release"] == "tiny-jobqueue"
 
 
+@pytest.mark.slow
 def test_failing_rule_is_reported_failed_under_slurm(slurm, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,rs1,rs2,rs3\nc1,0,1,2\nc2,1,3,0\n")  # 3 is not a genotype

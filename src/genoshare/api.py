@@ -128,6 +128,10 @@ def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None, phenotype=N
     return obj, float(obj["total"]["epsilon"])
 
 
+def _af_file(af_source: str):
+    return af_source[len("public:"):] if af_source.startswith("public:") else None
+
+
 def _check_common(epsilon: float, af_source: str) -> None:
     if not (epsilon > 0 and np.isfinite(epsilon)):
         raise GenoshareError(f"--epsilon must be a positive number, not {epsilon}")
@@ -209,15 +213,23 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
     if sample_block is None or sample_block < 1:
         raise GenoshareError("--sample-block must be at least 1")
+    from genoshare.io.outputs import check_output_location, check_phenotype_match
+
+    check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     with timer("read"):
         cohort = read_matrix(cohort_path)
+        check_phenotype_match(pheno, cohort.sample_ids)
         reference = read_matrix(reference_path)
         validate_same_variants(cohort, reference, cohort_path, reference_path)
         if reference.n_missing:
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
                                              "impute or drop them first")
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
+        from genoshare.privacy.panel_overlap import check_matrices
+
+        overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
+                                 reference_path)
         master = _master(seed)
         af_path, af_cal = _csv_af_plan(af_source, cohort)
     with timer("ldstats"):
@@ -233,6 +245,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
                                       pheno.privacy_entry())
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+    book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
+    book.notify(overlap["message"])
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
         from genoshare.privacy.ledger import cohort_ids_key, fingerprint_matrix
@@ -452,9 +466,13 @@ class _StoreInputs:
 
     def alignment_summary(self, ambiguous, unmatched) -> dict:
         al = self.alignment
+        from genoshare.io.ingest import dropped_at_ingest
+
         return {"cohort_sites": al.n_cohort_sites, "kept": al.n_kept, "panel_swapped": int(al.panel_swap.sum()),
                 "panel_strand_flipped": int(al.panel_strand_flip.sum()), "dropped": al.dropped,
-                "ambiguous": ambiguous, "unmatched": unmatched}
+                "ambiguous": ambiguous, "unmatched": unmatched,
+                **dropped_at_ingest(self.cohort, "dropped_at_ingest"),
+                **dropped_at_ingest(self.panel, "panel_dropped_at_ingest")}
 
 
 def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFAULT_ZERO_CELL,
@@ -511,6 +529,9 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     _check_common(epsilon, af_source)
     exports = parse_exports(exports)
     pheno = _phenotype_plan(phenotypes, release_phenotype, notify)
+    from genoshare.io.outputs import check_export_ids, check_output_location, check_phenotype_match
+
+    check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     af_table = af_path = None
     if af_source.startswith("public:"):
@@ -518,8 +539,14 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         af_table = read_af_table(af_path)
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
                       timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+        from genoshare.privacy.panel_overlap import check_stores
+
         cohort, idx = inp.cohort, inp.index
+        check_export_ids(exports, cohort.sample_ids, cohort.variant_id[idx], cohort_path)
+        check_phenotype_match(pheno, cohort.sample_ids)
+        overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+        book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
         with timer("ldstats"):
             stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
         with timer("calibrate"):
@@ -552,6 +579,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             from genoshare.privacy.kinship import GenotypeSource
             from genoshare.privacy.ledger import cohort_ids_key, fingerprint_from_digests
 
+            book.notify(overlap["message"])
             book.reserve(cohort_ids_key(cohort.sample_ids, cohort.variant_id), privacy()[0], cohort_path=cohort_path,
                          af_source=af_source, test_release=seed is not None)
             kin = book.relatives_check(cohort.n_samples,
@@ -589,7 +617,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx)
                 res = pipeline.release_passes(
                     calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
-                    target_fn=target_fn, digests=True,
+                    target_fn=target_fn, digests=True, source=cohort_path, variant_ids=cohort.variant_id[idx],
                     extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if dropped.size else ())
                 written.result()
             digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)

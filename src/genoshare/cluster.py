@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -52,43 +53,73 @@ _NOISY_LOGGERS = {"distributed": logging.ERROR, "dask_jobqueue": logging.ERROR, 
 
 @dataclass(frozen=True)
 class SlurmConfig:
-    """One section of a cluster config file (see config/cluster.example.yaml)."""
+    """One section of a cluster config file (see config/cluster.example.yaml).
+
+    ``jobqueue`` holds every key of the section except genoshare's own (``jobs``, ``startup_timeout``): they are
+    dask_jobqueue.SLURMCluster's parameters, passed through unchanged, so any of them (``job_script_prologue``,
+    ``worker_extra_args``, ``job_cpu``, ...) works, and dask-jobqueue is the one that checks them.
+    """
 
     path: str
     section: str
-    cores: int
-    memory: str
-    processes: int
-    walltime: str | None = None
-    queue: str | None = None
-    account: str | None = None
-    job_extra_directives: tuple[str, ...] = ()
-    interface: str | None = None
+    jobqueue: dict[str, Any]
     jobs: int = 1
-    local_directory: str | None = None
-    log_directory: str | None = None
-    python: str | None = None
     startup_timeout: float = SLURM_STARTUP_TIMEOUT
+
+    def __getattr__(self, name: str):
+        # cfg.cores, cfg.log_directory, ...: a SLURMCluster parameter as the section gives it (None if absent)
+        if name.startswith("_") or name in ("path", "section", "jobqueue", "jobs", "startup_timeout"):
+            raise AttributeError(name)
+        return self.jobqueue.get(name)
 
     def cluster_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of dask_jobqueue.SLURMCluster (the dashboard on a free port)."""
-        kw: dict[str, Any] = dict(cores=self.cores, memory=self.memory, processes=self.processes,
-                                  job_extra_directives=list(self.job_extra_directives),
-                                  scheduler_options={"dashboard_address": ":0"})
-        for name in ("walltime", "queue", "account", "interface", "local_directory", "log_directory", "python"):
-            value = getattr(self, name)
-            if value is not None:
-                kw[name] = value
-        return kw
+        return {"scheduler_options": {"dashboard_address": ":0"}, **self.jobqueue}
 
 
-_REQUIRED = ("cores", "memory")
-_KNOWN = ("cores", "memory", "processes", "walltime", "queue", "account", "job_extra_directives", "interface",
-          "jobs", "local_directory", "log_directory", "python", "startup_timeout")
+#: genoshare's own keys of a section; everything else belongs to dask-jobqueue.
+OWN_KEYS = ("jobs", "startup_timeout")
+#: Keys holding paths: ~ and $VARS are expanded here (dask-jobqueue takes them literally).
+_PATH_KEYS = ("local_directory", "log_directory", "python")
+
+
+def _jobqueue_problem(kwargs: dict[str, Any]) -> str | None:
+    """What dask-jobqueue itself says about these SLURMCluster parameters, or None: its job class builds the
+    worker job script without starting a scheduler or submitting anything."""
+    import inspect
+
+    from dask_jobqueue.core import JobQueueCluster
+    from dask_jobqueue.slurm import SLURMJob
+
+    cluster_only = set(inspect.signature(JobQueueCluster.__init__).parameters) - {"self", "job_kwargs"}
+    job_kwargs = {k: v for k, v in kwargs.items() if k not in cluster_only or k in ("interface", "protocol")}
+    try:
+        SLURMJob(scheduler="tcp://127.0.0.1:1", name="genoshare-config-check", **job_kwargs).job_script()
+    except TypeError as exc:
+        m = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        if m:
+            return f"unknown key {m.group(1)} (neither genoshare's ({', '.join(OWN_KEYS)}) nor a parameter of " \
+                   "dask_jobqueue.SLURMCluster)"
+        return " ".join(str(exc).split())
+    except (ValueError, ZeroDivisionError) as exc:
+        text = " ".join(str(exc).split())
+        if "specify how much cores and memory" in text:
+            missing = [k for k in ("cores", "memory") if kwargs.get(k) is None]
+            return f"missing required key(s) {', '.join(missing)}"
+        return text
+    return None
 
 
 def load_slurm_config(path: str | Path, section: str = "slurm") -> SlurmConfig:
-    """Read and check one section of a cluster config file; any problem is one InputError naming the file."""
+    """Read and check one section of a cluster config file; any problem is one InputError naming the file.
+
+    dask-jobqueue checks its own parameters (unknown keys, missing cores/memory, sizes). Checked here are only
+    genoshare's keys and the values dask-jobqueue accepts but turns into a wrong job (measured with
+    dask-jobqueue 0.9): ``walltime: 1:30:00`` unquoted is read by YAML as 5400 and becomes ``#SBATCH -t 5400``
+    (minutes); ``job_extra_directives: --qos=x`` (a string) becomes one #SBATCH line per character; more
+    ``processes`` than ``cores`` gives workers of 0 threads; a fractional ``cores`` a fractional --nworkers; a
+    network ``interface`` this machine lacks only fails after the startup timeout.
+    """
     import yaml
 
     p = Path(path).expanduser()
@@ -115,52 +146,33 @@ def load_slurm_config(path: str | Path, section: str = "slurm") -> SlurmConfig:
     def bad(key: str, why: str):
         return InputError(p, f"section '{section}': {key}: {why}")
 
-    unknown = sorted(str(k) for k in raw if k not in _KNOWN)
-    if unknown:
-        raise InputError(p, f"section '{section}': unknown key(s) {', '.join(unknown)} (known: {', '.join(_KNOWN)})")
-    missing = [k for k in _REQUIRED if raw.get(k) is None]
-    if missing:
-        raise InputError(p, f"section '{section}': missing required key(s) {', '.join(missing)}")
-
-    def positive_int(key: str, default=None) -> int:
-        v = raw.get(key, default)
+    def positive_int(key: str, v) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise bad(key, f"must be a positive integer, not {v!r}")
         return v
 
-    def optional_str(key: str) -> str | None:
-        v = raw.get(key)
-        if v is None:
-            return None
-        if not isinstance(v, str) or not v.strip():
-            raise bad(key, f"must be a non-empty string, not {v!r}")
-        return v
+    jobqueue = {str(k): v for k, v in raw.items() if k not in OWN_KEYS and v is not None}
+    jobs = positive_int("jobs", raw.get("jobs", 1))
+    timeout = raw.get("startup_timeout", SLURM_STARTUP_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise bad("startup_timeout", f"must be a positive number of seconds, not {timeout!r}")
 
-    cores = positive_int("cores")
-    processes = positive_int("processes", cores)
-    if processes > cores:
-        raise bad("processes", f"{processes} worker processes per job cannot share {cores} cores "
-                               "(each needs at least one thread)")
-    memory = raw["memory"]
-    if isinstance(memory, bool) or not isinstance(memory, (str, int)):
-        raise bad("memory", f"must be a size like '16GB', not {memory!r}")
-    from dask.utils import parse_bytes
-
-    try:
-        if parse_bytes(memory) <= 0:
-            raise ValueError
-    except (ValueError, TypeError):
-        raise bad("memory", f"must be a size like '16GB', not {memory!r}") from None
-    memory = str(memory)
-
-    walltime = raw.get("walltime")
+    if "cores" in jobqueue:
+        # genoshare's default, unlike dask-jobqueue's sqrt(cores): one thread per worker (module docstring)
+        jobqueue.setdefault("processes", positive_int("cores", jobqueue["cores"]))
+    if "processes" in jobqueue:
+        processes = positive_int("processes", jobqueue["processes"])
+        if isinstance(jobqueue.get("cores"), int) and processes > jobqueue["cores"]:
+            raise bad("processes", f"{processes} worker processes per job cannot share {jobqueue['cores']} cores "
+                                   "(each needs at least one thread)")
+    walltime = jobqueue.get("walltime")
     if walltime is not None and not isinstance(walltime, str):
         raise bad("walltime", f"must be a quoted string like '01:30:00', not {walltime!r} "
                               "(YAML reads unquoted 1:30:00 as a number of seconds)")
-    extra = raw.get("job_extra_directives") or []
-    if not isinstance(extra, list) or not all(isinstance(x, str) for x in extra):
+    extra = jobqueue.get("job_extra_directives")
+    if extra is not None and (not isinstance(extra, list) or not all(isinstance(x, str) for x in extra)):
         raise bad("job_extra_directives", "must be a list of strings like ['--qos=normal']")
-    interface = optional_str("interface")
+    interface = jobqueue.get("interface")
     if interface is not None:
         import psutil
 
@@ -168,20 +180,15 @@ def load_slurm_config(path: str | Path, section: str = "slurm") -> SlurmConfig:
         if interface not in have:
             raise bad("interface", f"no network interface '{interface}' on this machine "
                                    f"(have: {', '.join(have)}); on the test SLURM use 'lo'")
-    timeout = raw.get("startup_timeout", SLURM_STARTUP_TIMEOUT)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise bad("startup_timeout", f"must be a positive number of seconds, not {timeout!r}")
-
-    def path_or_none(key: str) -> str | None:
-        v = optional_str(key)
-        return None if v is None else os.path.expandvars(os.path.expanduser(v))
-
-    return SlurmConfig(path=str(p), section=section, cores=cores, memory=memory, processes=processes,
-                       walltime=walltime, queue=optional_str("queue"), account=optional_str("account"),
-                       job_extra_directives=tuple(extra), interface=interface, jobs=positive_int("jobs", 1),
-                       local_directory=path_or_none("local_directory"),
-                       log_directory=path_or_none("log_directory"), python=path_or_none("python"),
-                       startup_timeout=float(timeout))
+    for key in _PATH_KEYS:
+        if isinstance(jobqueue.get(key), str):
+            jobqueue[key] = os.path.expandvars(os.path.expanduser(jobqueue[key]))
+    if isinstance(jobqueue.get("memory"), int) and not isinstance(jobqueue["memory"], bool):
+        jobqueue["memory"] = str(jobqueue["memory"])
+    problem = _jobqueue_problem(jobqueue)
+    if problem is not None:
+        raise InputError(p, f"section '{section}': {problem}")
+    return SlurmConfig(path=str(p), section=section, jobqueue=jobqueue, jobs=jobs, startup_timeout=float(timeout))
 
 
 # ----------------------------------------------------------------------------------------------

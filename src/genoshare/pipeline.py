@@ -22,7 +22,7 @@ import numpy as np
 import zarr
 from dask.highlevelgraph import HighLevelGraph
 
-from genoshare.errors import GenoshareError
+from genoshare.errors import GenoshareError, InputError
 from genoshare.kernels.fingerprint import LANES, add_row_digests, sample_weights
 from genoshare.kernels.noise import (
     calls_from_codes,
@@ -56,6 +56,10 @@ def _panel_rows(panel_path: str, panel_index: np.ndarray, swap: np.ndarray) -> n
         calls = z[lo:hi][rows - lo]
     else:
         calls = z.get_orthogonal_selection((rows, slice(None), slice(None)))
+    if calls.size and calls.max() > 1:
+        bad = int(panel_index[order][np.flatnonzero((calls > 1).any(axis=(1, 2)))[0]])
+        raise InputError(panel_path, f"allele index above 1 at bi-allelic site {bad + 1} of the reference panel "
+                                     "(e.g. GT 0/3 with one ALT allele): not a valid genotype there")
     G = np.empty((panel_index.size, z.shape[1]), dtype=np.int8)
     G[order] = dosage_from_calls(np.ascontiguousarray(calls))
     if (G < 0).any():
@@ -120,14 +124,14 @@ class _Layout:
 
 
 def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b: int):
-    """Pass 1 of chunk (c, b): (per-variant [1-bits, called, original ALT count] (v, 3), packed noisy codes,
-    this block's part of the fingerprint digests (v, LANES) or None)."""
+    """Pass 1 of chunk (c, b): (per-variant [1-bits, called, original ALT count, alleles with an index above 1]
+    (v, 4), packed noisy codes, this block's part of the fingerprint digests (v, LANES) or None)."""
     v0, s0 = c * layout.cv, b * layout.cs
     v, s, _ = calls.shape
     t_hi, t_lo = thresholds[:, 0].copy(), thresholds[:, 1].copy()
     packed = np.zeros((v, (s + 1) // 2), dtype=np.uint8)
-    counts = np.zeros((v, 3), dtype=np.int64)
-    ones, nonmiss, original = (np.zeros(v, dtype=np.int64) for _ in range(3))
+    counts = np.zeros((v, 4), dtype=np.int64)
+    ones, nonmiss, original, invalid = (np.zeros(v, dtype=np.int64) for _ in range(4))
     digests = np.zeros((v, LANES), dtype=np.uint64)
     weights = sample_weights(s0, s) if layout.digests else np.zeros((0, LANES), dtype=np.uint64)
     # The keystream goes through a few-MB window of rows (as in mechanism.release.noisy_codes).
@@ -136,8 +140,8 @@ def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b
         e = min(a + step, v)
         words = noise_words(keys.noise, layout.n_total, v0 + a, v0 + e, s0, s0 + s)
         noise_pack_count(calls[a:e], words, t_hi[a:e], t_lo[a:e], weights, packed[a:e], ones[a:e], nonmiss[a:e],
-                         original[a:e], digests[a:e])
-    counts[:, 0], counts[:, 1], counts[:, 2] = ones, nonmiss, original
+                         original[a:e], digests[a:e], invalid[a:e])
+    counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] = ones, nonmiss, original, invalid
     return counts, packed, digests if layout.digests else None
 
 
@@ -186,7 +190,7 @@ def _digest_block(calls, cs: int, block_id=None):
                            np.zeros((calls.shape[0], LANES), dtype=np.uint64))[:, None, :]
 
 
-SUMMARY = 5  # per-variant columns of the plan: original, called, released, 1->0 flips, 0->1 flips
+SUMMARY = 6  # per-variant columns of the plan: original, called, released, 1->0 flips, 0->1 flips, invalid alleles
 
 
 @dataclass(frozen=True)
@@ -206,10 +210,11 @@ def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, 
     """Flip plan of variant chunk c from its sample blocks' pass-1 counts.
 
     Returns (k_signed (v, nb): signed flip count per sample block (sign = direction), summary (v, SUMMARY): per
-    variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips).
+    variant the original ALT count, called genotypes, released ALT count, 1->0 and 0->1 flips, alleles with an
+    index above 1).
     """
     v0 = c * layout.cv
-    counts = np.stack([p[0] for p in parts], axis=1)  # (v, nb, 3)
+    counts = np.stack([p[0] for p in parts], axis=1)  # (v, nb, 4)
     ones, called = counts[..., 0], counts[..., 1]
     original = counts[..., 2].sum(axis=1)
     n_called = called.sum(axis=1)
@@ -223,7 +228,8 @@ def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, 
     k_signed = k * direction[:, None]
     flips = k.sum(axis=1)
     summary = np.stack([original, n_called, ones.sum(axis=1) + k_signed.sum(axis=1),
-                        np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0)], axis=1)
+                        np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0),
+                        counts[..., 3].sum(axis=1)], axis=1)
     digests = None
     if layout.digests:  # uint64 sums wrap: the digests are mod 2^64
         digests = np.sum(np.stack([p[2] for p in parts]), axis=0, dtype=np.uint64)
@@ -232,7 +238,7 @@ def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, 
 
 def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, target_af: np.ndarray | None,
                    out_group: zarr.Group, progress=None, target_fn=None, digests: bool = False,
-                   extra: tuple = ()) -> PassResult:
+                   extra: tuple = (), source=None, variant_ids=None) -> PassResult:
     """Run pass 1, the flip plan and pass 2, writing call_genotype/mask/phased into ``out_group``.
 
     Targets of the restoration: ``target_af`` None restores the cohort's own (published)
@@ -247,6 +253,8 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
 
     ``digests``: also compute the fingerprint digests of these variants in pass 1 (no extra read).
     ``extra``: Dask collections computed in the same run (e.g. the digests of variants not released).
+    Alleles with an index above 1 (e.g. VCF GT 0/3 at a bi-allelic site) are counted in pass 1: any refuses the
+    release (InputError naming ``source`` and the first such variant of ``variant_ids``).
     """
     m, n, _ = calls.shape
     vchunks, schunks = calls.chunks[0], calls.chunks[1]
@@ -291,7 +299,13 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     _, summary, written, *rest = _compute((*outputs, *extra), progress)
     digest_rows = rest.pop(0) if digests else None
 
-    original, n_called, released_counts, down, up = summary.T
+    original, n_called, released_counts, down, up, invalid = summary.T
+    if invalid.any():
+        bad = np.flatnonzero(invalid)
+        where = f"variant {variant_ids[bad[0]]}" if variant_ids is not None else f"kept variant {bad[0]}"
+        raise InputError(source or "cohort", f"allele index above 1 at bi-allelic {where} (e.g. GT 0/3 or "
+                         f"call_genotype 3 with one ALT allele; {bad.size} variant(s), {int(invalid.sum())} "
+                         "allele(s)): not a valid genotype there; nothing was released")
     if not np.array_equal(written, released_counts):
         bad = int(np.flatnonzero(written != released_counts)[0])
         raise GenoshareError(f"internal error: variant {bad} was written with {int(written[bad])} ALT alleles, "

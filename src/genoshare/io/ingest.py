@@ -53,7 +53,7 @@ from genoshare.errors import GenoshareError, InputError
 from genoshare.io import vcz
 from genoshare.io.validate import check_plink, check_vcf, plink_paths
 
-__all__ = ["ingest", "detect_format", "classify_sites", "DROP_REASONS", "CSV_REF", "CSV_ALT"]
+__all__ = ["ingest", "detect_format", "classify_sites", "dropped_at_ingest", "DROP_REASONS", "CSV_REF", "CSV_ALT"]
 
 DEFAULT_CHUNK_VARIANTS = vcz.DEFAULT_CHUNK_VARIANTS
 DEFAULT_CHUNK_SAMPLES = vcz.DEFAULT_CHUNK_SAMPLES
@@ -116,11 +116,14 @@ def _blocks(n_variants: int, chunk: int, bytes_per_variant: int):
         yield a, min(n_variants, a + step)
 
 
-def classify_sites(info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_ploidy: bool = True):
+def classify_sites(info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_ploidy: bool = True,
+                   invalid: np.ndarray | None = None):
     """(keep mask (m,), dropped {reason: count}) for :data:`DROP_REASONS`; each site counts under its first reason.
 
     With ``scan_ploidy`` call_genotype is read block by block to find calls that are not diploid (-2 fill in the
     first two slots or a non-fill value beyond them); without it only the ploidy dimension is checked.
+    ``invalid`` (optional (m,) int64 buffer, filled during that scan): per bi-allelic site, the number of calls
+    holding an allele index above 1 (e.g. VCF GT 0/3 where ALT has one allele), which is no valid genotype there.
     """
     m = info.n_variants
     a = np.asarray(info.variant_allele, dtype=object)
@@ -143,6 +146,8 @@ def classify_sites(info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_pl
             if info.ploidy > 2:
                 bad |= (g[:, :, 2:] != -2).any(axis=(1, 2))
             bad_ploidy[lo:hi] = bad
+            if invalid is not None:
+                invalid[lo:hi] = np.where(todo[lo:hi], (g[:, :, :2] > 1).sum(axis=(1, 2)), 0)
     non_diploid = bad_ploidy & ~multi & ~missing
     keep = ~(multi | missing | non_diploid)
     dropped = {
@@ -151,6 +156,17 @@ def classify_sites(info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_pl
         "non_diploid": int(non_diploid.sum()),
     }
     return keep, dropped
+
+
+def dropped_at_ingest(info: vcz.VczInfo, key: str) -> dict:
+    """{key: {reason: count}} of the sites :func:`ingest` dropped from this store's input (multi-allelic,
+    missing allele, non-diploid e.g. haploid calls), from its ``genoshare_ingest`` attribute; {} when the store was
+    not made by ingest. Counts of sites, nothing about individuals: the release manifest carries them."""
+    meta = (info.attrs or {}).get("genoshare_ingest")
+    dropped = meta.get("dropped") if isinstance(meta, dict) else None
+    if not isinstance(dropped, dict):
+        return {}
+    return {key: {str(k): int(v) for k, v in dropped.items()}}
 
 
 def _rewrite(info: vcz.VczInfo, src: zarr.Group, keep: np.ndarray, out: Path, chunks, root_attrs: dict) -> None:
@@ -299,7 +315,15 @@ def ingest(
                 if info.n_variants == 0:
                     raise InputError(blame, "has no variants")
             src_root = vcz.open_group(src_path)
-            keep, dropped = classify_sites(info, src_root, scan_ploidy=fmt in ("vcf", "vcz"))
+            invalid = np.zeros(info.n_variants, dtype=np.int64)
+            keep, dropped = classify_sites(info, src_root, scan_ploidy=fmt in ("vcf", "vcz"), invalid=invalid)
+            invalid[~keep] = 0
+            if invalid.any():
+                first = int(np.flatnonzero(invalid)[0])
+                raise InputError(blame, f"allele index above 1 at bi-allelic site {info.variant_id[first]} (e.g. GT "
+                                        f"0/3 with one ALT allele; {int((invalid > 0).sum())} site(s), "
+                                        f"{int(invalid.sum())} allele(s)): not a valid genotype there; fix or drop "
+                                        "those sites")
             n_keep = int(keep.sum())
             if n_keep == 0:
                 detail = ", ".join(f"{k} {v}" for k, v in dropped.items() if v)

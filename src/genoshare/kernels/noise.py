@@ -307,12 +307,14 @@ def unpack_codes(packed, s):
 
 
 @njit(cache=True, nogil=True)
-def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out):
+def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out,
+                     invalid_out):
     """Pass 1 of the store pipeline for one sample block, in one sweep over a (v, s, 2) call chunk: what
     dosage_from_calls, noise_xor_count, packing two codes per byte (see unpack_codes) and add_row_digests
     (kernels.fingerprint) do one after the other, plus each variant's original ALT count. ``weights`` (s, 2) are the fingerprint's sample weights, or
     (0, 2) to skip the digests. Outputs are per variant: ones_out, nonmiss_out, original_out (v,), digest_out
-    (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller.
+    (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller. invalid_out (v,): alleles
+    with an index above 1 (not a genotype of a bi-allelic site: the caller refuses the release if any).
     """
     v, s, _ = calls.shape
     digests = weights.shape[0] > 0
@@ -322,6 +324,7 @@ def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmis
         ones = 0
         called = 0
         orig = 0
+        bad = 0
         h0 = np.uint64(0)
         h1 = np.uint64(0)
         for i in range(s):
@@ -335,6 +338,7 @@ def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmis
             packed[j, i >> 1] |= nib << np.uint8(4 * (i & 1))
             ones += ok * ((c >> 1) + (c & 1))
             called += ok
+            bad += (a > 1) + (b > 1)
             if ok:
                 orig += g
             if digests:
@@ -344,6 +348,7 @@ def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmis
         ones_out[j] = ones
         nonmiss_out[j] = called
         original_out[j] = orig
+        invalid_out[j] = bad
         if digests:
             digest_out[j, 0] += h0
             digest_out[j, 1] += h1

@@ -19,6 +19,9 @@ from genoshare.mechanism.ldstats import LDStats
 TWO32 = float(1 << 32)
 T_MIN = 1  # never a zero flip rate: a column without noise would have infinite epsilon
 T_MAX = (1 << 32) - 1
+#: The smallest positive true epsilon quantised noise can have: one column one step (2^-32) away from a fair
+#: coin. A smaller request has no scale: every release bit would be a fair coin, which is no release at all.
+MIN_EPSILON = float(abs(np.log1p(-(0.5 + 2.0**-32)) - np.log(0.5 + 2.0**-32)))
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float
         return _finish(stats, method, epsilon, nominal_scale(stats, epsilon))
     if method != "exact":
         raise ValueError("calibration must be 'exact' or 'nominal'")
+    if epsilon < MIN_EPSILON:
+        raise GenoshareError(f"requested epsilon {epsilon:g} is below the smallest epsilon the noise can express "
+                             f"({MIN_EPSILON:.3g}: flip rates are quantised in steps of 2^-32)")
     return _finish(stats, method, epsilon, _exact_scale(stats, epsilon, rtol))
 
 

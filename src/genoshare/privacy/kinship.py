@@ -485,3 +485,61 @@ def check_relatives(cohort, epsilon: float | None = None, *, delta: float = 0.0,
             f"(closest: {a['id1']} and {a['id2']}, {a['phi']:.3f}, {a['degree']}; largest group "
             f"{report['largest_group']} people); remove relatives first (genoshare kinship lists them)")
     return report
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# cohort against reference panel (a panel must be public or disjoint: issue 15 item 4)
+
+
+def cross_kinship(cohort_read: Callable[[int, int], np.ndarray], cohort_ids: Sequence[str], panel: np.ndarray,
+                  panel_ids: Sequence[str], *, duplicate: float, related: float, max_discordance: float = 0.02,
+                  memory_bytes: float = 1.5e9) -> dict:
+    """KING-robust phi between every cohort individual and every panel individual, on the same k SNPs.
+
+    ``cohort_read(s0, s1)`` -> int8 (k, s1 - s0) dosages of cohort individuals s0..s1 (negative = missing);
+    ``panel`` (k, n_panel) int8 dosages recoded to the cohort's ALT allele. Work in blocks of cohort rows against
+    all panel columns (memory ~60 x block x n_panel bytes). Returns counts only: {n_snps, usable_snps (polymorphic
+    in the panel), max_phi, closest (cohort id, panel id) or None, n_duplicate_pairs (phi > duplicate and
+    genotypes differing at no more than ``max_discordance`` of the SNPs both have called), n_related_pairs (other
+    pairs with phi > related), duplicate: (cohort id, panel id, phi, discordance) of the first duplicate or None}.
+
+    Why the discordance: on little genome (e.g. msprime simulations of a few hundred kb) unrelated people can
+    reach phi ~0.45 by chance, but their genotypes still differ at >= 5% of the SNPs (measured); a duplicate or MZ
+    twin differs only by genotyping errors (< 1%)."""
+    panel = np.ascontiguousarray(panel, dtype=np.int8)
+    k, n_p = panel.shape
+    n_c = len(cohort_ids)
+    out = {"n_snps": int(k), "usable_snps": int((panel != panel[:, :1]).any(axis=1).sum()) if n_p else 0,
+           "max_phi": None, "closest": None, "n_duplicate_pairs": 0, "n_related_pairs": 0,
+           "duplicate": None}
+    if k == 0 or n_p == 0 or n_c == 0:
+        return out
+    b = int(max(1, min(n_c, memory_bytes // (_BYTES_PER_CELL * n_p))))
+    best = -np.inf
+    for s0 in range(0, n_c, b):
+        s1 = min(n_c, s0 + b)
+        gi = np.asarray(cohort_read(s0, s1), dtype=np.int8)
+        acc = _Block(s1 - s0, n_p, square=False)
+        acc.update(gi, panel)
+        phi = acc.phi("between")
+        finite = np.nan_to_num(phi, nan=-np.inf)
+        rows, cols = np.nonzero(finite > duplicate)
+        n_dup = 0
+        for t in range(0, rows.size, 1024):  # candidates only: their genotype discordance, pair by pair
+            a, b = gi[:, rows[t:t + 1024]], panel[:, cols[t:t + 1024]]
+            both = (a >= 0) & (b >= 0)
+            differ = ((a != b) & both).sum(axis=0) / np.maximum(both.sum(axis=0), 1)
+            dup = np.flatnonzero(differ <= max_discordance)
+            if dup.size and out["duplicate"] is None:
+                r, c = int(rows[t + dup[0]]), int(cols[t + dup[0]])
+                out["duplicate"] = (str(cohort_ids[s0 + r]), str(panel_ids[c]), round(float(phi[r, c]), 4),
+                                    round(float(differ[dup[0]]), 4))
+            n_dup += int(dup.size)
+        out["n_duplicate_pairs"] += n_dup
+        out["n_related_pairs"] += int((finite > related).sum()) - n_dup
+        r, c = np.unravel_index(int(np.argmax(finite)), finite.shape)
+        if finite[r, c] > best:
+            best = float(finite[r, c])
+            out["closest"] = (str(cohort_ids[s0 + r]), str(panel_ids[c]))
+    out["max_phi"] = None if not np.isfinite(best) else round(best, 4)
+    return out
