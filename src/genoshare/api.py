@@ -439,7 +439,11 @@ class _StoreInputs:
         return self
 
     def __exit__(self, *exc):
+        from genoshare.io.workdir import remove_own
+
         shutil.rmtree(self.work, ignore_errors=True)
+        if exc[0] is not None:  # the Dask cluster is closed by now: what its last tasks wrote goes too
+            remove_own(self.args[2])
 
     @property
     def index(self) -> np.ndarray:

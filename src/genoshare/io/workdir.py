@@ -113,3 +113,21 @@ def work_dir(out, notify=None) -> Path:
         return make_hidden_dir(parent / out.name, "work")
     except OSError as e:
         raise InputError(out, f"cannot create a work directory in {parent}: {e.strerror or e}") from None
+
+
+def remove_own(out, kinds=("tmp",)) -> None:
+    """Remove this process's hidden ``kinds`` siblings of ``out``: called once the Dask workers are stopped, since
+    a failed release's tasks still running on them can recreate files in the temporary directory after its
+    first removal (a full tmpfs still takes new directories and empty files)."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    prefix = f".{out.name}."
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        info = parse_hidden(entry.name)
+        if info and info["kind"] in kinds and info["out"] == out.name and info["host"] == host() \
+                and info["pid"] == os.getpid():
+            shutil.rmtree(entry.path, ignore_errors=True)
