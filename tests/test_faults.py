@@ -492,3 +492,64 @@ def test_slurm_job_cancelled_mid_workflow_then_rerun_gives_the_same_release(slur
     assert man_rerun == _manifest_without_timings(releases / "tiny-cancel")
     statuses = [r.status for r in rows(private)]
     assert statuses.count("recorded") == 2 and "reserved" not in statuses, statuses
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the pieces: hidden directory names, stale detection, error translation
+
+
+def test_hidden_names_and_stale_detection(tmp_path, monkeypatch):
+    from genoshare.io import workdir
+
+    monkeypatch.setattr(workdir.socket, "gethostname", lambda: "node-01.example")
+    name = workdir.hidden_name(tmp_path / "my.rel-1", "work")
+    assert workdir.parse_hidden(name) == {"out": "my.rel-1", "kind": "work", "host": "node-01.example",
+                                          "pid": os.getpid()}
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer exists (reaped)
+    live = os.getppid()
+    made = {}
+    for label, host, pid in (("dead", "node-01.example", dead.pid), ("live", "node-01.example", live),
+                             ("other-host", "node-02", dead.pid), ("mine", "node-01.example", os.getpid())):
+        d = tmp_path / f".r.work-{host}-{pid}-0123abcd"
+        d.mkdir()
+        (d / "cohort.vcz").mkdir()
+        made[label] = d
+    (tmp_path / ".r.work-node-01.example-notapid-0123abcd").mkdir()  # not ours by name: never touched
+    (tmp_path / f".r.tmp-node-01.example-{dead.pid}-0123abcd").write_text("a file, not a directory")
+    assert workdir.stale_dirs(tmp_path) == [made["dead"]]
+    removed = workdir.remove_stale(tmp_path)
+    assert removed == [made["dead"]] and not made["dead"].exists()
+    assert all(made[k].is_dir() for k in ("live", "other-host", "mine"))
+
+    d = workdir.make_hidden_dir(tmp_path / "out", "work")
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700 and f"-{os.getpid()}-" in d.name
+
+
+def test_filesystem_errors_are_found_and_name_the_right_path(tmp_path):
+    import errno
+
+    from genoshare.errors import InputError
+    from genoshare.io.atomic import filesystem_error, filesystem_errors_as, write_failure
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".out.tmp-h-1-00000000" / "x"))
+    try:
+        try:
+            raise full
+        except OSError as e:
+            raise RuntimeError("wrapped by a library") from e
+    except RuntimeError as wrapped:
+        assert filesystem_error(wrapped) is full
+    assert filesystem_error(ExceptionGroup("g", [ValueError("x"), full])) is full
+    assert filesystem_error(OSError(errno.ECONNREFUSED, "refused")) is None and filesystem_error(ValueError()) is None
+    e = write_failure(tmp_path / "out", full, inside=tmp_path / ".out.tmp-h-1-00000000")
+    assert str(e) == f"{tmp_path / 'out'}: cannot write the output: No space left on device"
+    unreadable = OSError(errno.EACCES, "Permission denied", "/data/cohort.vcz/call_genotype/0.0.0")
+    e = write_failure(tmp_path / "out", unreadable, inside=tmp_path / ".out.tmp-h-1-00000000")
+    assert e.path == "/data/cohort.vcz/call_genotype/0.0.0" and e.problem == "Permission denied"
+    with pytest.raises(InputError, match="out: cannot write the work directory here: No space left on device"):
+        with filesystem_errors_as(tmp_path / "out", "cannot write the work directory here", inside=tmp_path):
+            raise full
+    with pytest.raises(ValueError):  # anything else passes through
+        with filesystem_errors_as(tmp_path / "out"):
+            raise ValueError("not a file system problem")

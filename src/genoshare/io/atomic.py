@@ -50,9 +50,15 @@ def filesystem_error(exc: BaseException | None) -> OSError | None:
     return None
 
 
-def write_failure(out, err: OSError, what: str = "cannot write the output") -> InputError:
-    """One line naming ``out``: ``OUT: cannot write the output: No space left on device``."""
-    return InputError(out, f"{what}: {err.strerror or os.strerror(err.errno)}")
+def write_failure(out, err: OSError, what: str = "cannot write the output", inside=None) -> InputError:
+    """One line naming ``out``: ``OUT: cannot write the output: No space left on device``. With ``inside`` (the
+    directory being written), an error about a file elsewhere (an input that cannot be read) names that file."""
+    problem = err.strerror or os.strerror(err.errno)
+    if inside is not None and err.filename and not isinstance(err.filename, int):
+        f = Path(os.fsdecode(err.filename)).absolute()
+        if not f.is_relative_to(Path(inside).absolute()):
+            return InputError(f, problem)
+    return InputError(out, f"{what}: {problem}")
 
 
 @contextmanager
@@ -65,14 +71,14 @@ def filesystem_errors_as(out, what: str = "cannot write the output", inside=None
     except InputError as exc:
         if inside is not None and Path(exc.path).absolute().is_relative_to(Path(inside).absolute()):
             err = filesystem_error(exc)
-            raise (write_failure(out, err, what) if err is not None else InputError(out, f"{what}: {exc.problem}")) \
-                from exc
+            raise (write_failure(out, err, what, inside) if err is not None
+                   else InputError(out, f"{what}: {exc.problem}")) from exc
         raise
     except Exception as exc:
         err = filesystem_error(exc)
         if err is None:
             raise
-        raise write_failure(out, err, what) from exc
+        raise write_failure(out, err, what, inside) from exc
 
 
 def check_output(out, overwrite: bool = False, notify=None) -> Path:

@@ -352,7 +352,7 @@ def atomic_store(out, *, overwrite: bool = False):
             tmp.unlink()
         err = None if isinstance(exc, GenoshareError) else filesystem_error(exc)
         if err is not None:  # disk full, read-only, quota...: one line naming the output, nothing left behind
-            raise write_failure(out, err) from exc
+            raise write_failure(out, err, inside=tmp) from exc
         raise
 
 
