@@ -228,6 +228,7 @@ def test_race_for_one_budget_killed_run_stale_work_dir_and_ledger_cancel(sim, tm
         reserved = rows(private)
         # the accountant's total for the XOR stage at --epsilon 1200 is ~825: one fits under 1000, two do not
         assert [r.status for r in reserved] == ["reserved"] and 500 < reserved[0].epsilon <= 1000
+        assert reserved[0].output_dir == str(parent / "a")  # where to look before `ledger cancel`
         work = [f for f in parent.iterdir() if ".work-" in f.name]
         assert len(work) == 1, list(parent.iterdir())
         assert stat.S_IMODE(work[0].stat().st_mode) == 0o700

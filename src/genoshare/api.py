@@ -315,7 +315,8 @@ class _Bookkeeping:
         ``row``: cohort_path, af_source, test_release (ledger.reservation_entry)."""
         from genoshare.privacy.ledger import format_cumulative, reservation_entry
 
-        self.reservation = self.ledger.reserve(reservation_entry(cohort_key, privacy, **row), budget=self.budget)
+        self.reservation = self.ledger.reserve(reservation_entry(cohort_key, privacy, output_dir=self.out, **row),
+                                               budget=self.budget)
         self.notify(format_cumulative(self.ledger.cumulative(cohort_key, cohort_ids=cohort_key,
                                                              exclude_id=self.reservation)))
 

@@ -884,14 +884,15 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
 
 
 def reservation_entry(cohort_ids: str, privacy: Mapping, cohort_path=None, af_source: str | None = None,
-                      test_release: bool = False) -> LedgerEntry:
+                      test_release: bool = False, output_dir=None) -> LedgerEntry:
     """The row a release reserves before any genotype work: under its :func:`cohort_ids_key` (also as the
     fingerprint until :meth:`Ledger.finalize` sets the genotype one), with the stages of its accountant's
     ``privacy`` object (the manifest's, so the numbers are those the finished release records)."""
     return LedgerEntry(
         fingerprint=cohort_ids, cohort_ids=cohort_ids, stages=_stages_from_manifest({"privacy": privacy}),
         cohort_path=None if cohort_path is None else str(Path(cohort_path).expanduser().absolute()),
-        af_source=af_source, test_release=bool(test_release), status="reserved").normalised()
+        af_source=af_source, test_release=bool(test_release), status="reserved",
+        output_dir=None if output_dir is None else str(Path(output_dir).absolute())).normalised()
 
 
 def format_cumulative(cum: dict) -> str:
