@@ -113,6 +113,8 @@ def test_not_a_directory(tmp_path):
     ({"genotypes": [[0, 1, 2]] * 30}, "holds genotype data"),
     ({"per_snp": {"values": list(range(500))}}, "lists 500 values"),
     ({"relatives": {"pairs": [{"id1": "a", "id2": "b", "phi": 0.25}]}}, "lists related individuals"),
+    ({"relatives": {"checked": True, "largest_group": 3}}, "exact kinship counts"),
+    ({"inputs": {"cohort": {"path": "/data/cohort.csv.gz", "sha256": "ab" * 32}}}, "'inputs.cohort' publishes"),
 ])
 def test_planted_manifest_items(releases, tmp_path, plant, fragment):
     d = _copy(releases, "csv", tmp_path)
@@ -124,7 +126,7 @@ def test_seed_given_flag_is_fine_and_thresholds_only_warn(releases, tmp_path):
     d = _copy(releases, "csv", tmp_path)
     m = _manifest(d)
     m["seed_given"] = True  # a fact, not the seed
-    m["relatives"] = {"largest_group": 3, "epsilon_multiplier": 3}  # a summary is fine
+    m["relatives"] = {"checked": True, "threshold": 0.0884}  # no counts (those are in the owner's ledger)
     m["noise"]["thresholds"] = list(range(2 * m["n_variants"]))  # public: panel + epsilon
     _write_manifest(d, m)
     rep = check_release(d)
@@ -146,10 +148,11 @@ def test_per_snp_frequencies_allowed_only_when_published(releases, tmp_path):
 
 
 def test_checksums_are_not_key_material():
-    problems, _ = check_manifest({"inputs": {"cohort": {"path": "/x", "sha256": "ab" * 32}},
-                                  "fingerprint": "cd" * 32, "release": "release.csv.gz"})
+    problems, _ = check_manifest({"inputs": {"reference": {"path": "/x", "sha256": "ab" * 32}},
+                                  "fingerprint": "cd" * 32, "release": "release.csv.gz",
+                                  "release_digest": "ef" * 32})
     assert problems == []
-    problems, _ = check_manifest({"inputs": {"cohort": {"path": "/x", "digest_value": "ab" * 32}}})
+    problems, _ = check_manifest({"inputs": {"reference": {"path": "/x", "digest_value": "ab" * 32}}})
     assert problems and "key material" in problems[0]
 
 

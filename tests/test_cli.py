@@ -49,7 +49,8 @@ def test_release_and_evaluate_end_to_end(tmp_path, small):
         assert key in man
     assert man["n_samples"] == 25 and man["n_variants"] == 30
     assert abs(man["epsilon_xor"] - 40) <= 40e-6
-    assert len(man["inputs"]["cohort"]["sha256"]) == 64
+    assert man["inputs"]["cohort"] == {"name": "cohort.csv", "format": "csv"}  # path and hash: in the ledger
+    assert len(man["inputs"]["reference"]["sha256"]) == 64 and len(man["release_digest"]) == 64
     text = (out / "manifest.json").read_text()
     assert "seed" not in json.dumps({k: v for k, v in man.items() if k != "warning"}).lower()
     with gzip.open(out / "release.csv.gz", "rt") as f:

@@ -20,6 +20,7 @@ from genoshare.privacy.ledger import (
     COMPOSITION,
     ENV_PRIVATE_DIR,
     Ledger,
+    SCHEMA_VERSION,
     LedgerEntry,
     cohort_fingerprint,
     fingerprint_matrix,
@@ -30,6 +31,8 @@ from genoshare.privacy.ledger import (
     private_dir,
     release_checksum,
 )
+
+from genoshare.privacy.release_safety import private_input_details
 
 LACTOSE = Path(__file__).resolve().parent.parent / "data" / "opensnp-lactose"
 FP_A = "a" * 64
@@ -271,7 +274,7 @@ def test_file_modes_schema_and_damage(tmp_path):
     led.close()
     con = sqlite3.connect(path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     con.execute("UPDATE releases SET epsilon = 0.001 WHERE id = ?", (rid,))  # someone edits the row
     con.commit()
     con.close()
@@ -378,8 +381,10 @@ def csv_release(tmp_path_factory):
 def test_entry_from_manifest(csv_release, tmp_path):
     out, manifest = csv_release
     fp = fingerprint_path(LACTOSE / "data.csv.gz")
-    e = ledger_entry_from_manifest(manifest, fp, out)
-    assert e.fingerprint == fp
+    assert "path" not in manifest["inputs"]["cohort"]  # the cohort's path is private: the ledger gets it as details
+    details = {"cohort": private_input_details(LACTOSE / "data.csv.gz", "csv")}
+    e = ledger_entry_from_manifest(manifest, fp, out, details=details)
+    assert e.fingerprint == fp and e.details == details
     xor = manifest["privacy"]["xor"]
     assert e.stages["xor"] == {"epsilon": xor["epsilon"], "delta": xor["delta"]}
     assert e.stages["af"]["epsilon"] == 0.0 and e.stages["af"]["dp"] is False  # published: not a DP stage
@@ -462,8 +467,8 @@ def test_cli_ledger(tmp_path, monkeypatch):
 
 
 def test_schema_1_ledger_is_migrated_and_its_rows_still_verify(tmp_path):
-    """A ledger written by schema version 1 (no cohort_ids column): opened, it becomes version 2 once, its rows
-    keep their checksums, and new rows carry the reservation's ids key."""
+    """A ledger written by schema version 1: opened, it becomes version 2 once, its rows keep their checksums,
+    and new rows carry the reservation's ids key (in their details)."""
     import hashlib
 
     from genoshare.privacy.ledger import _row_hash
@@ -481,7 +486,7 @@ def test_schema_1_ledger_is_migrated_and_its_rows_still_verify(tmp_path):
               0.0, None, None, None, "0.1", 0, "recorded")
     # the checksum as version 1 computed it: over these twelve values
     old_hash = hashlib.sha256(json.dumps(list(values), sort_keys=True).encode()).hexdigest()
-    assert _row_hash((*values, None)) == old_hash
+    assert _row_hash(values) == old_hash
     con.execute("INSERT INTO releases (created, fingerprint, cohort_path, stages, epsilon, delta, af_source, "
                 "output_dir, output_checksum, tool_version, test_release, status, row_sha256) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*values, old_hash))

@@ -271,7 +271,8 @@ def test_clear_columns_equal_the_input_and_counts(big, csv_release):
     ph = man["phenotypes"]
     assert ph["cohort_without_row"] == 50 and ph["rows_not_in_cohort_dropped"] == 40
     assert ph["source"].endswith("pheno.tsv") and "plink_fam" not in ph  # no PLINK export in the CSV engine
-    assert man["inputs"]["phenotypes"]["sha256"]
+    assert man["inputs"]["phenotypes"] == {"name": "pheno.tsv"}  # path and SHA-256: in the owner's ledger
+    assert ph["source"] == "pheno.tsv"
     assert "do-not-release" not in (out / PHENOTYPES_FILE).read_text() + (out / "manifest.json").read_text()
     text = man["privacy"]["phenotypes"]
     assert "pheno.tsv" in text and "50 cohort individual(s)" in text and "40 row(s)" in text

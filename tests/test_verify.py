@@ -43,7 +43,7 @@ def lactose(tmp_path_factory):
     from genoshare.io.csvmatrix import read_matrix
 
     d = tmp_path_factory.mktemp("verify-lactose")
-    release_csv(CASES, CONTROLS, 9091.0, d / "rel", seed=11)
+    release_csv(CASES, CONTROLS, 9091.0, d / "rel", seed=11, private_dir=d / "private")
     res = invoke(retention_table_cmd, "--original", CASES, "--reference", CONTROLS, "--release", d / "rel",
                  "--controls", CONTROLS, "-k", 10, "--seed", 5)
     assert res.exit_code == 0, res.output
@@ -149,12 +149,14 @@ def test_verify_details_and_guards(lactose, tmp_path):
     assert res.exit_code == 2 and "retention-table" in res.output
 
 
-def test_owner_table_refuses_another_cohort(lactose, tmp_path):
+def test_owner_table_refuses_another_cohort(lactose, tmp_path, monkeypatch):
+    """The cohort's SHA-256 is private (not in the manifest): it is checked against the owner's ledger."""
     from genoshare.io.csvmatrix import read_matrix, write_matrix
 
     g = read_matrix(CASES)
     write_matrix(tmp_path / "other.csv.gz", g.sample_ids, g.variant_ids, 2 - g.genotypes)
-    with pytest.raises(InputError, match="not the cohort this release was made from"):
+    monkeypatch.setenv("GENOSHARE_PRIVATE_DIR", str(lactose["dir"] / "private"))
+    with pytest.raises(InputError, match="not the cohort this release was made from.*owner's ledger"):
         retention_table(tmp_path / "other.csv.gz", CONTROLS, lactose["rel"], controls=CONTROLS, k=2,
                         overwrite=True)
 

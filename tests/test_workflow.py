@@ -181,8 +181,10 @@ def test_compare_table(tmp_path):
     for name, eps, err in (("b-release", 2.5, 0.25), ("a-release", 10.0, 0.125)):
         d = tmp_path / name
         d.mkdir()
+        # the current manifest names the private cohort by base name; older ones had its path
+        cohort = {"name": "c.csv.gz", "format": "csv"} if name == "b-release" else {"path": "/data/c.csv.gz"}
         (d / "manifest.json").write_text(json.dumps({
-            "inputs": {"cohort": {"path": "/data/c.csv.gz"}, "reference": {"path": "/data/p.csv.gz"}},
+            "inputs": {"cohort": cohort, "reference": {"path": "/data/p.csv.gz"}},
             "n_samples": 3, "n_variants": 4, "epsilon_requested": eps, "epsilon_xor": eps * 0.999,
             "epsilon_nominal": eps * 2, "calibration": "exact", "zero_cell": "haldane", "window": "all",
             "af_source": {"kind": "published"}, "flips": {"total": 7}, "reproducible_test_release": False}))
@@ -194,6 +196,7 @@ def test_compare_table(tmp_path):
     assert [r["release"] for r in table] == ["b-release", "a-release"] == [r["release"] for r in rows]
     assert table[0]["epsilon_xor"] == repr(2.5 * 0.999) and table[1]["point_error"] == "0.125"
     assert table[0]["cohort"] == "c.csv.gz" and table[0]["window"] == "all" and table[0]["test_release"] == "false"
+    assert table[1]["cohort"] == "c.csv.gz"
     assert list(table[0])[-4:] == ["point_error", "sample_error", "mean_error", "variance_error"]
     md = (tmp_path / "t.md").read_text().splitlines()
     assert len(md) == 4 and md[2].startswith("| b-release | c.csv.gz | p.csv.gz | 3 | 4 | 2.5 |")
@@ -234,6 +237,7 @@ def test_demo_runs_end_to_end(demo):
         assert 0 < evaluation["point_error"] < 1
         assert row["test_release"] == "true"  # the demo sets a seed: never for sharing
         assert row["calibration"] == "exact" and row["af_source"] == "published"
+        assert row["cohort"] == manifest["inputs"]["cohort"]["name"] and "sha256" not in manifest["inputs"]["cohort"]
     # The simulated PLINK cohort went through ingest and the store pipeline.
     assert (out / "ingest" / "sim.vcz").is_dir()
     assert (out / "releases" / "sim-eps2000" / "release.vcz").is_dir()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -37,6 +39,13 @@ from genoshare.mechanism.release import (
     target_counts_published,
 )
 from genoshare.privacy.ledger import cancels_reservations_on_failure
+from genoshare.privacy.release_safety import (
+    RELEASE_DIGEST,
+    check_published_n,
+    private_input_details,
+    private_input_entry,
+    refuse_identical,
+)
 
 RELEASE_CSV = "release.csv.gz"
 RELEASE_VCZ = "release.vcz"
@@ -226,6 +235,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
                                              "impute or drop them first")
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
+        check_published_n(cohort.n_samples, af_source, cohort_path)
         from genoshare.privacy.panel_overlap import check_matrices
 
         overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
@@ -256,21 +266,25 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
                                                      max_variants=KINSHIP_MAX_VARIANTS),
                           cohort_path=cohort_path, af_source=af_source, test_release=seed is not None)
     with timer("release"):
+        cohort_fp = fingerprint_matrix(cohort)
         targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
         res = release_genotypes(cohort.genotypes, cal.thresholds, targets, derive_keys(master), sample_block=sample_block,
                                 threads=threads, progress=progress)
-    inputs = {"cohort": input_entry(cohort_path, "csv"), "reference": input_entry(reference_path, "csv")}
+        release_fp = fingerprint_matrix(dataclasses.replace(cohort, genotypes=res.genotypes))
+        refuse_identical(release_fp, cohort_fp)
+    book.private_input("cohort", cohort_path, "csv", release_fp)
+    inputs = {"cohort": private_input_entry(cohort_path, "csv"), "reference": input_entry(reference_path, "csv")}
     if af_path is not None:
         inputs["af_file"] = input_entry(af_path)
     if ldstats is not None:
         inputs["ldstats"] = input_entry(ldstats)
-    extra = {"relatives": kin}
+    extra = {"relatives": kin, RELEASE_DIGEST: release_fp}
     with atomic_store(out, overwrite=overwrite) as tmp:
         tmp.mkdir(mode=0o755)
         with timer("write"):
             write_matrix(tmp / RELEASE_CSV, cohort.sample_ids, cohort.variant_ids, res.genotypes,
                          id_column=cohort.id_column)
-            ph_text, _ = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, extra)
+            ph_text, _ = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, extra, book=book)
         manifest = build_manifest(
             release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
             n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
@@ -278,7 +292,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             timings=timer.timings, extra=extra, privacy=privacy, phenotypes=ph_text)
         _finish_release_dir(tmp, manifest)
         book.check(tmp)
-    book.after(manifest, fingerprint_matrix(cohort))
+    book.after(manifest, cohort_fp)
     return manifest
 
 
@@ -304,6 +318,13 @@ class _Bookkeeping:
         self.out, self.budget, self.relatives = Path(out), budget, relatives
         self.notify = notify or (lambda line: None)
         self.ledger = Ledger.open(private_dir, release_dir=out)
+        self.details: dict = {}  # private facts for the ledger row, never for the manifest
+
+    def private_input(self, role: str, path, kind, release_fp: str | None = None) -> None:
+        """Keep a private input's absolute path and SHA-256 (and the release digest) for the ledger row."""
+        self.details[role] = private_input_details(path, kind)
+        if release_fp is not None:
+            self.details[RELEASE_DIGEST] = release_fp
 
     def before(self, cohort_key: str, privacy: dict, source, **row) -> dict:
         self.reserve(cohort_key, privacy, **row)
@@ -334,15 +355,18 @@ class _Bookkeeping:
         self.notify(format_relatives(report))
         if report.get("skipped"):
             return {"checked": False, "reason": report["skipped"]}
-        return {"checked": True, "threshold": report["threshold"], "related_pairs": len(report["pairs"]),
-                "groups": len(report["groups"]), "largest_group": report["largest_group"],
-                "group_privacy": f"the largest group of relatives is protected with {report['largest_group']} x "
-                                 "epsilon"}
+        # The counts are statistics of the cohort outside the accounting: the ledger keeps them, not the manifest.
+        self.details["relatives"] = {"threshold": report["threshold"], "related_pairs": len(report["pairs"]),
+                                     "groups": len(report["groups"]), "largest_group": report["largest_group"]}
+        return {"checked": True, "threshold": report["threshold"],
+                "group_privacy": "a group of k related individuals is protected with k x epsilon (group sizes "
+                                 "are in the owner's ledger)"}
 
     def check(self, directory: Path, verify_data: bool = True) -> None:
         from genoshare.privacy.checkrelease import check_release
 
-        report = check_release(directory, verify_data=verify_data)
+        # ledger=None: the owner-mode comparison with the cohort ran already (refuse_identical, before writing)
+        report = check_release(directory, verify_data=verify_data, ledger=None)
         for line in report.warnings:
             self.notify(f"check-release warning: {line}")
         if not report.ok:
@@ -353,10 +377,11 @@ class _Bookkeeping:
         from genoshare.privacy.ledger import ledger_entry_from_manifest
 
         try:
-            self.ledger.finalize(self.reservation, entry=ledger_entry_from_manifest(manifest, fingerprint, self.out),
+            self.ledger.finalize(self.reservation, entry=ledger_entry_from_manifest(manifest, fingerprint, self.out,
+                                                                                     details=self.details),
                                  budget=self.budget)
         except BaseException:
-            shutil.rmtree(self.out, ignore_errors=True)  # not counted (the reservation is cancelled): not released
+            shutil.rmtree(self.out, ignore_errors=True)  # not counted (the reservation is deleted): not released
             raise
         self.notify(f"ledger: recorded release {self.reservation} of cohort {fingerprint[:12]}")
 
@@ -383,7 +408,8 @@ def _phenotype_plan(path, specs, notify):
     return plan
 
 
-def _write_phenotypes(tmp: Path, plan, sample_ids, master: bytes, inputs: dict, extra: dict, plink: bool = False):
+def _write_phenotypes(tmp: Path, plan, sample_ids, master: bytes, inputs: dict, extra: dict, plink: bool = False,
+                      book=None):
     """DIR/phenotypes.tsv and its manifest entries. Returns (privacy text, .fam phenotype codes): (None, None)
     when nothing is released; codes None (-9) without a PLINK export or unless exactly one column is binary."""
     from genoshare.io.phenotypes import PHENOTYPES_FILE
@@ -392,7 +418,9 @@ def _write_phenotypes(tmp: Path, plan, sample_ids, master: bytes, inputs: dict, 
         return None, None
     released = plan.apply(sample_ids, master)
     released.write(tmp / PHENOTYPES_FILE)
-    inputs["phenotypes"] = input_entry(plan.table.path)
+    inputs["phenotypes"] = private_input_entry(plan.table.path)  # path and hash: the ledger (book.details)
+    if book is not None:
+        book.details["phenotypes"] = private_input_details(plan.table.path)
     fam, fam_text = released.fam_phenotype() if plink else (None, None)
     extra["phenotypes"] = released.manifest_entry(fam_text)
     return released.statement(), fam
@@ -542,8 +570,11 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
         af_table = read_af_table(af_path)
+    # The small-cohort refusal (check_published_n) runs once the inputs are read, before a Dask cluster starts.
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
-                      timer) as inp, dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+                      timer) as inp, contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source,
+                                                                              cohort_path)), \
+            dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
         from genoshare.privacy.panel_overlap import check_stores
 
         cohort, idx = inp.cohort, inp.index
@@ -599,7 +630,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         else:
             target_af, af_counts = align_af_table(cohort, inp.alignment, af_table)
             af = af_info("public", file=str(af_path), **af_counts)
-        inputs = {"cohort": input_entry(cohort_path, inp.cohort_kind),
+        book.private_input("cohort", cohort_path, inp.cohort_kind)
+        inputs = {"cohort": private_input_entry(cohort_path, inp.cohort_kind),
                   "reference": input_entry(reference_path, inp.panel_kind)}
         if af_path is not None:
             inputs["af_file"] = input_entry(af_path)
@@ -630,10 +662,15 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             if dropped.size:
                 digests[dropped] = res.extra[0]
             fingerprint = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests)
+            # The paranoid check: the released genotypes must not be the cohort's at the released sites.
+            release_fp = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id[idx], res.released_digests)
+            sites_fp = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id[idx], digests[idx])
+            refuse_identical(release_fp, sites_fp)
+            book.details.update({RELEASE_DIGEST: release_fp, "cohort_sites_fingerprint": sites_fp})
             _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
             ph_extra = {}
             ph_text, fam = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, ph_extra,
-                                             plink="plink" in exports)
+                                             plink="plink" in exports, book=book)
             with timer("export"):
                 _export(store, tmp, exports, fam)
             extra = {
@@ -643,6 +680,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 "frequencies_file": FREQ_FILE,
                 "exports": list(exports),
                 "relatives": kin,
+                RELEASE_DIGEST: release_fp,
                 **ph_extra,
             }
             manifest = build_manifest(

@@ -141,12 +141,17 @@ def ledger_cancel(release_id, private):
 @click.option("--quick", is_flag=True,
               help="Skip comparing exports and frequencies.tsv with the released genotypes (one read of each).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_private_option
 @_fail_cleanly
-def check_release_cmd(directory, quick, as_json):
-    """PASS only if nothing in DIRECTORY can undo or bypass the noise; exit status 0 PASS, 1 FAIL."""
+def check_release_cmd(directory, quick, as_json, private):
+    """PASS only if nothing in DIRECTORY can undo or bypass the noise; exit status 0 PASS, 1 FAIL.
+
+    Where the owner's ledger exists (--private-dir), the release is also compared with the recorded cohorts."""
     from genoshare.privacy.checkrelease import check_release
 
-    report = check_release(Path(directory), verify_data=not quick)
+    if private is not None and _open_ledger(private)[0] is None:
+        raise GenoshareError(f"--private-dir {private}: no ledger there ({_open_ledger(private)[1].name} missing)")
+    report = check_release(Path(directory), verify_data=not quick, ledger=private or "auto")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

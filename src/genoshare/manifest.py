@@ -1,7 +1,10 @@
 """The release manifest: what a data owner, a reviewer and the ledger read about a release.
 
 It states the true privacy loss next to the nominal one and never holds the key, the seed,
-the noise or statistics of the cohort that the release does not already reveal.
+the noise or statistics of the cohort that the release does not already reveal. Private inputs
+(cohort, phenotypes) appear by base name only (genoshare.privacy.release_safety.private_input_entry):
+their path and SHA-256, and exact kinship counts, are kept in the owner's ledger; public inputs
+(reference panel, frequency file, LD statistics) keep path and SHA-256.
 """
 
 from __future__ import annotations

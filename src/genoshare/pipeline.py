@@ -147,7 +147,8 @@ def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b
 
 def _pass2_task(part, planned, keys: ReleaseKeys, layout: _Layout, c: int, b: int, s: int):
     """Pass 2 of chunk (c, b): pass 1's noisy codes, this sample block's share of the flips, decoded.
-    Returns (calls (v, s, 2), ALT alleles written per variant (v, 1))."""
+    Returns (calls (v, s, 2), ALT alleles written per variant (v, 1), this block's part of the released
+    genotypes' fingerprint digests (v, 1, LANES): the manifest's release_digest)."""
     v0, s0 = c * layout.cv, b * layout.cs
     codes = unpack_codes(part[1], s)
     k = planned[0][:, b]
@@ -156,7 +157,8 @@ def _pass2_task(part, planned, keys: ReleaseKeys, layout: _Layout, c: int, b: in
             eligible_bits(part[0][:, 0], part[0][:, 1], direction))
     alt = np.empty(codes.shape[0], dtype=np.int64)
     calls = calls_from_codes(codes, np.empty((codes.shape[0], s, 2), dtype=np.int8), alt)
-    return calls, alt[:, None]
+    digests = add_row_digests(dosage_from_calls(calls), s0, np.zeros((codes.shape[0], LANES), dtype=np.uint64))
+    return calls, alt[:, None], digests[:, None, :]
 
 
 def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tuple[int, int]) -> da.Array:
@@ -202,7 +204,8 @@ class PassResult:
     original_counts: np.ndarray  # (m,) ALT allele counts of the cohort (never written anywhere)
     n_called: np.ndarray  # (m,) non-missing genotypes per variant
     released_counts: np.ndarray  # (m,) ALT allele counts of the release
-    digests: np.ndarray | None = None  # (m, LANES) fingerprint digests of the released variants, if asked for
+    digests: np.ndarray | None = None  # (m, LANES) fingerprint digests of the cohort's variants, if asked for
+    released_digests: np.ndarray | None = None  # (m, LANES) fingerprint digests of the released genotypes
     extra: tuple = ()  # the computed ``extra`` collections
 
 
@@ -264,8 +267,9 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
     # A random token, not a hash of the arguments: the graph must not carry anything derived from the keys.
     tok = uuid.uuid4().hex
-    p1, pl, p2, rel, alt, sm, dg = (f"genoshare-{what}-{tok}" for what in
-                                    ("pass1", "plan", "pass2", "released", "written", "summary", "digests"))
+    p1, pl, p2, rel, alt, sm, dg, rdg = (f"genoshare-{what}-{tok}" for what in
+                                         ("pass1", "plan", "pass2", "released", "written", "summary", "digests",
+                                          "released-digests"))
     dsk = {}
     v0 = 0
     for c, cv in enumerate(vchunks):
@@ -277,6 +281,7 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
             dsk[(p2, c, b)] = (_pass2_task, (p1, c, b), (pl, c), keys, layout, c, b, s)
             dsk[(rel, c, b, 0)] = (operator.getitem, (p2, c, b), 0)
             dsk[(alt, c, b)] = (operator.getitem, (p2, c, b), 1)
+            dsk[(rdg, c, b, 0)] = (operator.getitem, (p2, c, b), 2)
         dsk[(sm, c, 0)] = (operator.getitem, (pl, c), 1)
         dsk[(dg, c, 0)] = (operator.getitem, (pl, c), 2)
         v0 += cv
@@ -288,15 +293,16 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     released = array(rel, calls.chunks, np.int8)
     summary = array(sm, (vchunks, (SUMMARY,)), np.int64)
     written = array(alt, (vchunks, (1,) * nb), np.int64).sum(axis=1)
+    released_digests = array(rdg, (vchunks, (1,) * nb, (LANES,)), np.uint64).sum(axis=1, dtype=np.uint64)
     mask = released < 0
     phased = da.zeros((m, n), dtype=bool, chunks=(vchunks, schunks))
     store = da.store([released, mask, phased],
                      [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
                      lock=False, compute=False)
-    outputs = [store, summary, written]
+    outputs = [store, summary, written, released_digests]
     if digests:
         outputs.append(array(dg, (vchunks, (LANES,)), np.uint64))
-    _, summary, written, *rest = _compute((*outputs, *extra), progress)
+    _, summary, written, released_digests, *rest = _compute((*outputs, *extra), progress)
     digest_rows = rest.pop(0) if digests else None
 
     original, n_called, released_counts, down, up, invalid = summary.T
@@ -313,7 +319,7 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     down, up = int(down.sum()), int(up.sum())
     return PassResult(flips=down + up, flips_down=down, flips_up=up, n_missing=int(m * n - n_called.sum()),
                       original_counts=original, n_called=n_called, released_counts=released_counts,
-                      digests=digest_rows, extra=tuple(rest))
+                      digests=digest_rows, released_digests=released_digests, extra=tuple(rest))
 
 
 def _compute(collections, progress):

@@ -244,15 +244,34 @@ def _settings(manifest: dict) -> dict:
             "window": window, "af_source": af_source, "sample_block": manifest.get("sample_block")}
 
 
-def _check_input_hash(manifest: dict, role: str, path) -> None:
+def _ledger_cohort_sha256(release_dir) -> str | None:
+    """The cohort SHA-256 the owner's ledger recorded for the release in ``release_dir`` (None: no ledger/row);
+    the manifest no longer carries it (it is private: genoshare.privacy.release_safety)."""
+    from genoshare.privacy.checkrelease import _owner_ledger
+
+    led = _owner_ledger("auto")
+    if led is None:
+        return None
+    try:
+        here = str(Path(release_dir).absolute())
+        rows = [e for e in led.releases() if e.output_dir == here and (e.details or {}).get("cohort")]
+    finally:
+        led.close()
+    return rows[-1].details["cohort"].get("sha256") if rows else None
+
+
+def _check_input_hash(manifest: dict, role: str, path, release_dir=None) -> None:
     from genoshare.manifest import sha256_path
 
-    entry = (manifest.get("inputs") or {}).get(role)
-    if not entry or "sha256" not in entry:
+    entry = (manifest.get("inputs") or {}).get(role) or {}
+    expected, source = entry.get("sha256"), "the manifest"
+    if expected is None and role == "cohort" and release_dir is not None:
+        expected, source = _ledger_cohort_sha256(release_dir), "the owner's ledger"
+    if expected is None:
         return
-    if sha256_path(path) != entry["sha256"]:
+    if sha256_path(path) != expected:
         what = "cohort" if role == "cohort" else "reference panel"
-        raise InputError(path, f"is not the {what} this release was made from (SHA-256 differs from the manifest)")
+        raise InputError(path, f"is not the {what} this release was made from (SHA-256 differs from {source})")
 
 
 def _design(src: GenotypeSource, controls_src, pheno, pheno_path, threads, control_counts=None) -> GwasCounts:
@@ -384,7 +403,7 @@ def retention_table(original, reference, release_dir, controls=None, phenotype=N
         raise GenoshareError("give --controls FILE (a separate control set) or --phenotype TSV (case/control "
                              "status of the cohort's individuals)")
     if check_inputs:
-        _check_input_hash(manifest, "cohort", original)
+        _check_input_hash(manifest, "cohort", original, release_dir)
         _check_input_hash(manifest, "reference", reference)
     settings = _settings(manifest)
     pheno = read_phenotype(phenotype) if phenotype is not None else None

@@ -353,7 +353,8 @@ class ReleasedPhenotypes:
             if req.randomized:
                 entry["epsilon_requested"] = req.epsilon
             cols.append(entry)
-        entry = {"file": PHENOTYPES_FILE, "source": str(self.plan.table.path), "columns": cols,
+        entry = {"file": PHENOTYPES_FILE, "source": self.plan.table.path.name,  # the path is private (ledger)
+                 "columns": cols,
                  "cohort_without_row": self.n_without_row, "rows_not_in_cohort_dropped": self.n_dropped}
         if plink_fam is not None:
             entry["plink_fam"] = plink_fam

@@ -35,7 +35,12 @@ Key names are split into words (``master_key`` -> master, key):
   ``af_source.kind`` is ``published`` (the released frequencies equal the cohort's own by design and the manifest
   says the guarantee is conditional on them being public), a problem otherwise;
 - kinship, relatives, related, relatedness, king holding lists (pairs, groups, ids): who is related to whom in the
-  cohort is a private statistic, a problem (scalars such as the largest group size are fine);
+  cohort is a private statistic, a problem; so are exact kinship counts in ``relatives`` (related_pairs, groups,
+  largest_group: statistics of the cohort outside the accounting, kept in the owner's ledger);
+- ``inputs.cohort`` / ``inputs.phenotypes`` with a path or a SHA-256 of the private file (its base name and format
+  are fine; the path and hash are kept in the owner's ledger), and ``af_source.kind: published`` with fewer than
+  ``MIN_PUBLISHED_SAMPLES`` (20) individuals (the restoration would release most genotypes unchanged; see
+  genoshare.privacy.release_safety);
 - per-column flip probabilities / thresholds (keys thresholds, flip_probabilities, p, p_j, noise_rates,
   flip_rates). Decision: allowed with a warning. They are a function of the public panel and epsilon only, the
   noise distribution is public by design (Kerckhoffs) and they do not help undo the noise, whose randomness is
@@ -53,7 +58,15 @@ Data checks (``verify_data``, default on; the CLI's ``--quick`` skips them)
 A file with an allowed name could still hold the wrong thing (e.g. the original cohort saved as release.csv.gz
 next to release.vcz). So every export is compared genotype by genotype with the release (release.vcz, else
 release.csv.gz), read one variant chunk at a time, and frequencies.tsv must equal the allele counts of the
-release.
+release. The manifest's ``release_digest`` (the cohort-fingerprint encoding of the released genotypes, computed
+blockwise at release time) is recomputed from the data: a release whose genotypes were replaced, e.g. by the
+original cohort, fails, and so does a manifest without one.
+
+Owner mode: when the owner's ledger exists (``--private-dir``, ``$GENOSHARE_PRIVATE_DIR``, ...; see
+genoshare.privacy.ledger), the release is also compared with every ledger row: it fails if its genotypes have the
+fingerprint of a recorded cohort (whole, or at the released sites), if release.csv.gz is byte-identical to a
+recorded cohort file, or if the row of this directory recorded another release digest; a directory checksum that
+differs from the row's is a warning (retention.json or a README may have been added).
 
 Phenotypes: ``phenotypes.tsv`` must hold exactly ``sample_id`` and the columns the ``privacy.phenotype`` stage lists
 (randomized and in the clear), the release's individuals in its order, and only binary codes (0/1 or 1/2, missing
@@ -118,7 +131,7 @@ PUBLIC_RATE_KEYS = frozenset({"thresholds", "flip_probabilities", "p", "p_j", "n
 TABLE_WORDS = frozenset({"epsilon", "epsilons", "eps", "delta", "deltas", "curve", "grid", "sweep", "pld",
                          "retention", "timings"})
 CHECKSUM_KEYS = frozenset({"sha256", "sha1", "md5", "checksum", "digest", "fingerprint", "sites_digest",
-                           "sha256sum", "output_checksum"})
+                           "sha256sum", "output_checksum", "release_digest"})
 LIST_LIMIT = 64
 MAX_LISTED = 10  # paths named per kind of problem before "... and K more"
 
@@ -412,6 +425,10 @@ def _check_vcz(store: Path, root: Path, manifest, out: _Collector):
     gm = root_attrs.get("genoshare_manifest") if isinstance(root_attrs, dict) else None
     if gm is not None:
         check_manifest(gm, f"{RELEASE_VCZ} attribute genoshare_manifest", _out=out)
+        from genoshare.privacy.release_safety import manifest_problems
+
+        for p in manifest_problems(gm, f"{RELEASE_VCZ} attribute genoshare_manifest"):
+            out.problem(p)
         if manifest is not None and gm != manifest:
             out.warn(f"{RELEASE_VCZ}: its genoshare_manifest attribute differs from manifest.json")
     shapes = {}
@@ -851,8 +868,26 @@ def _check_text(path: Path, out: _Collector) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def check_release(directory, verify_data: bool = True) -> Report:
-    """Check a release directory (module docstring). Raises InputError if it is not a directory."""
+def _owner_ledger(ledger):
+    """The owner's ledger for check-release: ``"auto"`` the default private directory's if it exists, a path (a
+    private directory), a Ledger, or None (no owner checks)."""
+    if ledger is None or not isinstance(ledger, (str, Path)):
+        return ledger
+    from genoshare.errors import GenoshareError
+    from genoshare.privacy.ledger import LEDGER_FILE, Ledger, private_dir
+
+    try:
+        path = private_dir(None if ledger == "auto" else ledger, create=False) / LEDGER_FILE
+    except GenoshareError:
+        return None
+    return Ledger(path) if path.is_file() else None
+
+
+def check_release(directory, verify_data: bool = True, ledger="auto") -> Report:
+    """Check a release directory (module docstring). Raises InputError if it is not a directory.
+    ``ledger``: owner mode against the owner's ledger (``"auto"``: if one exists; see :func:`_owner_ledger`)."""
+    from genoshare.privacy.release_safety import ledger_problems, manifest_problems
+
     root = Path(directory)
     if not root.exists():
         raise InputError(root, "no such directory")
@@ -885,6 +920,8 @@ def check_release(directory, verify_data: bool = True) -> Report:
             manifest = None
         if manifest is not None:
             check_manifest(manifest, MANIFEST, _out=out)
+            for p in manifest_problems(manifest, MANIFEST):
+                out.problem(p)
             af = manifest.get("af_source")
             af_kind = af.get("kind") if isinstance(af, dict) else None
             if manifest.get("reproducible_test_release"):
@@ -918,19 +955,34 @@ def check_release(directory, verify_data: bool = True) -> Report:
     if ("release.vcf.gz.tbi" in names) != ("release.vcf.gz" in names):
         out.problem("release.vcf.gz and release.vcf.gz.tbi come together")
 
-    _verify_data(root, names, has_vcz, has_csv, manifest, out, verify_data)
+    data_fp = _verify_data(root, names, has_vcz, has_csv, manifest, out, verify_data)
+    owner = _owner_ledger(ledger)
+    if owner is not None and (has_vcz or has_csv):
+        from genoshare.manifest import sha256_path
+
+        csv_sha = sha256_path(root / RELEASE_CSV) if has_csv else None
+        try:
+            problems, warnings = ledger_problems(owner, root, data_fp, csv_sha, manifest)
+        finally:
+            owner.close()
+        for p in problems:
+            out.problem(p)
+        for w in warnings:
+            out.warn(w)
     return out.finish()
 
 
-def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out: _Collector, full: bool) -> None:
+def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out: _Collector,
+                 full: bool) -> str | None:
+    """The data checks; returns the fingerprint of the released genotypes when they were read (full mode)."""
     if not (has_vcz or has_csv):
-        return
+        return None
     beside = (PHENO, "release.vcf.gz", "release.bed", "release.bim", "release.fam")
     if has_vcz and not full and not any(n in names for n in beside):
-        return  # nothing to compare with release.vcz (its layout is checked by _check_vcz)
+        return None  # nothing to compare with release.vcz (its layout is checked by _check_vcz)
     rel = _Release(root, has_vcz, out)
     if not rel.ok:
-        return
+        return None
     if isinstance(manifest, dict) and not has_vcz:
         for key, val in (("n_variants", rel.n_variants), ("n_samples", len(rel.sample_ids))):
             if key in manifest and manifest[key] != val:
@@ -947,7 +999,9 @@ def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out:
     if not full:  # headers, ids and sizes only
         for c in consumers:
             c.close()
-        return
+        return None
+    digest = _ReleaseDigest(rel, manifest, out)
+    consumers.append(digest)
     if FREQ in names:
         consumers.append(_FreqFile(root, rel, out))
     if has_vcz and has_csv:
@@ -956,12 +1010,43 @@ def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out:
         if c.failed:
             c.close()
     consumers = [c for c in consumers if not c.failed]
-    if not consumers:
-        return
     for v0, g in rel.chunks():
         for c in consumers:
             c.feed(v0, g)
-        if all(c.failed for c in consumers):
-            break
     for c in consumers:
         c.finish()
+    return digest.fingerprint
+
+
+class _ReleaseDigest:
+    """Recompute the released genotypes' fingerprint and compare it with the manifest's release_digest."""
+
+    name = KEY = "release_digest"
+
+    def __init__(self, rel: _Release, manifest, out: _Collector):
+        from genoshare.kernels.fingerprint import LANES
+
+        self.rel, self.out, self.failed = rel, out, False
+        self.expected = manifest.get(self.KEY) if isinstance(manifest, dict) else None
+        self.digests = np.zeros((rel.n_variants, LANES), dtype=np.uint64)
+        self.fingerprint: str | None = None
+
+    def feed(self, v0: int, g: np.ndarray) -> None:
+        from genoshare.kernels.fingerprint import row_digests
+
+        self.digests[v0:v0 + g.shape[0]] = row_digests(g)
+
+    def finish(self) -> None:
+        from genoshare.privacy.ledger import fingerprint_from_digests
+
+        self.fingerprint = fingerprint_from_digests(self.rel.sample_ids, self.rel.variant_ids, self.digests)
+        what = RELEASE_VCZ if self.rel.matrix is None else RELEASE_CSV
+        if not isinstance(self.expected, str):
+            self.out.problem(f"{MANIFEST}: no release_digest, so the released genotypes cannot be checked against "
+                             "what was released (re-release with this genoshare)")
+        elif self.expected.lower() != self.fingerprint:
+            self.out.problem(f"{what}: the released genotypes do not match the manifest's release_digest (they were "
+                             "replaced or modified after the release)")
+
+    def close(self) -> None:
+        pass

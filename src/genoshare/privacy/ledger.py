@@ -14,6 +14,14 @@ with mode 0700 (tightened to 0700 if it exists with group or world access) and i
 release directory: the ledger holds cohort paths and fingerprints, which never go out with a release.
 The database is ``<private dir>/ledger.sqlite`` (mode 0600; SQLite gives its -wal/-shm files the same mode).
 
+Private details
+---------------
+Each row's ``details`` (JSON, schema 2) keeps what the release manifest must not carry
+(genoshare.privacy.release_safety): the cohort's (and phenotype file's) absolute path and SHA-256, the exact
+kinship counts, the release digest and, for store releases, the cohort's fingerprint at the released sites.
+check-release in owner mode compares releases with them. A schema-1 ledger gains the column in place on first
+open; its rows keep their checksums (the checksum covers ``details`` only when it is set).
+
 Cohort fingerprint
 ------------------
 SHA-256 over a canonical byte encoding of what genoshare sees of a cohort::
@@ -60,8 +68,8 @@ counted like any other: the tool cannot know whether they were shared. A row can
    keeps counting (``genoshare ledger list`` shows it as reserved) until ``genoshare ledger cancel ID``.
 
 A budget check counts every row whose fingerprint or ids key matches: cohorts with the same ids and other
-genotypes are checked together (conservative). Rows written by schema version 1 have no ids key and are
-counted from the genotype fingerprint, at finalize.
+genotypes are checked together (conservative). The ids key is kept in the row's ``details``; rows
+written before it have none and are counted from the genotype fingerprint, at finalize.
 """
 
 from __future__ import annotations
@@ -110,7 +118,7 @@ __all__ = [
 
 ENV_PRIVATE_DIR = "GENOSHARE_PRIVATE_DIR"
 LEDGER_FILE = "ledger.sqlite"
-SCHEMA_VERSION = 2  # 2: cohort_ids (the id-only identity a reservation is made under)
+SCHEMA_VERSION = 2  # 2: the details column (private facts of a release: cohort path and hash, kinship)
 COMPOSITION = "basic (sum)"
 BUSY_TIMEOUT_MS = 120_000
 FINGERPRINT_MAGIC = b"genoshare-cohort-fingerprint/v2\n"
@@ -365,6 +373,10 @@ class LedgerEntry:
     created: str = field(default_factory=_now)
     status: str = "recorded"
     id: int | None = None
+    #: private facts of the release that never go into its manifest (genoshare.privacy.release_safety): the
+    #: cohort's absolute path and SHA-256, exact kinship counts, the release digest
+    details: dict = field(default_factory=dict)
+    #: the id-only identity the release reserved its row under (:func:`cohort_ids_key`); kept in ``details``
     cohort_ids: str | None = None
 
     def normalised(self) -> LedgerEntry:
@@ -388,14 +400,17 @@ class LedgerEntry:
                            output_dir=None if self.output_dir is None else str(self.output_dir),
                            output_checksum=self.output_checksum, tool_version=str(self.tool_version),
                            test_release=bool(self.test_release), created=str(self.created), status=self.status,
-                           id=self.id, cohort_ids=ids)
+                           id=self.id, details=dict(self.details or {}), cohort_ids=ids)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 _COLUMNS = ("created", "fingerprint", "cohort_path", "stages", "epsilon", "delta", "af_source", "output_dir",
-            "output_checksum", "tool_version", "test_release", "status", "cohort_ids")
+            "output_checksum", "tool_version", "test_release", "status")
+
+#: columns added after schema 1 (the migration adds those an older ledger lacks)
+_ADDED_COLUMNS = {"details": "ALTER TABLE releases ADD COLUMN details TEXT"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -413,28 +428,30 @@ CREATE TABLE IF NOT EXISTS releases (
     test_release    INTEGER NOT NULL,
     status          TEXT    NOT NULL,
     row_sha256      TEXT    NOT NULL,
-    cohort_ids      TEXT
+    details         TEXT
 );
 CREATE INDEX IF NOT EXISTS releases_fingerprint ON releases (fingerprint);
-CREATE INDEX IF NOT EXISTS releases_cohort_ids ON releases (cohort_ids);
-"""
-
-#: schema version 1 -> 2: the reservation identity (rows of version 1 keep their checksums: see _row_hash)
-_MIGRATE_1_2 = """
-ALTER TABLE releases ADD COLUMN cohort_ids TEXT;
-CREATE INDEX IF NOT EXISTS releases_cohort_ids ON releases (cohort_ids);
 """
 
 
 def _row_values(e: LedgerEntry) -> tuple:
     return (e.created, e.fingerprint, e.cohort_path, json.dumps(e.stages, sort_keys=True), float(e.epsilon),
             float(e.delta), e.af_source, e.output_dir, e.output_checksum, e.tool_version, int(e.test_release),
-            e.status, e.cohort_ids)
+            e.status)
+
+
+def _details_text(e: LedgerEntry) -> str | None:
+    details = {**(e.details or {}), **({"cohort_ids": e.cohort_ids} if e.cohort_ids else {})}
+    return json.dumps(details, sort_keys=True, allow_nan=False) if details else None
+
+
+def _hashed(values: tuple, details: str | None) -> tuple:
+    """What a row's checksum covers: the schema-1 columns, plus details when set (rows written before the
+    details column keep their checksum)."""
+    return values if details is None else (*values, details)
 
 
 def _row_hash(values: tuple) -> str:
-    if values[-1] is None:  # no cohort_ids: hashed as schema version 1 did, so old rows still verify
-        values = values[:-1]
     return hashlib.sha256(json.dumps(list(values), sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
@@ -498,10 +515,16 @@ class Ledger:
                 if version > SCHEMA_VERSION:
                     raise GenoshareError(f"ledger {self.path} has schema version {version}; this genoshare "
                                          f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade genoshare")
-                if version < SCHEMA_VERSION:  # 0 = new file; 1 = before cohort_ids
-                    for stmt in (_MIGRATE_1_2 if version == 1 else _SCHEMA).split(";"):
+                if version == 0:  # a new file
+                    for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
                             conn.execute(stmt)
+                else:  # an existing ledger: add the columns it lacks (schema 1: details), keeping every row
+                    have = {r[1] for r in conn.execute("PRAGMA table_info(releases)").fetchall()}
+                    for column, sql in _ADDED_COLUMNS.items():
+                        if column not in have:
+                            conn.execute(sql)
+                if version < SCHEMA_VERSION:
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
@@ -551,7 +574,8 @@ class Ledger:
 
     def _entry(self, row: sqlite3.Row) -> LedgerEntry:
         values = tuple(row[c] for c in _COLUMNS)
-        if _row_hash(values) != row["row_sha256"]:
+        details = row["details"]
+        if _row_hash(_hashed(values, details)) != row["row_sha256"]:
             raise GenoshareError(f"ledger {self.path}: row {row['id']} is damaged (content does not match its "
                                  "checksum); the cumulative loss cannot be trusted")
         return LedgerEntry(id=row["id"], created=row["created"], fingerprint=row["fingerprint"],
@@ -559,7 +583,8 @@ class Ledger:
                            epsilon=row["epsilon"], delta=row["delta"], af_source=row["af_source"],
                            output_dir=row["output_dir"], output_checksum=row["output_checksum"],
                            tool_version=row["tool_version"], test_release=bool(row["test_release"]),
-                           status=row["status"], cohort_ids=row["cohort_ids"])
+                           status=row["status"], details=(info := json.loads(details) if details else {}),
+                           cohort_ids=info.pop("cohort_ids", None))
 
     def releases(self, fingerprint: str | None = None, include_cancelled: bool = True) -> list[LedgerEntry]:
         """All rows (of one cohort if ``fingerprint``; a unique prefix of >= 8 hex digits works), oldest first."""
@@ -611,7 +636,7 @@ class Ledger:
         placeholders = ",".join("?" * len(_COUNTED))
         keys, args = "fingerprint = ?", [fp]
         if cohort_ids is not None:
-            keys += " OR fingerprint = ? OR cohort_ids = ?"
+            keys += " OR fingerprint = ? OR json_extract(details, '$.cohort_ids') = ?"
             args += [str(cohort_ids).lower()] * 2
         rows = conn.execute(f"SELECT * FROM releases WHERE ({keys}) AND status IN ({placeholders}) AND id != ? "
                             "ORDER BY id", (*args, *_COUNTED, -1 if exclude_id is None else int(exclude_id))
@@ -672,9 +697,10 @@ class Ledger:
                 cum = self.cumulative(e.fingerprint, conn, e.cohort_ids)
                 if self._over(cum, e.epsilon, budget):
                     raise self._budget_error(cum, e.epsilon, budget)
-            values = _row_values(e)
-            cur = conn.execute(f"INSERT INTO releases ({', '.join(_COLUMNS)}, row_sha256) "
-                               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})", (*values, _row_hash(values)))
+            values, details = _row_values(e), _details_text(e)
+            cur = conn.execute(f"INSERT INTO releases ({', '.join(_COLUMNS)}, details, row_sha256) "
+                               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
+                               (*values, details, _row_hash(_hashed(values, details))))
             return int(cur.lastrowid)
 
         rid = self._write(fn)
@@ -690,7 +716,7 @@ class Ledger:
     def reserve(self, entry: LedgerEntry, budget: float | None = None) -> int:
         """Insert a release about to run (status ``reserved``, counted in the cumulative loss) after an atomic
         budget check; finish with :meth:`finalize` or :meth:`cancel`. Inside a function decorated with
-        :func:`cancels_reservations_on_failure`, the reservation is cancelled if that function raises."""
+        :func:`cancels_reservations_on_failure`, the reservation is deleted if that function raises."""
         return self._insert(entry, "reserved", budget)
 
     def _update(self, release_id: int, expect: tuple[str, ...], budget: float | None = None,
@@ -710,9 +736,10 @@ class Ledger:
                 cum = self.cumulative(e.fingerprint, conn, e.cohort_ids, exclude_id=e.id)
                 if self._over(cum, e.epsilon, _check_eps(budget, "--budget")):
                     raise self._budget_error(cum, e.epsilon, budget)
-            values = _row_values(e)
-            conn.execute(f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, row_sha256 = ? "
-                         "WHERE id = ?", (*values, _row_hash(values), int(release_id)))
+            values, details = _row_values(e), _details_text(e)
+            conn.execute(f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, details = ?, "
+                         "row_sha256 = ? WHERE id = ?",
+                         (*values, details, _row_hash(_hashed(values, details)), int(release_id)))
             return e
 
         return self._write(fn)
@@ -729,7 +756,7 @@ class Ledger:
         if entry is not None:
             entry = entry.normalised()
             changes = {k: getattr(entry, k) for k in ("fingerprint", "stages", "epsilon", "delta", "cohort_path",
-                                                      "af_source", "tool_version", "test_release")}
+                                                      "af_source", "tool_version", "test_release", "details")}
             output_dir = output_dir if output_dir is not None else entry.output_dir
             output_checksum = output_checksum if output_checksum is not None else entry.output_checksum
         e = self._update(release_id, ("reserved",), budget=budget, status="recorded",
@@ -854,9 +881,10 @@ def _stages_from_manifest(manifest: Mapping) -> dict:
 
 
 def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None, *,
-                               checksum: bool = True) -> LedgerEntry:
+                               checksum: bool = True, details: Mapping | None = None) -> LedgerEntry:
     """A ledger entry for the release described by ``manifest`` (and written to ``out_dir``, whose checksum is
-    taken unless ``checksum`` is False or ``out_dir`` is None)."""
+    taken unless ``checksum`` is False or ``out_dir`` is None). ``details``: the release's private facts
+    (``details["cohort"]["path"]`` is the cohort path; older manifests carried it in ``inputs.cohort.path``)."""
     stages = _stages_from_manifest(manifest)
     af = manifest.get("af_source")
     if isinstance(af, Mapping):
@@ -868,6 +896,9 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
     inputs = manifest.get("inputs") or {}
     cohort = inputs.get("cohort") if isinstance(inputs, Mapping) else None
     cohort_path = cohort.get("path") if isinstance(cohort, Mapping) else None
+    private_cohort = (details or {}).get("cohort")
+    if isinstance(private_cohort, Mapping) and private_cohort.get("path"):
+        cohort_path = private_cohort["path"]
     if cohort_path is not None:
         cohort_path = str(Path(cohort_path).expanduser().absolute())
     out = None if out_dir is None else str(Path(out_dir).absolute())
@@ -880,6 +911,7 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
         output_checksum=release_checksum(out_dir) if (checksum and out_dir is not None) else None,
         tool_version=str(manifest.get("version", __version__)),
         test_release=bool(manifest.get("reproducible_test_release", False)),
+        details=dict(details or {}),
     ).normalised()
 
 

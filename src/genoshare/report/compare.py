@@ -22,7 +22,7 @@ MANIFEST_FILE = "manifest.json"
 
 # (column, where in the manifest) in table order; evaluation metrics follow.
 MANIFEST_COLUMNS = (
-    ("cohort", ("inputs", "cohort", "path")),
+    ("cohort", ("inputs", "cohort", "name")),  # manifests before issue 15 had inputs.cohort.path
     ("reference", ("inputs", "reference", "path")),
     ("n_samples", ("n_samples",)),
     ("n_variants", ("n_variants",)),
@@ -71,6 +71,8 @@ def release_row(release_dir, evaluation) -> dict:
     row = {"release": release_dir.name}
     for column, keys in MANIFEST_COLUMNS:
         value = _get(manifest, keys)
+        if column == "cohort" and value is None:
+            value = _get(manifest, ("inputs", "cohort", "path"))
         if column in ("cohort", "reference") and value is not None:
             value = Path(str(value)).name
         row[column] = value
