@@ -69,7 +69,7 @@ def run() -> tuple[list[Row], dict]:
         release_walls.append(time.perf_counter() - t0)
         releases.append(out)
 
-    argv = [sys.executable, "-m", "genoshare.cli_attack", "--original", str(cohort),
+    argv = [sys.executable, "-m", "genoshare.cli", "attack", "--original", str(cohort),
             *[a for r in releases for a in ("--release", str(r))], "--nonmembers", str(holdout),
             "--reference", str(panel), "--attacks", ATTACKS, "--json"]
     res = measure(argv)

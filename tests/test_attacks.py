@@ -27,7 +27,7 @@ from genoshare.evaluate.auditstats import (
 
 ROOT = Path(__file__).resolve().parents[1]
 LACTOSE = ROOT / "data" / "opensnp-lactose"
-ATTACK = [sys.executable, "-m", "genoshare.cli_attack"]
+ATTACK = [sys.executable, "-m", "genoshare.cli", "attack"]
 RELEASE = [sys.executable, "-m", "genoshare.cli", "release"]
 
 

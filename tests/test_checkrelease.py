@@ -454,7 +454,7 @@ def test_fam_phenotype_must_be_what_the_manifest_assigns(releases, tmp_path):
 
 
 def test_cli_check_release(releases, tmp_path):
-    from genoshare.cli_privacy import check_release_cmd
+    from genoshare.cli.privacy import check_release_cmd
 
     runner = CliRunner()
     res = runner.invoke(check_release_cmd, [str(releases["csv"])])

@@ -9,7 +9,7 @@ import pytest
 from tools import require_tool
 from click.testing import CliRunner
 
-from genoshare.cli_verify import gwas as gwas_cmd
+from genoshare.cli.verify import gwas as gwas_cmd
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.gwas import (
     association,

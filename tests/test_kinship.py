@@ -248,7 +248,7 @@ def test_refuses_biobank_size_and_bad_input(tmp_path):
 
 
 def test_cli_kinship(tmp_path, grown_population):
-    from genoshare.cli_privacy import kinship_cmd
+    from genoshare.cli.privacy import kinship_cmd
 
     # every 4th SNP: thinning keeps the genome span (ten chromosomes), which is what KING's precision needs
     G2, ids2, expected = _plant(grown_population[::4], [f"p{i:03d}" for i in range(200)], (1, 2),

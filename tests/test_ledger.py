@@ -432,7 +432,7 @@ def test_entry_from_manifest(csv_release, tmp_path):
 
 
 def test_cli_ledger(tmp_path, monkeypatch):
-    from genoshare.cli_privacy import ledger
+    from genoshare.cli.privacy import ledger
 
     monkeypatch.delenv(ENV_PRIVATE_DIR, raising=False)
     priv = tmp_path / "priv"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from genoshare.cli_verify import retention_table as retention_table_cmd
-from genoshare.cli_verify import verify as verify_cmd
+from genoshare.cli.verify import retention_table as retention_table_cmd
+from genoshare.cli.verify import verify as verify_cmd
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.gwas import genotype_counts, run_test
 from genoshare.evaluate.inject import MODES, corrupt, corrupt_report, injection_curves

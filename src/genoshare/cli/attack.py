@@ -1,4 +1,5 @@
-"""`genoshare attack`: membership-inference audit of one or more releases (register with main.add_command(attack))."""
+"""`genoshare attack`: membership-inference audit of one or more releases (registered on the ``genoshare`` group
+in cli/__init__.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,8 @@ import json
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
-
-
+from genoshare.cli import options
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 
 
 def _text(report: dict) -> str:
@@ -41,35 +41,31 @@ def _text(report: dict) -> str:
 
 
 @click.command("attack")
-@click.option("--original", required=True, type=click.Path(), help="The original cohort (CSV matrix or VCF Zarr).")
-@click.option("--release", "releases", required=True, multiple=True, type=click.Path(),
-              help="A release directory of that cohort; repeat for several release seeds (an audit wants >= 5).")
+@options.original
+@options.releases
 @click.option("--nonmembers", required=True, type=click.Path(),
               help="Individuals of the same population used for nothing else (or, with --split-panel, a panel).")
-@click.option("--reference", default=None, type=click.Path(),
-              help="Public reference genotypes for the likelihood-ratio test and the classifier.")
+@options.reference_optional
 @click.option("--attacks", default="nn,lrt,classifier", show_default=True,
               help="Comma-separated: nn, lrt, classifier, row (row needs a CSV release whose reference panel and "
                    "settings in manifest.json are available).")
 @click.option("--seed-split", default=0, show_default=True, type=int,
               help="Seed of the calibration/evaluation split (and of --split-panel).")
-@click.option("--delta", default=0.0, show_default=True, type=float,
-              help="The accountant's delta (0 for the pure-epsilon XOR stage).")
-@click.option("--confidence", default=0.95, show_default=True, type=float,
+@options.delta
+@click.option("--confidence", default=0.95, show_default=True, type=options.PROBABILITY_OPEN,
               help="Confidence of the Clopper-Pearson intervals and of the epsilon lower bound.")
 @click.option("--split-panel", is_flag=True,
               help="--nonmembers is a panel: half of it becomes the non-members, the other half the reference.")
-@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@options.as_json
 @_fail_cleanly
 def attack(original, releases, nonmembers, reference, attacks, seed_split, delta, confidence, split_panel, as_json):
     """Membership inference against releases of ORIGINAL: ROC, AUC, TPR at FPR 0.1%/1%/5% and an empirical
-    epsilon lower bound per attack, thresholds set on calibration halves and measured on evaluation halves."""
+    epsilon lower bound per attack, thresholds set on calibration halves and measured on evaluation halves.
+
+    Repeat --release for several release seeds (an audit wants >= 5). --reference: public genotypes for the
+    likelihood-ratio test and the classifier."""
     from genoshare.evaluate.attacks import attack_files
 
     report = attack_files(original, list(releases), nonmembers, reference=reference, attacks=attacks,
                           seed_split=seed_split, delta=delta, confidence=confidence, split_panel=split_panel)
     click.echo(json.dumps(report, indent=2) if as_json else _text(report))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    attack()

@@ -1,6 +1,5 @@
 """`genoshare gwas`, `genoshare retention-table`, `genoshare verify`: the click commands of the verification
-side. The main CLI registers them (``main.add_command(gwas)`` etc.); ``python -m genoshare.cli_verify`` runs them
-standalone.
+side (registered on the ``genoshare`` group in cli/__init__.py).
 
 Exit status: 0 success (verify: PASS), 1 verify FLAG, 2 a user error (one line on stderr).
 """
@@ -12,13 +11,12 @@ import sys
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli import options
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 EXIT_FLAG = 1
 EXIT_ERROR = 2
-
-
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -28,20 +26,16 @@ def _floats(text: str, option: str) -> list[float]:
         raise GenoshareError(f"{option} must be a comma-separated list of numbers, not {text!r}") from None
 
 
-_TESTS = click.Choice(["allelic", "genotypic", "dominant"])
-
-
 @click.command("gwas")
 @click.option("--cases", required=True, type=click.Path(),
               help="Cases (with --controls), or the whole cohort (with --phenotype or a PLINK .fam phenotype): "
                    "CSV matrix, VCF Zarr, release directory, PLINK or VCF.")
-@click.option("--controls", type=click.Path(), default=None, help="A separate control set (same formats).")
-@click.option("--phenotype", type=click.Path(dir_okay=False), default=None,
-              help="TSV with columns id, phenotype (1 control / 2 case as PLINK, or 0/1; -9, 0 or NA missing).")
-@click.option("--test", "test", type=_TESTS, default="allelic", show_default=True)
+@options.controls
+@options.phenotype
+@options.gwas_test
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Output TSV: id, statistic, p, n_cases, n_controls.")
-@click.option("--threads", type=int, default=None, help="Threads reading VCF Zarr chunks [default: min(4, CPUs)].")
+@options.threads
 @_fail_cleanly
 def gwas(cases, controls, phenotype, test, out, threads):
     """Case/control association test per SNP, blockwise over VCF Zarr (SPEC 5).
@@ -63,29 +57,28 @@ def gwas(cases, controls, phenotype, test, out, threads):
 
 
 @click.command("retention-table")
-@click.option("--original", required=True, type=click.Path(), help="The original cohort the release was made from.")
-@click.option("--reference", required=True, type=click.Path(), help="The reference panel of the release.")
-@click.option("--release", "release_dir", required=True, type=click.Path(file_okay=False),
-              help="The release directory (settings read from its manifest.json; retention.json written there).")
-@click.option("--controls", type=click.Path(), default=None, help="Separate controls the GWAS is run against.")
-@click.option("--phenotype", type=click.Path(dir_okay=False), default=None,
-              help="Case/control status of the cohort's individuals (TSV id, phenotype).")
-@click.option("-k", "k", type=int, default=10, show_default=True, help="Releases to repeat.")
-@click.option("--alpha", type=float, default=0.05, show_default=True)
-@click.option("--tau", type=float, default=0.8, show_default=True)
-@click.option("--tests", default="allelic,genotypic,dominant", show_default=True)
-@click.option("--seed", type=int, default=None, help="Reproducible keys for the k releases (tests only).")
-@click.option("--threads", type=int, default=None)
-@click.option("--scheduler", default="local", show_default=True,
-              help="Store inputs: Dask scheduler of the k pipeline releases (local, slurm, tcp://HOST:PORT).")
-@click.option("--cluster-config", type=click.Path(dir_okay=False), default=None)
-@click.option("--workers", type=int, default=None)
-@click.option("--overwrite", is_flag=True, help="Replace an existing retention.json.")
+@options.original
+@options.reference
+@options.release_dir
+@options.controls
+@options.phenotype
+@click.option("-k", "k", type=click.IntRange(min=2), default=10, show_default=True, help="Releases to repeat.")
+@options.alpha
+@options.tau
+@click.option("--tests", default="allelic,genotypic,dominant", show_default=True, help="GWAS tests to tabulate.")
+@options.seed
+@options.threads
+@options.scheduler
+@options.cluster_config
+@options.workers
+@options.overwrite
 @_fail_cleanly
 def retention_table(original, reference, release_dir, controls, phenotype, k, alpha, tau, tests, seed, threads,
                     scheduler, cluster_config, workers, overwrite):
     """The owner's expected SNP retention: repeat the release k times on the original (settings from the
-    manifest, fresh keys) and write RELEASE/retention.json for reviewers. Costs k releases."""
+    manifest, fresh keys) and write RELEASE/retention.json for reviewers. Costs k releases.
+
+    --original, --reference: the cohort and the panel RELEASE was made from."""
     from genoshare.evaluate.verify import retention_table as run
 
     table = run(original, reference, release_dir, controls=controls, phenotype=phenotype, k=k, alpha=alpha, tau=tau,
@@ -98,31 +91,30 @@ def retention_table(original, reference, release_dir, controls, phenotype, k, al
 
 
 @click.command("verify")
-@click.option("--release", "release_dir", required=True, type=click.Path(file_okay=False),
-              help="The released copy (a release directory with retention.json).")
+@options.release_dir
 @click.option("--reported", type=click.Path(dir_okay=False), default=None,
               help="TSV of the SNPs the paper reports significant: column id, optional p.")
-@click.option("--controls", type=click.Path(), default=None, help="The controls the owner's table used.")
-@click.option("--phenotype", type=click.Path(dir_okay=False), default=None,
-              help="Case/control status of the released individuals (TSV id, phenotype).")
-@click.option("--test", "test", type=_TESTS, default="genotypic", show_default=True)
-@click.option("--alpha", type=float, default=None, help="[default: the table's, 0.05]")
-@click.option("--tau", type=float, default=None, help="[default: the table's, 0.8]")
+@options.controls
+@options.phenotype
+@options.verify_test
+@options.alpha_from_table
+@options.tau_from_table
 @click.option("--tolerance", type=float, default=None,
               help="Flag when retention < expected mean - TOLERANCE [default: from the shipped distribution].")
 @click.option("--table", type=click.Path(dir_okay=False), default=None,
               help="Expected-retention table [default: RELEASE/retention.json].")
-@click.option("--json", "as_json", is_flag=True, help="Print the details as JSON.")
+@options.as_json
 @click.option("--inject", default=None,
               help="Evaluation mode: error-injection curves for these modes (flipping,noise,shifting,replacing); "
                    "needs --original and --out.")
 @click.option("--rates", default="0,0.1,0.2,0.3,0.5", show_default=True,
               help="--inject: error rates (noise: the sigmas).")
-@click.option("--reps", type=int, default=20, show_default=True, help="--inject: corrupted reports per rate.")
-@click.option("--original", type=click.Path(), default=None, help="--inject: the original cohort.")
+@click.option("--reps", type=options.POSITIVE_INT, default=20, show_default=True,
+              help="--inject: corrupted reports per rate.")
+@options.original_optional
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, help="--inject: curves TSV.")
-@click.option("--seed", type=int, default=0, show_default=True, help="--inject: seed of the corruptions.")
-@click.option("--threads", type=int, default=None)
+@options.seed_zero
+@options.threads
 @_fail_cleanly
 def verify(release_dir, reported, controls, phenotype, test, alpha, tau, tolerance, table, as_json, inject, rates,
            reps, original, out, seed, threads):
@@ -130,7 +122,8 @@ def verify(release_dir, reported, controls, phenotype, test, alpha, tau, toleran
 
     Recomputes the GWAS on the release, takes the retention of the reported SNPs at alpha / tau and compares it
     with the owner's expected retention. Prints PASS or FLAG with the reason; exit status 0 PASS, 1 FLAG,
-    2 error."""
+    2 error. RELEASE must hold retention.json (or give --table). --inject (evaluation mode) needs --original
+    (the cohort RELEASE was made from) and --out."""
     from genoshare.evaluate import verify as v
 
     if inject is not None:
@@ -166,15 +159,3 @@ def verify(release_dir, reported, controls, phenotype, test, alpha, tau, toleran
 
 COMMANDS = (gwas, retention_table, verify)
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def _standalone():
-    """genoshare verification commands (standalone entry point)."""
-
-
-for _cmd in COMMANDS:
-    _standalone.add_command(_cmd)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _standalone()

@@ -1,8 +1,7 @@
 """Privacy commands: ``genoshare ledger list|show|cancel``, ``genoshare check-release``, ``genoshare kinship``.
 
-Registered on the main group by cli.py (``main.add_command(ledger)``, ``main.add_command(check_release_cmd)``,
-``main.add_command(kinship_cmd)``). Errors a user can act on are one line on stderr with exit status 2;
-check-release exits 1 when the release fails.
+Registered on the ``genoshare`` group in cli/__init__.py. Errors a user can act on are one line on stderr with exit
+status 2; check-release exits 1 when the release fails.
 """
 
 from __future__ import annotations
@@ -13,18 +12,13 @@ from pathlib import Path
 
 import click
 
-from genoshare.cli_errors import fail_cleanly as _fail_cleanly
+from genoshare.cli import options
+from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 from genoshare.errors import GenoshareError
 
 __all__ = ["ledger", "check_release_cmd", "kinship_cmd", "COMMANDS"]
 
-
-
-
-_private_option = click.option(
-    "--private-dir", "private", type=click.Path(file_okay=False), default=None,
-    help="Owner's private work directory holding ledger.sqlite [default: $GENOSHARE_PRIVATE_DIR, else "
-         "$XDG_DATA_HOME/genoshare, else ~/.local/share/genoshare].")
+_private_option = options.private_dir
 
 
 def _open_ledger(private):
@@ -60,7 +54,7 @@ def ledger():
 
 @ledger.command("list")
 @_private_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@options.as_json
 @_fail_cleanly
 def ledger_list(private, as_json):
     """All recorded releases, oldest first, and each cohort's cumulative loss."""
@@ -88,7 +82,7 @@ def ledger_list(private, as_json):
 @ledger.command("show")
 @click.argument("what", metavar="ID|FINGERPRINT")
 @_private_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.as_json
 @_fail_cleanly
 def ledger_show(what, private, as_json):
     """One release (by id) or one cohort (by fingerprint or a unique prefix of >= 8 hex digits)."""
@@ -140,7 +134,7 @@ def ledger_cancel(release_id, private):
 @click.argument("directory", type=click.Path())
 @click.option("--quick", is_flag=True,
               help="Skip comparing exports and frequencies.tsv with the released genotypes (one read of each).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.as_json
 @_private_option
 @_fail_cleanly
 def check_release_cmd(directory, quick, as_json, private):
@@ -164,15 +158,14 @@ def check_release_cmd(directory, quick, as_json, private):
 @click.argument("cohort", type=click.Path())
 @click.option("--threshold", type=float, default=0.0884, show_default=True,
               help="Report pairs with KING-robust kinship above this (0.0884: 2nd degree or closer).")
-@click.option("--epsilon", type=float, default=None, help="Epsilon of the release, to print each group's cost.")
-@click.option("--delta", type=float, default=0.0, show_default=True, help="Delta of the release.")
-@click.option("--max-variants", type=int, default=None,
+@options.epsilon_optional
+@options.delta
+@click.option("--max-variants", type=options.POSITIVE_INT, default=None,
               help="Use at most this many SNPs, evenly spaced (cost is linear in the SNPs).")
-@click.option("--sample-block", type=int, default=None,
-              help="Individuals per block row (memory ~60 x block x n bytes) [default: from 1.5 GB].")
+@options.sample_block
 @click.option("--estimator", type=click.Choice(["between", "within"]), default="between", show_default=True,
               help="KING-robust between-family (eq. 11, as plink2) or within-family estimator.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@options.as_json
 @_fail_cleanly
 def kinship_cmd(cohort, threshold, epsilon, delta, max_variants, sample_block, estimator, as_json):
     """Related individuals in COHORT (CSV matrix or VCF Zarr) and their group-privacy cost."""
