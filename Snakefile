@@ -24,10 +24,12 @@ wildcard_constraints:
     release=NAME,
 
 
-# The comparison table (and, through it, every release and evaluation).
+# The comparison table and the committee's report (and, through them, every release, evaluation,
+# attack and retention table).
 rule all:
     default_target: True
     input:
         f"{RESULTS}/comparison.tsv",
         f"{RESULTS}/comparison.md",
+        f"{RESULTS}/report.html",
     localrule: True

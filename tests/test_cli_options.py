@@ -16,8 +16,10 @@ from genoshare.cli import main
 GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
 
 # Same name, a different option: each command writes its own kind of --out (its help says which); compare's
-# --release takes DIR EVALUATION pairs; simulate's --cases/--controls are counts, not genotype files.
-DIFFERENT_OPTION = {"--out": None, "--release": {"compare"}, "--cases": {"simulate"}, "--controls": {"simulate"}}
+# --release takes DIR EVALUATION pairs; simulate's --cases/--controls are counts, not genotype files; report's
+# --attacks are attack JSON files (attack's: which attacks to run) and its --budget is shown, not enforced.
+DIFFERENT_OPTION = {"--out": None, "--release": {"compare"}, "--cases": {"simulate"}, "--controls": {"simulate"},
+                    "--attacks": {"report"}, "--budget": {"report"}}
 
 
 def _commands(group: click.Group, prefix: str = ""):
@@ -46,7 +48,7 @@ def _shared_options() -> dict[str, list[tuple[str, click.Option]]]:
 def test_walk_sees_every_command():
     paths = [p for p, _ in _commands(main)]
     assert {"release", "ldstats", "ingest", "verify", "attack", "ledger list", "ledger cancel", "kinship"} <= set(paths)
-    assert len(paths) == len(set(paths)) == 15
+    assert len(paths) == len(set(paths)) == 16
 
 
 def test_an_option_has_one_help_text_and_one_type_across_commands():

@@ -139,6 +139,12 @@ def test_snakefmt_check_is_clean():
     ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "phenotypes": "p.tsv",
                     "release_phenotype": ["case:rr=x"]}]},
      "config: releases[0].release_phenotype[0]: 'case:rr=x' does not match"),
+    ({"report": {"cohorts": {"nobody": {"attack": True}}}},
+     "config: report.cohorts: 'nobody' is not under 'cohorts'"),
+    ({"report": {"cohorts": {"lactose": {"retention": "phenotype"}}}},
+     "config: report.cohorts.lactose.retention: phenotype needs a simulated cohort"),
+    ({"report": {"retention_target": 1.5}},
+     "config: report.retention_target: 1.5 is greater than the maximum of 1"),
 ])
 def test_bad_config_is_rejected_in_one_line(tmp_path, change, message):
     cfg = write_config(tmp_path / "bad.yaml", **change)
@@ -156,7 +162,8 @@ def test_configfile_replaces_the_demo_config(tmp_path):
                         releases=[{"name": "only", "cohort": "lactose", "epsilon": 9091}])
     res = snakemake(tmp_path, "--dry-run", "--printshellcmds", "--configfile", mine, timeout=120)
     assert res.returncode == 0, res.text
-    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "all": 1}, res.text
+    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "report": 1,
+                                    "all": 1}, res.text
     assert "genoshare release" in res.text and "--seed" not in res.text, res.text
 
 
@@ -247,8 +254,15 @@ def test_demo_runs_end_to_end(demo):
         ["lactose/lactose_ref.npz", "sim/sim_panel.npz"]
     logs = rule_logs(out)
     assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate",
-                                                   "compare"}
+                                                   "compare", "audit_release", "attack", "retention", "report"}
     assert {job for _, job in logs.values()} == {"none"}  # local execution
+    # The committee's report: every release, the lactose attacks (5 seeds each) and every retention table.
+    assert f"privacy report      {out}/report.html" in res.stdout, res.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [c["cohort"] for c in report["cohorts"]] == ["data.csv.gz", "sim.vcz"]
+    for c in report["cohorts"]:
+        assert c["sweep"] and all(r["retention"] and r["evaluation"] for r in c["releases"])
+    assert all(r["attacks"] and r["attacks"][0]["releases_audited"] == 5 for r in report["cohorts"][0]["releases"])
 
 
 def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
@@ -268,11 +282,13 @@ def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
 
     dry = smk("--dry-run")
     assert dry.returncode == 0, dry.text
-    assert job_counts(dry.text) == {"release": 1, "evaluate": 1, "compare": 1, "all": 1}, dry.text
+    jobs = {"release": 1, "evaluate": 1, "compare": 1, "audit_release": 4, "attack": 1, "retention": 1, "report": 1,
+            "all": 1}  # lactose releases are attacked (5 seeds) and get a retention table
+    assert job_counts(dry.text) == jobs, dry.text
     assert "wildcards: release=lactose-e2" in dry.text
     res = smk()
     assert res.returncode == 0, res.text
-    assert job_counts(res.text) == {"release": 1, "evaluate": 1, "compare": 1, "all": 1}, res.text
+    assert job_counts(res.text) == jobs, res.text
     assert {p: p.stat().st_mtime_ns for p in before} == before, "an earlier release or evaluation was redone"
     assert [row["release"] for row in read_table(out / "comparison.tsv")][-1] == "lactose-e2"
     again = smk("--dry-run")

@@ -3,6 +3,7 @@ each rule is one call of the genoshare CLI."""
 
 import copy
 import os
+import re
 import shlex
 
 from snakemake.exceptions import WorkflowError
@@ -276,5 +277,106 @@ def compare_pairs(wildcards, input):
     )
 
 
+# ---------------------------------------------------------------- report
+
+
+REPORT = config["report"]
+
+
+def report_cohort(rel_name):
+    return REPORT["cohorts"].get(RELEASES[rel_name]["cohort"], {})
+
+
+def attacked(rel_name):
+    return bool(report_cohort(rel_name).get("attack", False))
+
+
+def retention_design(rel_name):
+    return report_cohort(rel_name).get("retention", "none")
+
+
+def attack_seed_option(wildcards):
+    """Extra audit releases: the demo's seed plus the seed index (reproducible); none when no seed is set."""
+    seed = RELEASES[wildcards.release].get("seed", config["seed"])
+    return "" if seed is None else f"--seed {int(seed) + 1000 * int(wildcards.k)}"
+
+
+def attack_inputs(wildcards):
+    rel = RELEASES[wildcards.release]
+    extra = [
+        f"{RESULTS}/audit-releases/{wildcards.release}/seed{k}"
+        for k in range(1, REPORT["attack_seeds"])
+    ]
+    return {
+        "cohort": prepared(rel["cohort"]),
+        "panel": prepared(release_panel(rel)),
+        "releases": [f"{RESULTS}/releases/{wildcards.release}"] + extra,
+    }
+
+
+def retention_inputs(wildcards):
+    rel = RELEASES[wildcards.release]
+    inputs = {
+        "cohort": prepared(rel["cohort"]),
+        "panel": prepared(release_panel(rel)),
+        "release": f"{RESULTS}/releases/{wildcards.release}",
+    }
+    if retention_design(wildcards.release) == "phenotype":
+        sim = dataset(rel["cohort"])["simulation"]
+        inputs["phenotype"] = f"{RESULTS}/simulations/{sim}/phenotype.tsv"
+    return inputs
+
+
+def retention_groups(wildcards, input):
+    if retention_design(wildcards.release) == "phenotype":
+        return f"--phenotype {shlex.quote(input.phenotype)}"
+    return f"--controls {shlex.quote(input.panel)}"
+
+
+def report_inputs(wildcards):
+    return {
+        "releases": [f"{RESULTS}/releases/{name}" for name in RELEASES],
+        "evaluations": [f"{RESULTS}/evaluation/{name}.json" for name in RELEASES],
+        "attacks": [
+            f"{RESULTS}/attacks/{name}.json" for name in RELEASES if attacked(name)
+        ],
+        "retention": [
+            f"{RESULTS}/retention/{name}/retention.json"
+            for name in RELEASES
+            if retention_design(name) != "none"
+        ],
+    }
+
+
+def report_args(wildcards, input):
+    args = [f"--release {shlex.quote(d)}" for d in input.releases]
+    args += [f"--evaluation {shlex.quote(e)}" for e in input.evaluations]
+    args += [f"--attacks {shlex.quote(a)}" for a in input.attacks]
+    args += [f"--retention {shlex.quote(r)}" for r in input.retention]
+    args.append(f"--retention-target {REPORT['retention_target']!r}")
+    return " ".join(args)
+
+
+def _check_report_config():
+    for cohort, opts in REPORT["cohorts"].items():
+        if cohort not in config["cohorts"]:
+            _config_error(f"report.cohorts: {cohort!r} is not under 'cohorts'")
+        ds = config["cohorts"][cohort]
+        panel = ds.get("panel")
+        if opts.get("attack") and not (is_csv(cohort) and panel and is_csv(panel)):
+            _config_error(
+                f"report.cohorts.{cohort}.attack: attacks run on CSV cohorts with a CSV panel only"
+            )
+        if opts.get("retention") == "phenotype" and "simulation" not in ds:
+            _config_error(
+                f"report.cohorts.{cohort}.retention: phenotype needs a simulated cohort"
+            )
+        if opts.get("retention") == "controls" and not panel:
+            _config_error(
+                f"report.cohorts.{cohort}.retention: controls needs the cohort's panel"
+            )
+
+
 _check_config()
 RELEASES = {rel["name"]: rel for rel in config["releases"]}
+_check_report_config()

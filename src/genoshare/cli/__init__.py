@@ -1,6 +1,6 @@
 """`genoshare <verb>`: the click group and the console entry point. Each command lives in the module of its
-group (release, data, evaluate, verify, attack, privacy): it parses, calls one function and prints. Nothing else
-lives here."""
+group (release, data, evaluate, verify, attack, privacy, report): it parses, calls one function and prints.
+Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from genoshare.cli.errors import EXIT_ERROR
 from genoshare.cli.evaluate import compare, evaluate
 from genoshare.cli.privacy import COMMANDS as PRIVACY_COMMANDS
 from genoshare.cli.release import ldstats, release
+from genoshare.cli.report import report
 from genoshare.cli.verify import COMMANDS as VERIFY_COMMANDS
 
 
@@ -54,7 +55,7 @@ def main():
 
 
 for _command in (release, ldstats, ingest, evaluate, simulate, compare, *VERIFY_COMMANDS, attack,
-                 *PRIVACY_COMMANDS):
+                 *PRIVACY_COMMANDS, report):
     main.add_command(_command)
 
 
