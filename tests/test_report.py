@@ -253,15 +253,25 @@ def test_retention_of_another_release(run, tmp_path):
     assert "retention.json" in msg and "another release" in msg
 
 
-def test_mismatched_sweep_settings(run, tmp_path):
+def test_other_settings_form_their_own_sweep(run, tmp_path):
+    """A release of the same cohort with another setting is not put on the same epsilon axis: it gets a section
+    of its own, labelled with its settings (a workflow comparing calibrations must still get its report)."""
     other = tmp_path / "lactose-e5-other"
     shutil.copytree(run["rels"][1], other)
     m = json.loads((other / "manifest.json").read_text())
     m["zero_cell"], m["epsilon_xor"] = "other-rule", 5.0
     (other / "manifest.json").write_text(json.dumps(m))
     (other / "retention.json").unlink()
-    msg = _bad(run, tmp_path, "--release", run["rels"][0], "--release", other)
-    assert str(other / "manifest.json") in msg and "zero_cell" in msg
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", "--release", str(run["rels"][0]), "--release", str(other),
+                                    "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert [[r["name"] for r in c["releases"]] for c in rep["cohorts"]] == [[run["rels"][0].name], [other.name]]
+    assert [c["settings"]["zero_cell"] for c in rep["cohorts"]] == ["haldane", "other-rule"]
+    assert all("zero cell" in c["label"] for c in rep["cohorts"])
+    assert not any(c["sweep"] for c in rep["cohorts"])
+    assert "other-rule" in out.read_text()
 
 
 def test_evaluation_named_for_no_release(run, tmp_path):

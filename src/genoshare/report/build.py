@@ -389,18 +389,23 @@ def _cohort_key(r: dict) -> tuple:
 
 
 def group_cohorts(releases: list[dict], target: float) -> list[dict]:
+    """One section per sweep: releases of one cohort with the same settings but epsilon. Releases of one cohort
+    that differ in another setting (a workflow comparing calibrations, say) form sweeps of their own, each
+    labelled with the settings that set it apart, because an epsilon axis across them would mix two things."""
     groups: dict[tuple, list[dict]] = {}
     for r in releases:
-        groups.setdefault(_cohort_key(r), []).append(r)
+        groups.setdefault((*_cohort_key(r), tuple(repr(r.get(s)) for s in SWEEP_SETTINGS)), []).append(r)
+    per_cohort: dict[tuple, int] = {}
+    for key in groups:
+        per_cohort[key[:3]] = per_cohort.get(key[:3], 0) + 1
     cohorts = []
     for key, rels in groups.items():
         first = rels[0]
-        for r in rels[1:]:
-            for s in SWEEP_SETTINGS:
-                if r.get(s) != first.get(s):
-                    raise InputError(Path(r["_dir"]) / "manifest.json",
-                                     f"{s} is {r.get(s)!r} but {first['name']!r} of the same cohort has "
-                                     f"{first.get(s)!r}: a sweep varies epsilon only")
+        settings = {s: first.get(s) for s in SWEEP_SETTINGS}
+        label = f"Cohort {key[0]}"
+        if per_cohort[key[:3]] > 1:
+            label += " (" + ", ".join(f"{s.replace('_', ' ')} {settings[s]}" for s in SWEEP_SETTINGS
+                                      if s != "release_file") + ")"
         rels = sorted(rels, key=lambda r: (r["epsilon"], r["name"]))
         for r in rels:
             r["risk"] = _risk(r)
@@ -422,7 +427,8 @@ def group_cohorts(releases: list[dict], target: float) -> list[dict]:
                     "No retention table was given, so no release can be recommended on utility.")
             recommendation = {"release": None, "epsilon": None, "retention": None, "risk": None, "text": text}
         focus = next((r for r in rels if r["name"] == recommendation["release"]), rels[0])
-        cohorts.append({"cohort": key[0], "n_samples": key[1], "n_variants": key[2], "releases": rels,
+        cohorts.append({"cohort": key[0], "label": label, "settings": settings, "n_samples": key[1],
+                        "n_variants": key[2], "releases": rels,
                         "sweep": len(rels) > 1, "focus": focus["name"], "recommendation": recommendation,
                         "retention_target": target, "ledger": None})
     return cohorts
