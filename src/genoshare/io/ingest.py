@@ -259,7 +259,8 @@ def ingest(
     ``chunk_variants`` / ``chunk_samples`` default (None) to 1000 / 10000 (bio2zarr's defaults, clipped to the data).
     ``worker_processes`` is passed to bio2zarr (0: in this process). ``out_path`` must not exist unless
     ``overwrite``. Returns a summary dict: format, input, output, n_variants (kept), n_samples, n_variants_input,
-    dropped {multiallelic, missing_allele, non_diploid}, chunks [variants, samples], rewritten (bool), seconds.
+    dropped {multiallelic, missing_allele, non_diploid}, chunks [variants, samples], rewritten (bool), seconds
+    (and parts, their number, for a ``{chrom}`` pattern: :mod:`genoshare.io.parts`).
     Raises InputError (one line naming the file) for bad inputs or an unusable output path, GenoshareError for
     bad chunk sizes; leaves no partial output.
     """
