@@ -431,8 +431,10 @@ def _as_vcz(path, work: Path, name: str, chunks):
     from genoshare.io.ingest import detect_format, ingest
     from genoshare.io.vcz import open_vcz
 
+    from genoshare.io.parts import is_pattern
+
     kind = detect_format(path)
-    if kind == "vcz":
+    if kind == "vcz" and not is_pattern(path):
         return open_vcz(path), kind
     target = work / f"{name}.vcz"
     ingest(path, target, chunk_variants=chunks[0], chunk_samples=chunks[1])
@@ -631,8 +633,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             target_af, af_counts = align_af_table(cohort, inp.alignment, af_table)
             af = af_info("public", file=str(af_path), **af_counts)
         book.private_input("cohort", cohort_path, inp.cohort_kind)
-        inputs = {"cohort": private_input_entry(cohort_path, inp.cohort_kind),
-                  "reference": input_entry(reference_path, inp.panel_kind)}
+        from genoshare.io.parts import manifest_parts
+
+        inputs = {"cohort": {**private_input_entry(cohort_path, inp.cohort_kind), **manifest_parts(cohort_path)},
+                  "reference": {**input_entry(reference_path, inp.panel_kind), **manifest_parts(reference_path)}}
         if af_path is not None:
             inputs["af_file"] = input_entry(af_path)
         if ldstats is not None:

@@ -28,7 +28,12 @@ TEST_RELEASE_WARNING = "reproducible test release: not for sharing (made with --
 
 
 def sha256_path(path) -> str:
-    """SHA-256 of a file, or of a directory tree (relative paths and contents, sorted)."""
+    """SHA-256 of a file, or of a directory tree (relative paths and contents, sorted); of a ``{chrom}``
+    pattern: over its parts (genoshare.io.parts.sha256_parts)."""
+    from genoshare.io.parts import is_pattern, sha256_parts
+
+    if is_pattern(path):
+        return sha256_parts(path)
     path = Path(path)
     h = hashlib.sha256()
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

@@ -17,7 +17,10 @@ from genoshare.cli.errors import fail_cleanly as _fail_cleanly
 @options.chunk_samples
 @_fail_cleanly
 def ingest(input_path, out, chunk_variants, chunk_samples):
-    """Convert PLINK (.bed/.bim/.fam), VCF/BCF, VCF Zarr or a CSV matrix into a VCF Zarr store."""
+    """Convert PLINK (.bed/.bim/.fam), VCF/BCF, VCF Zarr or a CSV matrix into a VCF Zarr store.
+
+    INPUT may be a quoted pattern holding {chrom} ('cohort.chr{chrom}.vcf.gz'): its files, in natural order
+    (2 before 10), are concatenated into one store; they must share their sample ids."""
     from genoshare.io.ingest import ingest as run_ingest
 
     summary = run_ingest(input_path, out, chunk_variants=chunk_variants, chunk_samples=chunk_samples)

@@ -79,7 +79,8 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
     """Release COHORT with XOR noise calibrated on a public reference panel.
 
     CSV matrices are released in memory to OUT/release.csv.gz; VCF Zarr, PLINK and VCF inputs go through the
-    blockwise Dask pipeline to OUT/release.vcz (plus --export formats)."""
+    blockwise Dask pipeline to OUT/release.vcz (plus --export formats). COHORT and --reference may be a quoted
+    pattern holding {chrom} ('cohort.chr{chrom}.vcf.gz'): its files, in natural order, form one cohort."""
     from genoshare import api
 
     options = dict(calibration=calibration, zero_cell=zero_cell, window=window, af_source=af_source, seed=seed,

@@ -12,6 +12,11 @@ Inputs (detected from the path)
   :func:`genoshare.io.vcz.open_vcz`. If it needs no change (same chunking as requested, every site usable) it is
   COPIED as is (a copy, not a link: the output is independent of the input and the rename stays atomic);
   otherwise it is rewritten (see below).
+- A pattern holding ``{chrom}`` (:mod:`genoshare.io.parts`): per-chromosome parts of ONE cohort, all VCF/BCF,
+  all PLINK or all VCF Zarr, with the same sample ids. VCF parts are converted together by one
+  ``bio2zarr.vcf.convert`` call; PLINK / VCF Zarr parts are ingested one by one into a scratch directory and
+  concatenated along variants, one block at a time. ``genoshare_ingest`` then records the pattern's base name
+  and ``parts`` (their number).
 - CSV matrix (``.csv`` / ``.csv.gz``, :mod:`genoshare.io.csvmatrix`): contig "1", positions 1..m in column order,
   variant ids from the header, alleles REF "N" / ALT "<ALT>" (the CSV holds ALT-allele counts but no alleles;
   "N" and the symbolic "<ALT>" are valid VCF and are read by PLINK 1.9, plink2, vcztools and bio2zarr, and they
@@ -51,6 +56,7 @@ import zarr
 
 from genoshare.errors import GenoshareError, InputError
 from genoshare.io import vcz
+from genoshare.io.parts import check_same_samples, is_pattern, resolve_parts
 from genoshare.io.validate import check_plink, check_vcf, plink_paths
 
 __all__ = ["ingest", "detect_format", "classify_sites", "dropped_at_ingest", "DROP_REASONS", "CSV_REF", "CSV_ALT"]
@@ -74,6 +80,8 @@ def detect_format(input_path) -> str:
     """'plink', 'vcf', 'vcz' or 'csv' from the path (and, for directories, their content); raise InputError."""
     p = Path(input_path)
     name = p.name.lower()
+    if is_pattern(p):
+        return resolve_parts(p).fmt
     if p.is_dir():
         if (p / ".zgroup").exists() or (p / "zarr.json").exists():
             return "vcz"
@@ -184,9 +192,24 @@ def _rewrite(info: vcz.VczInfo, src: zarr.Group, keep: np.ndarray, out: Path, ch
         root_attrs=root_attrs,
         contig_lengths=info.contig_lengths,
     )
-    cv = root["call_genotype"].chunks[0]
     gt_src = src["call_genotype"]
     ph_src = src["call_genotype_phased"] if "call_genotype_phased" in src else None
+
+    def blocks():
+        for lo, hi in _blocks(info.n_variants, gt_src.chunks[0], info.n_samples * info.ploidy):
+            sel = keep[lo:hi]
+            if not sel.any():
+                continue
+            g = np.asarray(gt_src[lo:hi])[sel][:, :, :2].astype(np.int8, copy=False)
+            ph = np.asarray(ph_src[lo:hi])[sel] if ph_src is not None else np.zeros(g.shape[:2], dtype=bool)
+            yield g, ph
+
+    assert _write_blocks(root, blocks()) == idx.size
+
+
+def _write_blocks(root: zarr.Group, blocks) -> int:
+    """Write (calls, phased) blocks of any size one after another, whole output chunks at a time; the count."""
+    cv = root["call_genotype"].chunks[0]
     buf_gt: list[np.ndarray] = []
     buf_ph: list[np.ndarray] = []
     n_buf = 0
@@ -201,12 +224,7 @@ def _rewrite(info: vcz.VczInfo, src: zarr.Group, keep: np.ndarray, out: Path, ch
         buf_gt, buf_ph = ([g[count:]], [ph[count:]]) if count < g.shape[0] else ([], [])
         n_buf -= count
 
-    for lo, hi in _blocks(info.n_variants, gt_src.chunks[0], info.n_samples * info.ploidy):
-        sel = keep[lo:hi]
-        if not sel.any():
-            continue
-        g = np.asarray(gt_src[lo:hi])[sel][:, :, :2].astype(np.int8, copy=False)
-        ph = np.asarray(ph_src[lo:hi])[sel] if ph_src is not None else np.zeros(g.shape[:2], dtype=bool)
+    for g, ph in blocks:
         buf_gt.append(g)
         buf_ph.append(ph)
         n_buf += g.shape[0]
@@ -214,7 +232,7 @@ def _rewrite(info: vcz.VczInfo, src: zarr.Group, keep: np.ndarray, out: Path, ch
             flush(cv)
     if n_buf:
         flush(n_buf)
-    assert v_out == idx.size
+    return v_out
 
 
 def _scratch(out: Path, tag: str) -> Path:
@@ -241,7 +259,8 @@ def ingest(
     ``chunk_variants`` / ``chunk_samples`` default (None) to 1000 / 10000 (bio2zarr's defaults, clipped to the data).
     ``worker_processes`` is passed to bio2zarr (0: in this process). ``out_path`` must not exist unless
     ``overwrite``. Returns a summary dict: format, input, output, n_variants (kept), n_samples, n_variants_input,
-    dropped {multiallelic, missing_allele, non_diploid}, chunks [variants, samples], rewritten (bool), seconds.
+    dropped {multiallelic, missing_allele, non_diploid}, chunks [variants, samples], rewritten (bool), seconds
+    (and parts, their number, for a ``{chrom}`` pattern: :mod:`genoshare.io.parts`).
     Raises InputError (one line naming the file) for bad inputs or an unusable output path, GenoshareError for
     bad chunk sizes; leaves no partial output.
     """
@@ -252,7 +271,10 @@ def ingest(
         raise GenoshareError(f"worker_processes must be >= 0, got {worker_processes!r}")
     input_path = Path(input_path)
     out_path = Path(out_path)
-    fmt = detect_format(input_path)
+    parts = resolve_parts(input_path) if is_pattern(input_path) else None
+    fmt = parts.fmt if parts is not None else detect_format(input_path)
+    if parts is not None and fmt != "vcf":
+        return _ingest_parts(parts, out_path, cv_req, cs_req, worker_processes, overwrite, t0)
 
     # ---- validate the input before writing anything ----------------------------------------------------------
     blame = input_path
@@ -261,7 +283,10 @@ def ingest(
         fileset = check_plink(input_path)
         blame = fileset.bed
     elif fmt == "vcf":
-        check_vcf(input_path)
+        for f in parts.files if parts is not None else [input_path]:
+            check_vcf(f)
+        if parts is not None:
+            check_same_samples(parts)
     elif fmt == "vcz":
         src_info = vcz.open_vcz(input_path)
     else:
@@ -272,6 +297,8 @@ def ingest(
         raise InputError(out_path, "output is the input; choose another output path")
 
     meta = {"format": fmt, "input": input_path.name}
+    if parts is not None:
+        meta["parts"] = len(parts)
     with vcz.atomic_store(out_path, overwrite=overwrite) as tmp:
         rewritten = False
         if fmt == "csv":
@@ -306,7 +333,8 @@ def ingest(
                         zip(("variants_chunk_size", "samples_chunk_size"),
                             vcz.normalise_chunks((cv_req, cs_req), fileset.n_variants, fileset.n_samples))
                     )
-                _convert(fmt, input_path, blame, tmp, chunk_args, worker_processes, out_path)
+                _convert(fmt, list(parts.files) if parts is not None else [input_path], blame, tmp, chunk_args,
+                         worker_processes, out_path)
                 try:
                     info = vcz.open_vcz(tmp)
                 except InputError as e:
@@ -372,10 +400,12 @@ def ingest(
         "rewritten": rewritten,
         "seconds": round(time.perf_counter() - t0, 3),
     }
+    if parts is not None:
+        summary["parts"] = len(parts)
     return summary
 
 
-def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dict, workers: int, out: Path) -> None:
+def _convert(fmt: str, inputs: list[Path], blame: Path, tmp: Path, chunk_args: dict, workers: int, out: Path) -> None:
     """bio2zarr conversion into ``tmp``; any failure becomes one InputError line naming the input.
 
     bio2zarr's warnings (e.g. "Total records unknown, cannot show progress; reindex VCFs with bcftools index")
@@ -395,7 +425,7 @@ def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dic
             icf = _scratch(out, "icf")
             try:
                 vcf.convert(
-                    [str(input_path)], str(tmp), worker_processes=workers, icf_path=str(icf), **chunk_args
+                    [str(p) for p in inputs], str(tmp), worker_processes=workers, icf_path=str(icf), **chunk_args
                 )
             finally:
                 shutil.rmtree(icf, ignore_errors=True)
@@ -412,3 +442,81 @@ def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dic
         raise InputError(blame, f"cannot convert ({type(e).__name__}: {_one_line(e)})") from None
     finally:
         b2z_logger.setLevel(level)
+
+
+def _ingest_parts(parts, out_path: Path, cv_req, cs_req, workers: int, overwrite: bool, t0: float) -> dict:
+    """PLINK / VCF Zarr parts: each ingested into a scratch store, then concatenated along variants into
+    ``out_path`` (contigs in order of first appearance), one block at a time; memory ~ one block + one chunk."""
+    for f in parts.files:
+        check_plink(f) if parts.fmt == "plink" else vcz.open_vcz(f)
+    samples = check_same_samples(parts)
+    if out_path.resolve() == parts.pattern.resolve() and not overwrite:
+        raise InputError(out_path, "output is the input; choose another output path")
+    scratch = _scratch(out_path, "parts")
+    try:
+        scratch.mkdir(parents=False)
+    except OSError as e:
+        raise InputError(out_path, f"cannot create a scratch directory beside it ({e.strerror or _one_line(e)})") \
+            from None
+    try:
+        infos, summaries = [], []
+        for i, f in enumerate(parts.files):
+            summaries.append(ingest(f, scratch / f"part{i}.vcz", cv_req, cs_req, worker_processes=workers))
+            infos.append(vcz.open_vcz(scratch / f"part{i}.vcz"))
+        if any(list(info.sample_ids) != list(samples) for info in infos):  # e.g. PLINK FID/IID handling
+            bad = next(f for f, info in zip(parts.files, infos) if list(info.sample_ids) != list(infos[0].sample_ids))
+            raise InputError(bad, f"sample ids differ from the other parts of {parts.pattern.name}")
+        contigs: list[str] = []
+        lengths: dict[str, int] = {}
+        for info in infos:
+            for j, c in enumerate(info.contig_ids):
+                if c not in contigs:
+                    contigs.append(c)
+                if info.contig_lengths is not None and info.contig_lengths[j] is not None:
+                    lengths.setdefault(c, int(info.contig_lengths[j]))
+        cindex = {c: j for j, c in enumerate(contigs)}
+        v_contig = np.concatenate([np.array([cindex[c] for c in info.contig_ids], dtype=np.int64)[info.variant_contig]
+                                   for info in infos])
+        m, n = int(v_contig.size), infos[0].n_samples
+        chunks = vcz.normalise_chunks((cv_req, cs_req), m, n)
+        dropped = {r: sum(s["dropped"].get(r, 0) for s in summaries) for r in DROP_REASONS}
+        meta = {"format": parts.fmt, "input": parts.pattern.name, "parts": len(parts),
+                "n_variants_input": sum(s["n_variants_input"] for s in summaries), "dropped": dropped}
+        with vcz.atomic_store(out_path, overwrite=overwrite) as tmp:
+            root = vcz.init_vcz(
+                tmp,
+                sample_ids=infos[0].sample_ids,
+                contig_ids=contigs,
+                variant_contig=v_contig,
+                variant_position=np.concatenate([info.variant_position for info in infos]),
+                variant_allele=np.concatenate([np.asarray(info.variant_allele)[:, :2] for info in infos]),
+                variant_id=np.concatenate([info.variant_id for info in infos]),
+                chunks=chunks,
+                root_attrs={"genoshare_ingest": meta},
+                contig_lengths=[lengths[c] for c in contigs] if len(lengths) == len(contigs) else None,
+            )
+
+            def blocks():
+                for info in infos:
+                    src = vcz.open_group(info.path)
+                    gt, ph = src["call_genotype"], src["call_genotype_phased"]
+                    for lo, hi in _blocks(info.n_variants, gt.chunks[0], info.n_samples * 2):
+                        yield np.asarray(gt[lo:hi]), np.asarray(ph[lo:hi])
+
+            assert _write_blocks(root, blocks()) == m
+            info = vcz.open_vcz(tmp)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "format": parts.fmt,
+        "input": str(parts.pattern),
+        "parts": len(parts),
+        "output": str(out_path),
+        "n_variants": info.n_variants,
+        "n_samples": info.n_samples,
+        "n_variants_input": meta["n_variants_input"],
+        "dropped": dropped,
+        "chunks": [min(info.chunks[0], info.n_variants), min(info.chunks[1], info.n_samples)],
+        "rewritten": True,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
