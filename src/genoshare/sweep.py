@@ -1,0 +1,143 @@
+"""An epsilon sweep: `genoshare release ... --epsilon 1000,5000,20000 --out DIR` (issue 14, item 3).
+
+DIR/epsilon-1000/, DIR/epsilon-5000/, ... are each made by the single-epsilon release (api.release) with the keys a
+single release would use: with --seed N every member derives its keys from N, exactly as `--seed N --epsilon E`
+does, so each member is byte-identical to that release; without a seed every member draws its own fresh 256-bit
+master key from OS entropy (never one key shared by the members). Each member has its own manifest, ledger row
+and check-release.
+
+What is shared, what is not (honest): the budget check of the whole sweep (sum of the k epsilons) runs once, before
+any genotype work; the members then run one after another, so the cohort is read (and, for a store, the LD
+statistics are computed) once per member, unless --ldstats gives precomputed LD statistics. A one-read
+implementation (pass 1 and pass 2 running the k kernels on each chunk) is not done yet.
+
+Atomic: DIR is created by the sweep; if any member fails, DIR is removed entirely (an existing DIR replaced with
+--overwrite is restored) and the ledger rows the sweep recorded are marked cancelled.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from genoshare.errors import GenoshareError
+
+
+def member_name(epsilon: float) -> str:
+    """``epsilon-1000``, ``epsilon-0.5``: positional notation, no trailing zeros."""
+    return "epsilon-" + np.format_float_positional(float(epsilon), trim="-")
+
+
+def parse_epsilons(text: str) -> tuple[float, ...]:
+    """'1000,5000' -> (1000.0, 5000.0); a one-line GenoshareError naming the bad item otherwise."""
+    items = str(text).split(",")
+    values = []
+    for item in items:
+        s = item.strip()
+        if not s:
+            raise GenoshareError(f"--epsilon {text!r}: empty item in the comma list")
+        try:
+            v = float(s)
+        except ValueError:
+            raise GenoshareError(f"--epsilon {text!r}: {s!r} is not a number") from None
+        if not (v > 0 and np.isfinite(v)):
+            raise GenoshareError(f"--epsilon {text!r}: {s} is not a positive finite number")
+        values.append(v)
+    names = [member_name(v) for v in values]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise GenoshareError(f"--epsilon {text!r}: {dup.split('-', 1)[1]} is listed twice (each member is one "
+                             f"directory DIR/{dup}; sweep distinct values)")
+    return tuple(values)
+
+
+def _extra_epsilon_per_member(af_source: str, n_samples: int) -> float:
+    """The epsilon a member spends besides the XOR stage that is known before calibration (dp allele frequencies)."""
+    if af_source.startswith("dp:"):
+        from genoshare.api import parse_dp
+
+        return parse_dp(af_source, max(n_samples, 2))[0]
+    return 0.0
+
+
+def _precheck_budget(cohort, epsilons, budget, private_dir, out, af_source) -> None:
+    """Refuse the whole sweep before any genotype work if the k members together would exceed --budget."""
+    from genoshare.api import is_csv
+    from genoshare.io.ingest import detect_format
+    from genoshare.privacy.ledger import Ledger, fingerprint_path, format_cumulative
+
+    if not (is_csv(cohort) or detect_format(cohort) == "vcz"):
+        raise GenoshareError(f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
+                             "'genoshare ingest' first, so the whole sweep is checked against the budget up front)")
+    fp = fingerprint_path(cohort)
+    n = 2
+    if af_source.startswith("dp:"):
+        from genoshare.io.csvmatrix import read_matrix
+        from genoshare.io.vcz import open_vcz
+
+        n = read_matrix(cohort).n_samples if is_csv(cohort) else open_vcz(cohort).n_samples
+    total = float(sum(epsilons)) + len(epsilons) * _extra_epsilon_per_member(af_source, n)
+    with Ledger.open(private_dir, release_dir=out) as ledger:
+        cum = ledger.check_budget(fp, total, budget)
+    return format_cumulative(cum)
+
+
+def release_sweep(cohort, reference, epsilons, out, **options) -> list[dict]:
+    """Run one release per epsilon into OUT/epsilon-E/; returns the k manifests (in the order given)."""
+    from genoshare import api
+    from genoshare.privacy.ledger import Ledger
+
+    epsilons = tuple(float(e) for e in epsilons)
+    if len(epsilons) < 2:
+        raise GenoshareError("a sweep needs at least two epsilons (one value: an ordinary release)")
+    out = Path(out)
+    overwrite = bool(options.pop("overwrite", False))
+    notify = options.get("notify") or (lambda line: None)
+    budget, private_dir = options.get("budget"), options.get("private_dir")
+    if out.exists() and not overwrite:
+        raise GenoshareError(f"{out} exists (use --overwrite to replace it)")
+    if out.exists() and not out.is_dir():
+        raise GenoshareError(f"{out} exists and is not a directory")
+    if budget is not None:
+        line = _precheck_budget(cohort, epsilons, budget, private_dir, out, options.get("af_source", "published"))
+        notify(f"sweep of {len(epsilons)} releases, epsilon {sum(epsilons):g} together: {line}")
+    with Ledger.open(private_dir, release_dir=out) as ledger:
+        first_id = max((e.id for e in ledger.releases()), default=0)
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.sweep-old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    out.mkdir(parents=True, mode=0o755)
+    manifests = []
+    try:
+        for eps in epsilons:
+            member = out / member_name(eps)
+            notify(f"sweep: {member}")
+            manifests.append(api.release(cohort, reference, eps, member, **options))
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if old is not None:
+            old.rename(out)
+        _cancel_rows(private_dir, out, first_id, notify)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return manifests
+
+
+def _cancel_rows(private_dir, out: Path, first_id: int, notify) -> None:
+    """Mark the ledger rows of a failed sweep's members (their directories were removed) as cancelled."""
+    from genoshare.privacy.ledger import Ledger
+
+    prefix = str(out.absolute()) + "/"
+    try:
+        with Ledger.open(private_dir, release_dir=out) as ledger:
+            for e in ledger.releases():
+                if e.id > first_id and e.status == "recorded" and (e.output_dir or "").startswith(prefix):
+                    ledger._update(e.id, ("recorded",), status="cancelled")
+                    notify(f"ledger: cancelled release {e.id} (its sweep failed; {e.output_dir} removed)")
+    except GenoshareError as exc:  # the original error matters more; say what could not be undone
+        notify(f"ledger: could not cancel the failed sweep's rows: {exc}")
