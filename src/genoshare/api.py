@@ -150,6 +150,19 @@ def _master(seed) -> bytes:
     return new_master_key() if seed is None else master_key_from_seed(seed)
 
 
+# Set by genoshare.sweep around the members of one epsilon sweep: epsilon-free results (the CSV inputs as read,
+# the LD statistics) are computed by the first member and reused by the others; None outside a sweep.
+_SWEEP_SHARED: dict | None = None
+
+
+def _sweep_shared(key: tuple, compute):
+    if _SWEEP_SHARED is None:
+        return compute()
+    if key not in _SWEEP_SHARED:
+        _SWEEP_SHARED[key] = compute()
+    return _SWEEP_SHARED[key]
+
+
 def is_csv(path) -> bool:
     name = Path(path).name.lower()
     return name.endswith(".csv") or name.endswith(".csv.gz")
@@ -214,9 +227,9 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
 
     check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     with timer("read"):
-        cohort = read_matrix(cohort_path)
+        cohort = _sweep_shared(("read", str(cohort_path)), lambda: read_matrix(cohort_path))
         check_phenotype_match(pheno, cohort.sample_ids)
-        reference = read_matrix(reference_path)
+        reference = _sweep_shared(("read", str(reference_path)), lambda: read_matrix(reference_path))
         validate_same_variants(cohort, reference, cohort_path, reference_path)
         if reference.n_missing:
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
@@ -231,7 +244,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
     with timer("ldstats"):
         if ldstats is None:
-            stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
+            stats = _sweep_shared(("csv-ldstats", str(reference_path), zero_cell, w),
+                                  lambda: compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w))
         else:
             from genoshare.io.ldstore import load_ldstats, sites_digest
 
@@ -558,7 +572,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         early_digests = client.compute(pipeline.cohort_digests(str(cohort.path)), priority=-1) \
             if budget is not None else None
         with timer("ldstats"):
-            stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
+            stats, panel_af = _sweep_shared(
+                ("store-ldstats", str(cohort_path), str(reference_path), w, zero_cell, str(ldstats), ambiguous,
+                 unmatched, chunk_variants, chunk_samples),
+                lambda: inp.ldstats(client, w, zero_cell, ldstats, progress))
         with timer("calibrate"):
             cal = calibrate(stats, epsilon, calibration)
         master, target_fn, af_cal = _master(seed), None, None

@@ -7,9 +7,11 @@ master key from OS entropy (never one key shared by the members). Each member ha
 and check-release.
 
 What is shared, what is not (honest): the budget check of the whole sweep (sum of the k epsilons) runs once, before
-any genotype work; the members then run one after another, so the cohort is read (and, for a store, the LD
-statistics are computed) once per member, unless --ldstats gives precomputed LD statistics. A one-read
-implementation (pass 1 and pass 2 running the k kernels on each chunk) is not done yet.
+any genotype work; the LD statistics (epsilon-free) are computed by the first member and reused by the others
+(api._SWEEP_SHARED), each member calibrates its own epsilon. CSV inputs are read once and kept in memory. For a
+store the members run one after another, so the cohort store is read by each member's two passes (k reads; PLINK/VCF
+inputs are also ingested once per member): a one-read store sweep (pass 1 and pass 2 running the k kernels on
+each chunk, writing k stores) is not done yet.
 
 Atomic: DIR is created by the sweep; if any member fails, DIR is removed entirely (an existing DIR replaced with
 --overwrite is restored) and the ledger rows the sweep recorded are marked cancelled.
@@ -37,18 +39,18 @@ def parse_epsilons(text: str) -> tuple[float, ...]:
     for item in items:
         s = item.strip()
         if not s:
-            raise GenoshareError(f"--epsilon {text!r}: empty item in the comma list")
+            raise GenoshareError(f"{text!r}: empty item in the comma list")
         try:
             v = float(s)
         except ValueError:
-            raise GenoshareError(f"--epsilon {text!r}: {s!r} is not a number") from None
+            raise GenoshareError(f"{text!r}: {s!r} is not a number") from None
         if not (v > 0 and np.isfinite(v)):
-            raise GenoshareError(f"--epsilon {text!r}: {s} is not a positive finite number")
+            raise GenoshareError(f"{text!r}: {s} is not a positive finite number")
         values.append(v)
     names = [member_name(v) for v in values]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise GenoshareError(f"--epsilon {text!r}: {dup.split('-', 1)[1]} is listed twice (each member is one "
+        raise GenoshareError(f"{text!r}: {dup.split('-', 1)[1]} is listed twice (each member is one "
                              f"directory DIR/{dup}; sweep distinct values)")
     return tuple(values)
 
@@ -112,6 +114,7 @@ def release_sweep(cohort, reference, epsilons, out, **options) -> list[dict]:
         out.rename(old)
     out.mkdir(parents=True, mode=0o755)
     manifests = []
+    api._SWEEP_SHARED = {}  # the inputs as read (CSV) and the LD statistics: computed once, reused by every member
     try:
         for eps in epsilons:
             member = out / member_name(eps)
@@ -123,6 +126,8 @@ def release_sweep(cohort, reference, epsilons, out, **options) -> list[dict]:
             old.rename(out)
         _cancel_rows(private_dir, out, first_id, notify)
         raise
+    finally:
+        api._SWEEP_SHARED = None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return manifests
