@@ -160,3 +160,25 @@ def test_store_sweep_members_equal_single_releases(sim, tmp_path):
         assert (member / "frequencies.tsv").read_bytes() == (single / "frequencies.tsv").read_bytes()
     with Ledger.open() as ledger:
         assert len([e for e in ledger.releases() if e.output_dir.endswith(("epsilon-900", "epsilon-2000"))]) == 2
+
+
+def test_store_sweep_budget_refused_before_genotype_work(sim, tmp_path, monkeypatch):
+    """The store sweep's up-front check uses the same cohort fingerprint as its members' ledger rows."""
+    from genoshare import pipeline
+
+    def no_release(*a, **k):
+        raise AssertionError("genotype work started")
+
+    monkeypatch.setattr(pipeline, "release_passes", no_release)
+    monkeypatch.setattr(pipeline, "panel_ldstats", no_release)
+    with Ledger.open() as ledger:  # an earlier release of this cohort spent 700
+        from genoshare.privacy.ledger import LedgerEntry, fingerprint_path
+
+        fp = fingerprint_path(sim / "cohort.vcz")
+        ledger.record(LedgerEntry(fingerprint=fp, stages={"xor": {"epsilon": 700.0, "delta": 0.0}}))
+    out = tmp_path / "sweep"
+    res = invoke(["release", str(sim / "cohort.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon", "500,600",
+                  "--budget", 1500, "--workers", 1, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "1100" in res.stderr and "budget 1500" in res.stderr and fp[:12] in res.stderr, res.stderr
+    assert not out.exists()

@@ -73,7 +73,16 @@ def _precheck_budget(cohort, epsilons, budget, private_dir, out, af_source) -> N
     if not (is_csv(cohort) or detect_format(cohort) == "vcz"):
         raise GenoshareError(f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
                              "'genoshare ingest' first, so the whole sweep is checked against the budget up front)")
-    fp = fingerprint_path(cohort)
+    if is_csv(cohort):
+        fp = fingerprint_path(cohort)
+    else:  # the store's digests blockwise on local threads (fingerprint_vcz would read it in one thread)
+        from genoshare import pipeline
+        from genoshare.io.vcz import open_vcz
+        from genoshare.privacy.ledger import fingerprint_from_digests
+
+        info = open_vcz(cohort)
+        fp = fingerprint_from_digests(info.sample_ids, info.variant_id,
+                                      pipeline.cohort_digests(str(info.path)).compute(scheduler="threads"))
     n = 2
     if af_source.startswith("dp:"):
         from genoshare.io.csvmatrix import read_matrix
