@@ -26,6 +26,10 @@ GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
 def sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "s"
     simulate_cohort(d, cases=30, controls=30, panel=50, variants=300, seed=11, holdout=0, formats=("csv", "vcz"))
+    from genoshare.io.ingest import ingest
+
+    # a store of several variant x sample chunks (3 x 2): the store sweep's reads are counted per chunk
+    ingest(d / "cohort.vcz", d / "chunked.vcz", chunk_variants=100, chunk_samples=32)
     return d
 
 
@@ -145,7 +149,7 @@ def test_store_sweep_members_equal_single_releases(sim, tmp_path):
     common = ["--reference", sim / "panel.vcz", "--seed", 4, "--workers", 1, "--window", 100]
 
     def run(*args):
-        p = subprocess.run([*GENOSHARE, "release", str(sim / "cohort.vcz"), *map(str, common), *map(str, args)],
+        p = subprocess.run([*GENOSHARE, "release", str(sim / "chunked.vcz"), *map(str, common), *map(str, args)],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
 
@@ -182,3 +186,38 @@ def test_store_sweep_budget_refused_before_genotype_work(sim, tmp_path, monkeypa
     assert res.exit_code == 2, res.output
     assert "1100" in res.stderr and "budget 1500" in res.stderr and fp[:12] in res.stderr, res.stderr
     assert not out.exists()
+
+
+def test_store_sweep_reads_each_cohort_chunk_once(sim, tmp_path, monkeypatch):
+    """The k members' pass graphs are computed together and share the tasks that read the cohort's chunks: one
+    read task per chunk of call_genotype, the same tasks in every member's graph."""
+    from genoshare import sweep
+
+    seen = []
+    real = sweep.Rendezvous.compute
+
+    def spy(self, collections, progress=None):
+        from dask.highlevelgraph import HighLevelGraph
+
+        def flat(cs):
+            for c in cs:
+                yield from flat(c) if isinstance(c, (tuple, list)) else [c]
+
+        seen.append(dict(HighLevelGraph.merge(*[c.__dask_graph__() for c in flat(collections)])))
+        return real(self, collections, progress)
+
+    monkeypatch.setattr(sweep.Rendezvous, "compute", spy)
+    res = invoke(["release", str(sim / "chunked.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon",
+                  "900,2000,4000", "--seed", 2, "--workers", 1, "--window", 100, "--out", str(tmp_path / "sweep")])
+    assert res.exit_code == 0, res.output
+    assert len(seen) == 3
+
+    def read_keys(dsk):
+        return {k for k in dsk if isinstance(k, tuple) and str(k[0]).startswith(("from-zarr", "original-array"))
+                or isinstance(k, str) and k.startswith("original-array")}
+
+    z = zarr.open_array(str(sim / "chunked.vcz" / "call_genotype"), mode="r")
+    n_chunks = int(np.prod([-(-s // c) for s, c in zip(z.shape, z.chunks)]))
+    keys = [{k for k in read_keys(d) if isinstance(k, tuple)} for d in seen]
+    assert n_chunks == 6 and len(keys[0]) == n_chunks and keys[0] == keys[1] == keys[2]
+    assert {p.name for p in (tmp_path / "sweep").iterdir()} == {"epsilon-900", "epsilon-2000", "epsilon-4000"}

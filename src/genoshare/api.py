@@ -156,11 +156,22 @@ _SWEEP_SHARED: dict | None = None
 
 
 def _sweep_shared(key: tuple, compute):
-    if _SWEEP_SHARED is None:
+    shared = _SWEEP_SHARED
+    if shared is None:
         return compute()
-    if key not in _SWEEP_SHARED:
-        _SWEEP_SHARED[key] = compute()
-    return _SWEEP_SHARED[key]
+    with shared["lock"]:  # the store sweep's members run in threads: the first computes, the others wait
+        lock = shared.setdefault(("lock",) + key, __import__("threading").Lock())
+    with lock:
+        if key not in shared:
+            shared[key] = compute()
+    return shared[key]
+
+
+def _sweep_client(dask_client, scheduler, cluster_config, workers):
+    """The sweep's one Dask client for all its members (genoshare.sweep), else a client of their own."""
+    if _SWEEP_SHARED is not None and "client" in _SWEEP_SHARED:
+        return contextlib.nullcontext(_SWEEP_SHARED["client"])
+    return dask_client(scheduler, config=cluster_config, n_workers=workers)
 
 
 def is_csv(path) -> bool:
@@ -557,7 +568,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
                       timer) as inp, contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source,
                                                                               cohort_path)), \
-            dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+            _sweep_client(dask_client, scheduler, cluster_config, workers) as client:
         from genoshare.privacy.panel_overlap import check_stores
 
         cohort, idx = inp.cohort, inp.index
@@ -641,7 +652,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             with timer("release"), ThreadPoolExecutor(max_workers=1) as beside:
                 # The per-variant metadata arrays are written while the passes run (this process waits anyway).
                 written = beside.submit(write_deferred, metadata)
-                calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
+                calls = _sweep_shared(("calls", str(cohort.path), idx.tobytes(), cohort.chunks),  # one read
+                                      lambda: pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks))
                 late = early_digests is None
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx) if late else None
                 res = pipeline.release_passes(

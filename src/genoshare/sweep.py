@@ -9,9 +9,11 @@ and check-release.
 What is shared, what is not (honest): the budget check of the whole sweep (sum of the k epsilons) runs once, before
 any genotype work; the LD statistics (epsilon-free) are computed by the first member and reused by the others
 (api._SWEEP_SHARED), each member calibrates its own epsilon. CSV inputs are read once and kept in memory. For a
-store the members run one after another, so the cohort store is read by each member's two passes (k reads; PLINK/VCF
-inputs are also ingested once per member): a one-read store sweep (pass 1 and pass 2 running the k kernels on
-each chunk, writing k stores) is not done yet.
+VCF Zarr cohort the members run in threads on one Dask client and their two-pass graphs are computed together
+(Rendezvous): the graphs share the tasks that read the cohort's chunks, so each chunk is read once for all k
+members (pass 2 takes pass 1's codes and reads nothing). PLINK/VCF cohorts are ingested by each member into its
+own work store, so those are read k times (ingest first with 'genoshare ingest' for one read). With --budget each
+member also computes the cohort's fingerprint before its passes (a digest read of the store per member).
 
 Atomic: DIR is created by the sweep; if any member fails, DIR is removed entirely (an existing DIR replaced with
 --overwrite is restored) and the ledger rows the sweep recorded are marked cancelled.
@@ -20,6 +22,7 @@ Atomic: DIR is created by the sweep; if any member fails, DIR is removed entirel
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +126,16 @@ def release_sweep(cohort, reference, epsilons, out, **options) -> list[dict]:
         out.rename(old)
     out.mkdir(parents=True, mode=0o755)
     manifests = []
-    api._SWEEP_SHARED = {}  # the inputs as read (CSV) and the LD statistics: computed once, reused by every member
+    # the inputs as read (CSV) and the LD statistics: computed once, reused by every member
+    api._SWEEP_SHARED = {"lock": threading.Lock()}
     try:
-        for eps in epsilons:
-            member = out / member_name(eps)
-            notify(f"sweep: {member}")
-            manifests.append(api.release(cohort, reference, eps, member, **options))
+        if api.is_csv(cohort) and api.is_csv(reference):
+            for eps in epsilons:
+                member = out / member_name(eps)
+                notify(f"sweep: {member}")
+                manifests.append(api.release(cohort, reference, eps, member, **options))
+        else:
+            manifests = _store_members(api, cohort, reference, epsilons, out, options)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
         if old is not None:
@@ -140,6 +147,94 @@ def release_sweep(cohort, reference, epsilons, out, **options) -> list[dict]:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return manifests
+
+
+def _store_members(api, cohort, reference, epsilons, out: Path, options: dict) -> list[dict]:
+    """The members of a store sweep, each in its own thread on one shared Dask client; their two-pass graphs meet
+    in :class:`Rendezvous` and are computed together, so every cohort chunk is read once for all k members."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from genoshare import pipeline
+    from genoshare.cluster import dask_client
+
+    rendezvous = Rendezvous(len(epsilons), options.get("progress"))
+    with dask_client(options.get("scheduler", "local"), config=options.get("cluster_config"),
+                     n_workers=options.get("workers")) as client:
+        api._SWEEP_SHARED["client"] = client
+        pipeline.RENDEZVOUS = rendezvous
+
+        def member(eps):
+            try:
+                return api.release(cohort, reference, eps, out / member_name(eps), **options)
+            except BaseException as exc:
+                rendezvous.abort(exc)
+                raise
+
+        try:
+            with ThreadPoolExecutor(max_workers=len(epsilons), thread_name_prefix="genoshare-sweep") as pool:
+                futures = [pool.submit(member, eps) for eps in epsilons]
+                errors = [f.exception() for f in futures]
+        finally:
+            pipeline.RENDEZVOUS = None
+    # the first member's own error, not the "another member failed" of the members it stopped
+    first = next((e for e in errors if e is not None and not isinstance(e, _Aborted)), None) or \
+        next((e for e in errors if e is not None), None)
+    if first is not None:
+        raise first
+    return [f.result() for f in futures]
+
+
+class _Aborted(GenoshareError):
+    pass
+
+
+class Rendezvous:
+    """Where the k members of a store sweep hand in their pass graphs (pipeline._compute): the last to arrive
+    computes all k together (one dask.compute: the graphs share the cohort's chunk-read tasks, so each chunk is
+    read once), and every member gets its own results back. A member that fails aborts the others."""
+
+    def __init__(self, k: int, progress=None):
+        self.k, self.progress = k, progress
+        self.cond = threading.Condition()
+        self.parts: list = []
+        self.results = None
+        self.error: BaseException | None = None
+
+    def abort(self, exc: BaseException) -> None:
+        with self.cond:
+            if self.error is None:
+                self.error = exc
+            self.cond.notify_all()
+
+    def compute(self, collections, progress=None):
+        import dask
+
+        with self.cond:
+            if self.error is not None:
+                raise _Aborted(f"sweep stopped: another member failed ({self.error})")
+            me = len(self.parts)
+            self.parts.append(tuple(collections))
+            if len(self.parts) == self.k:
+                flat = [c for part in self.parts for c in part]
+                try:
+                    if self.progress is not None:
+                        flat = dask.persist(*flat)
+                        self.progress(flat)
+                    computed = dask.compute(*flat)
+                except BaseException as exc:
+                    self.error = exc
+                    self.cond.notify_all()
+                    raise
+                self.results, i = [], 0
+                for part in self.parts:
+                    self.results.append(computed[i:i + len(part)])
+                    i += len(part)
+                self.cond.notify_all()
+            while self.results is None and self.error is None:
+                self.cond.wait()
+            if self.results is None:
+                raise _Aborted(f"sweep stopped: another member failed ({self.error})")
+            return self.results[me]
 
 
 def _cancel_rows(private_dir, out: Path, first_id: int, notify) -> None:
