@@ -221,3 +221,25 @@ def test_store_sweep_reads_each_cohort_chunk_once(sim, tmp_path, monkeypatch):
     keys = [{k for k in read_keys(d) if isinstance(k, tuple)} for d in seen]
     assert n_chunks == 6 and len(keys[0]) == n_chunks and keys[0] == keys[1] == keys[2]
     assert {p.name for p in (tmp_path / "sweep").iterdir()} == {"epsilon-900", "epsilon-2000", "epsilon-4000"}
+
+
+def test_store_sweep_member_failing_before_the_passes_stops_all(sim, tmp_path, monkeypatch):
+    """A member that fails before its passes must not leave the others waiting for it: the whole sweep fails with
+    that member's error, nothing is left behind, no ledger row stays counted."""
+    from genoshare import api
+
+    real = api.calibrate
+
+    def fail_2000(stats, epsilon, calibration):
+        if epsilon == 2000:
+            raise api.GenoshareError("simulated calibration failure at 2000")
+        return real(stats, epsilon, calibration)
+
+    monkeypatch.setattr(api, "calibrate", fail_2000)
+    out = tmp_path / "sweep"
+    res = invoke(["release", str(sim / "chunked.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon",
+                  "900,2000,4000", "--seed", 2, "--workers", 1, "--window", 100, "--out", str(out)])
+    assert res.exit_code == 2 and "simulated calibration failure at 2000" in res.stderr, res.output
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with Ledger.open() as ledger:
+        assert all(r.status == "cancelled" for r in ledger.releases())
