@@ -464,3 +464,54 @@ def test_cli_ledger(tmp_path, monkeypatch):
     res = runner.invoke(ledger, ["cancel", str(rid)])
     assert res.exit_code == 0 and "cancelled" in res.output
     assert led.cumulative(FP_B)["epsilon"] == 7.0
+
+
+def test_schema_1_ledger_is_migrated_and_its_rows_still_verify(tmp_path):
+    """A ledger written by schema version 1: opened, it becomes version 2 once, its rows keep their checksums,
+    and new rows carry the reservation's ids key (in their details)."""
+    import hashlib
+
+    from genoshare.privacy.ledger import _row_hash
+
+    path = tmp_path / "ledger.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE releases (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, cohort_path TEXT, stages TEXT NOT NULL, epsilon REAL NOT NULL,
+            delta REAL NOT NULL, af_source TEXT, output_dir TEXT, output_checksum TEXT, tool_version TEXT NOT NULL,
+            test_release INTEGER NOT NULL, status TEXT NOT NULL, row_sha256 TEXT NOT NULL);
+        PRAGMA user_version = 1;
+    """)
+    values = ("2026-01-01T00:00:00+00:00", FP_A, None, json.dumps({"xor": {"delta": 0.0, "epsilon": 2.0}}), 2.0,
+              0.0, None, None, None, "0.1", 0, "recorded")
+    # the checksum as version 1 computed it: over these twelve values
+    old_hash = hashlib.sha256(json.dumps(list(values), sort_keys=True).encode()).hexdigest()
+    assert _row_hash(values) == old_hash
+    con.execute("INSERT INTO releases (created, fingerprint, cohort_path, stages, epsilon, delta, af_source, "
+                "output_dir, output_checksum, tool_version, test_release, status, row_sha256) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*values, old_hash))
+    con.commit()
+    con.close()
+    for _ in range(2):  # migrated once; the second open finds version 2
+        with Ledger(path) as led:
+            assert led.cumulative(FP_A)["epsilon"] == 2.0
+            led.check_integrity()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2
+    con.close()
+    key = "c" * 64
+    with Ledger(path) as led:
+        rid = led.reserve(LedgerEntry(key, epsilon=1.0, cohort_ids=key), budget=3.0)
+        with pytest.raises(GenoshareError, match="budget"):  # the reservation counts under its ids key
+            led.reserve(LedgerEntry(key, epsilon=2.5, cohort_ids=key), budget=3.0)
+        e = led.finalize(rid, entry=LedgerEntry(FP_A, epsilon=1.0))  # now the genotype fingerprint: 2 + 1
+        assert e.fingerprint == FP_A and e.cohort_ids == key and e.status == "recorded"
+        assert led.cumulative(FP_A)["epsilon"] == 3.0
+        # a reservation under the ids key sees the finalized row through its key, and the old row through neither:
+        # the finalize check (the genotype fingerprint) catches what the ids key cannot
+        rid2 = led.reserve(LedgerEntry(key, epsilon=0.5, cohort_ids=key), budget=3.0)
+        with pytest.raises(GenoshareError, match="budget"):
+            led.finalize(rid2, entry=LedgerEntry(FP_A, epsilon=0.5), budget=3.0)
+        assert led.get(rid2).status == "reserved"  # left for the caller to discard
+        led.discard(rid2)
+        assert [r.id for r in led.releases()] == [1, rid]

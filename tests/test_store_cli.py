@@ -180,9 +180,10 @@ def test_dp_frequencies_on_a_store(sim, tmp_path):
 
 
 def test_ledger_fingerprint_is_the_whole_cohort_with_or_without_budget(sim, tmp_path):
-    """Without --budget the fingerprint comes out of pass 1 (plus the dropped sites' own read); with --budget it
-    is a separate read before any release work. Both must be the fingerprint of the whole cohort store, dropped
-    (strand-ambiguous) sites included, so releases against different panels still compose in the ledger."""
+    """The row is reserved under the cohort's ids before any genotype work, with or without --budget; the
+    fingerprint recorded when it is finalized comes out of pass 1 (plus the dropped sites' own read). It must be
+    the fingerprint of the whole cohort store, dropped (strand-ambiguous) sites included, so releases against
+    different panels still compose in the ledger."""
     from genoshare.privacy.ledger import Ledger, fingerprint_vcz
 
     truth = fingerprint_vcz(sim / "cohort.vcz")
@@ -194,6 +195,7 @@ def test_ledger_fingerprint_is_the_whole_cohort_with_or_without_budget(sim, tmp_
         p = run(*args, *(["--budget", budget] if budget else []), check=True)
         man = json.loads((tmp_path / f"rel{k}" / "manifest.json").read_text())
         assert man["alignment"]["dropped"], "the simulation has strand-ambiguous sites to drop"
-        assert f"first release of cohort {truth[:12]}" in p.stdout + p.stderr
+        assert "ledger: first release of cohort" in p.stdout + p.stderr
+        assert f"ledger: recorded release 1 of cohort {truth[:12]}" in p.stdout + p.stderr
         rows = Ledger.open(private).releases()
-        assert [r.fingerprint for r in rows] == [truth]
+        assert [r.fingerprint for r in rows] == [truth] and [r.status for r in rows] == ["recorded"]

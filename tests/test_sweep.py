@@ -167,7 +167,7 @@ def test_store_sweep_members_equal_single_releases(sim, tmp_path):
 
 
 def test_store_sweep_budget_refused_before_genotype_work(sim, tmp_path, monkeypatch):
-    """The store sweep's up-front check uses the same cohort fingerprint as its members' ledger rows."""
+    """The store sweep's up-front check counts the rows sharing the cohort's id key, as the members' do."""
     from genoshare import pipeline
 
     def no_release(*a, **k):
@@ -176,10 +176,13 @@ def test_store_sweep_budget_refused_before_genotype_work(sim, tmp_path, monkeypa
     monkeypatch.setattr(pipeline, "release_passes", no_release)
     monkeypatch.setattr(pipeline, "panel_ldstats", no_release)
     with Ledger.open() as ledger:  # an earlier release of this cohort spent 700
-        from genoshare.privacy.ledger import LedgerEntry, fingerprint_path
+        from genoshare.io.vcz import open_vcz
+        from genoshare.privacy.ledger import LedgerEntry, cohort_ids_key, fingerprint_path
 
-        fp = fingerprint_path(sim / "cohort.vcz")
-        ledger.record(LedgerEntry(fingerprint=fp, stages={"xor": {"epsilon": 700.0, "delta": 0.0}}))
+        info = open_vcz(sim / "cohort.vcz")
+        fp = cohort_ids_key(info.sample_ids, info.variant_id)
+        ledger.record(LedgerEntry(fingerprint=fingerprint_path(sim / "cohort.vcz"), cohort_ids=fp,
+                                  stages={"xor": {"epsilon": 700.0, "delta": 0.0}}))
     out = tmp_path / "sweep"
     res = invoke(["release", str(sim / "cohort.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon", "500,600",
                   "--budget", 1500, "--workers", 1, "--out", str(out)])

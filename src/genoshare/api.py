@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import shutil
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ import numpy as np
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.utility import utility_metrics
 from genoshare.io.affile import read_af_tsv
+from genoshare.io.atomic import check_output
 from genoshare.io.csvmatrix import (
     GenotypeMatrix,
     read_matrix,
@@ -38,6 +38,7 @@ from genoshare.mechanism.release import (
     target_counts_from_af,
     target_counts_published,
 )
+from genoshare.privacy.ledger import cancels_reservations_on_failure
 from genoshare.privacy.release_safety import (
     RELEASE_DIGEST,
     check_published_n,
@@ -221,6 +222,17 @@ def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatr
             af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())), path, None)
 
 
+@cancels_reservations_on_failure
+def _csv_af_plan(af_source: str, cohort: GenotypeMatrix):
+    """(public AF file or None, DP frequency calibration or None): what the accountant needs, without genotypes."""
+    if af_source.startswith("dp:"):
+        from genoshare.privacy.dp_af import gaussian_calibration
+
+        return None, gaussian_calibration(*parse_dp(af_source, cohort.n_samples), cohort.n_variants)
+    return (Path(af_source[len("public:"):]) if af_source.startswith("public:") else None), None
+
+
+@cancels_reservations_on_failure
 def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
                 zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                 seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
@@ -237,6 +249,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     from genoshare.io.outputs import check_output_location, check_phenotype_match
 
     check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
+    check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     with timer("read"):
         cohort = _sweep_shared(("read", str(cohort_path)), lambda: read_matrix(cohort_path))
         check_phenotype_match(pheno, cohort.sample_ids)
@@ -252,7 +265,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
                                  reference_path)
         master = _master(seed)
-        targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
+        af_path, af_cal = _csv_af_plan(af_source, cohort)
     with timer("ldstats"):
         if ldstats is None:
             stats = _sweep_shared(("csv-ldstats", str(reference_path), zero_cell, w),
@@ -271,12 +284,15 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     book.notify(overlap["message"])
     with timer("bookkeeping"):
         from genoshare.privacy.kinship import GenotypeSource
-        from genoshare.privacy.ledger import fingerprint_matrix
+        from genoshare.privacy.ledger import cohort_ids_key, fingerprint_matrix
 
-        cohort_fp = fingerprint_matrix(cohort)
-        kin = book.before(cohort_fp, eps_total, GenotypeSource.from_matrix(
-            cohort.genotypes, cohort.sample_ids, max_variants=KINSHIP_MAX_VARIANTS))
+        kin = book.before(cohort_ids_key(cohort.sample_ids, cohort.variant_ids), privacy,
+                          GenotypeSource.from_matrix(cohort.genotypes, cohort.sample_ids,
+                                                     max_variants=KINSHIP_MAX_VARIANTS),
+                          cohort_path=cohort_path, af_source=af_source, test_release=seed is not None)
     with timer("release"):
+        cohort_fp = fingerprint_matrix(cohort)
+        targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
         res = release_genotypes(cohort.genotypes, cal.thresholds, targets, derive_keys(master), sample_block=sample_block,
                                 threads=threads, progress=progress)
         release_fp = fingerprint_matrix(dataclasses.replace(cohort, genotypes=res.genotypes))
@@ -301,7 +317,7 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
             timings=timer.timings, extra=extra, privacy=privacy, phenotypes=ph_text)
         _finish_release_dir(tmp, manifest)
         book.check(tmp)
-    book.after(manifest)
+    book.after(manifest, cohort_fp)
     return manifest
 
 
@@ -312,10 +328,11 @@ KINSHIP_MAX_VARIANTS = 20_000
 class _Bookkeeping:
     """The owner-side checks around a release (issue: ledger, budget, relatives, check-release).
 
-    before(): the cohort's cumulative loss from the ledger, the budget, and related individuals
-    (cumulative() and relatives_check(), which the store pipeline calls separately);
+    before(): reserve the ledger row against the budget, then related individuals (reserve() and
+    relatives_check(), which the store pipeline calls separately); reserve() comes before any genotype work;
     check(): check-release on the finished directory before it is renamed into place;
-    after(): the ledger row (the budget is re-checked atomically against parallel releases).
+    after(): finalize the reservation with the genotype fingerprint (the budget is re-checked atomically).
+    The release functions are decorated with cancels_reservations_on_failure: a failed release leaves no row.
     """
 
     def __init__(self, out, private_dir=None, budget=None, relatives: str = "auto", notify=None):
@@ -334,16 +351,20 @@ class _Bookkeeping:
         if release_fp is not None:
             self.details[RELEASE_DIGEST] = release_fp
 
-    def before(self, fingerprint: str, epsilon: float, source) -> dict:
-        self.cumulative(fingerprint, epsilon)
-        return self.relatives_check(len(source.sample_ids), lambda: source, lambda: epsilon)
+    def before(self, cohort_key: str, privacy: dict, source, **row) -> dict:
+        self.reserve(cohort_key, privacy, **row)
+        return self.relatives_check(len(source.sample_ids), lambda: source, lambda: privacy["total"]["epsilon"])
 
-    def cumulative(self, fingerprint: str, epsilon: float) -> None:
-        """Print the cohort's cumulative loss from the ledger; refuse if this release would exceed --budget."""
-        from genoshare.privacy.ledger import format_cumulative
+    def reserve(self, cohort_key: str, privacy: dict, **row) -> None:
+        """Reserve this release's ledger row under the cohort's id key (ledger.cohort_ids_key: no genotype
+        read), atomically refused if it would exceed --budget; print the cohort's cumulative loss so far.
+        ``row``: cohort_path, af_source, test_release (ledger.reservation_entry)."""
+        from genoshare.privacy.ledger import format_cumulative, reservation_entry
 
-        self.fingerprint = fingerprint
-        self.notify(format_cumulative(self.ledger.check_budget(fingerprint, epsilon, self.budget)))
+        self.reservation = self.ledger.reserve(reservation_entry(cohort_key, privacy, output_dir=self.out, **row),
+                                               budget=self.budget)
+        self.notify(format_cumulative(self.ledger.cumulative(cohort_key, cohort_ids=cohort_key,
+                                                             exclude_id=self.reservation)))
 
     def relatives_check(self, n: int, source_fn, epsilon_fn) -> dict:
         """Related individuals (KING kinship) when asked or for small cohorts; ``source_fn()`` gives the
@@ -376,16 +397,18 @@ class _Bookkeeping:
         if not report.ok:
             raise GenoshareError(f"check-release failed: {report.problems[0]}")
 
-    def after(self, manifest: dict) -> None:
+    def after(self, manifest: dict, fingerprint: str) -> None:
+        """Finalize the reservation: the genotype ``fingerprint``, the release's checksum and stages."""
         from genoshare.privacy.ledger import ledger_entry_from_manifest
 
         try:
-            rid = self.ledger.record(ledger_entry_from_manifest(manifest, self.fingerprint, self.out,
-                                                                details=self.details), budget=self.budget)
-        except GenoshareError:
-            shutil.rmtree(self.out, ignore_errors=True)  # a parallel release took the budget meanwhile
+            self.ledger.finalize(self.reservation, entry=ledger_entry_from_manifest(manifest, fingerprint, self.out,
+                                                                                     details=self.details),
+                                 budget=self.budget)
+        except BaseException:
+            shutil.rmtree(self.out, ignore_errors=True)  # not counted (the reservation is deleted): not released
             raise
-        self.notify(f"ledger: recorded release {rid} of cohort {self.fingerprint[:12]}")
+        self.notify(f"ledger: recorded release {self.reservation} of cohort {fingerprint[:12]}")
 
 
 def _check_disjoint(cohort_ids, panel_ids, panel_path) -> None:
@@ -451,12 +474,14 @@ class _StoreInputs:
 
     def __enter__(self):
         from genoshare.io.align import align
+        from genoshare.io.atomic import filesystem_errors_as
+        from genoshare.io.workdir import work_dir
 
         cohort_path, reference_path, out, chunks, ambiguous, unmatched, timer = self.args
-        parent = out.parent if str(out.parent) else Path(".")
-        self.work = Path(tempfile.mkdtemp(prefix=f".{out.name}.work-", dir=parent if parent.is_dir() else None))
+        self.work = work_dir(out)  # 0700, named with host and pid: a killed run's is removed by the next one
         try:
-            with timer("ingest"):
+            with timer("ingest"), filesystem_errors_as(out, f"cannot write the work directory in {self.work.parent}",
+                                                       inside=self.work):
                 self.cohort, self.cohort_kind = _as_vcz(cohort_path, self.work, "cohort", chunks)
                 self.panel, self.panel_kind = _as_vcz(reference_path, self.work, "panel", chunks)
             _check_disjoint(self.cohort.sample_ids, self.panel.sample_ids, reference_path)
@@ -468,7 +493,11 @@ class _StoreInputs:
         return self
 
     def __exit__(self, *exc):
+        from genoshare.io.workdir import remove_own
+
         shutil.rmtree(self.work, ignore_errors=True)
+        if exc[0] is not None:  # the Dask cluster is closed by now: what its last tasks wrote goes too
+            remove_own(self.args[2])
 
     @property
     def index(self) -> np.ndarray:
@@ -538,6 +567,7 @@ def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFA
             "f2": stats.f2, "timings": timer.timings}
 
 
+@cancels_reservations_on_failure
 def release_store(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
                   zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
                   seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
@@ -560,6 +590,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     from genoshare.io.outputs import check_export_ids, check_output_location, check_phenotype_match
 
     check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
+    check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     af_table = af_path = None
     if af_source.startswith("public:"):
         af_path = Path(af_source[len("public:"):])
@@ -577,11 +608,6 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path)
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
-        # With --budget the release is refused before any genotype work, so the fingerprint needs its own read
-        # of the cohort (at low priority it fills the workers' idle time during LD, calibration and
-        # accounting); without, pass 1 computes it on the way.
-        early_digests = client.compute(pipeline.cohort_digests(str(cohort.path)), priority=-1) \
-            if budget is not None else None
         with timer("ldstats"):
             stats, panel_af = _sweep_shared(
                 ("store-ldstats", str(cohort_path), str(reference_path), w, zero_cell, str(ldstats), ambiguous,
@@ -615,13 +641,11 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
 
         with timer("bookkeeping"):
             from genoshare.privacy.kinship import GenotypeSource
-            from genoshare.privacy.ledger import fingerprint_from_digests
+            from genoshare.privacy.ledger import cohort_ids_key, fingerprint_from_digests
 
             book.notify(overlap["message"])
-
-            if early_digests is not None:
-                book.cumulative(fingerprint_from_digests(cohort.sample_ids, cohort.variant_id,
-                                                         early_digests.result()), privacy()[1])
+            book.reserve(cohort_ids_key(cohort.sample_ids, cohort.variant_id), privacy()[0], cohort_path=cohort_path,
+                         af_source=af_source, test_release=seed is not None)
             kin = book.relatives_check(cohort.n_samples,
                                        lambda: GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS),
                                        lambda: privacy()[1])
@@ -654,22 +678,19 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 written = beside.submit(write_deferred, metadata)
                 calls = _sweep_shared(("calls", str(cohort.path), idx.tobytes(), cohort.chunks),  # one read
                                       lambda: pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks))
-                late = early_digests is None
-                dropped = np.setdiff1d(np.arange(cohort.n_variants), idx) if late else None
+                # the ledger row is reserved under the cohort's ids before this (book.reserve); pass 1 computes
+                # the genotype fingerprint on the way (plus the dropped sites' own read), recorded by book.after
+                dropped = np.setdiff1d(np.arange(cohort.n_variants), idx)
                 res = pipeline.release_passes(
                     calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
-                    target_fn=target_fn, digests=late, source=cohort_path, variant_ids=cohort.variant_id[idx],
-                    extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if late and dropped.size else ())
+                    target_fn=target_fn, digests=True, source=cohort_path, variant_ids=cohort.variant_id[idx],
+                    extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if dropped.size else ())
                 written.result()
-            if late:
-                digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)
-                digests[idx] = res.digests
-                if dropped.size:
-                    digests[dropped] = res.extra[0]
-                book.cumulative(fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests),
-                                privacy()[1])
-            else:
-                digests = early_digests.result()
+            digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)
+            digests[idx] = res.digests
+            if dropped.size:
+                digests[dropped] = res.extra[0]
+            fingerprint = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id, digests)
             # The paranoid check: the released genotypes must not be the cohort's at the released sites.
             release_fp = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id[idx], res.released_digests)
             sites_fp = fingerprint_from_digests(cohort.sample_ids, cohort.variant_id[idx], digests[idx])
@@ -702,7 +723,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             # Without exports the data check would only re-read release.vcz to recount frequencies.tsv,
             # which release_passes has already checked against what it wrote, blockwise on the workers.
             book.check(tmp, verify_data=bool(exports))
-    book.after(manifest)
+    book.after(manifest, fingerprint)
     return manifest
 
 

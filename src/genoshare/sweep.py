@@ -67,34 +67,34 @@ def _extra_epsilon_per_member(af_source: str, n_samples: int) -> float:
     return 0.0
 
 
-def _precheck_budget(cohort, epsilons, budget, private_dir, out, af_source) -> None:
-    """Refuse the whole sweep before any genotype work if the k members together would exceed --budget."""
+def _precheck_budget(cohort, epsilons, budget, private_dir, out, af_source) -> str:
+    """Refuse the whole sweep before any genotype work if the k members together would exceed --budget.
+
+    The cohort is identified as each member's ledger reservation identifies it (ledger.cohort_ids_key: sample and
+    variant ids only, no genotype read); every row sharing that key counts. Each member then reserves its own row
+    atomically against the budget (api._Bookkeeping.reserve), so the sweep's rows are also checked together."""
     from genoshare.api import is_csv
     from genoshare.io.ingest import detect_format
-    from genoshare.privacy.ledger import Ledger, fingerprint_path, format_cumulative
+    from genoshare.privacy.ledger import Ledger, cohort_ids_key, format_cumulative
 
-    if not (is_csv(cohort) or detect_format(cohort) == "vcz"):
-        raise GenoshareError(f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
-                             "'genoshare ingest' first, so the whole sweep is checked against the budget up front)")
     if is_csv(cohort):
-        fp = fingerprint_path(cohort)
-    else:  # the store's digests blockwise on local threads (fingerprint_vcz would read it in one thread)
-        from genoshare import pipeline
+        from genoshare.io.csvmatrix import read_matrix
+
+        m = read_matrix(cohort)
+        key, n = cohort_ids_key(m.sample_ids, m.variant_ids), m.n_samples
+    elif detect_format(cohort) == "vcz":
         from genoshare.io.vcz import open_vcz
-        from genoshare.privacy.ledger import fingerprint_from_digests
 
         info = open_vcz(cohort)
-        fp = fingerprint_from_digests(info.sample_ids, info.variant_id,
-                                      pipeline.cohort_digests(str(info.path)).compute(scheduler="threads"))
-    n = 2
-    if af_source.startswith("dp:"):
-        from genoshare.io.csvmatrix import read_matrix
-        from genoshare.io.vcz import open_vcz
-
-        n = read_matrix(cohort).n_samples if is_csv(cohort) else open_vcz(cohort).n_samples
+        key, n = cohort_ids_key(info.sample_ids, info.variant_id), info.n_samples
+    else:
+        raise GenoshareError(f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
+                             "'genoshare ingest' first, so the whole sweep is checked against the budget up front)")
     total = float(sum(epsilons)) + len(epsilons) * _extra_epsilon_per_member(af_source, n)
     with Ledger.open(private_dir, release_dir=out) as ledger:
-        cum = ledger.check_budget(fp, total, budget)
+        cum = ledger._retry(lambda: ledger.cumulative(key, cohort_ids=key))
+        if ledger._over(cum, total, budget):
+            raise ledger._budget_error(cum, total, budget)
     return format_cumulative(cum)
 
 

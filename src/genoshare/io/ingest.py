@@ -404,6 +404,11 @@ def _convert(fmt: str, input_path: Path, blame: Path, tmp: Path, chunk_args: dic
     except MemoryError:
         raise
     except Exception as e:  # bio2zarr / cyvcf2 / htslib raise Exception, OSError, ValueError, ...
+        from genoshare.io.atomic import filesystem_error, write_failure
+
+        if (err := filesystem_error(e)) is not None and not Path(err.filename or out).resolve().is_relative_to(
+                Path(input_path).resolve()):  # the output side: disk full, read-only, ...
+            raise write_failure(out, err) from e
         raise InputError(blame, f"cannot convert ({type(e).__name__}: {_one_line(e)})") from None
     finally:
         b2z_logger.setLevel(level)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -329,39 +328,31 @@ def atomic_store(out, *, overwrite: bool = False):
     Raises InputError(out, ...) up front if ``out`` exists (unless ``overwrite``) or its directory is not
     writable. On any exception the temporary path is removed, so ``out`` is either complete or untouched.
     """
+    from genoshare.io.atomic import check_output, filesystem_error, write_failure
+    from genoshare.io.workdir import hidden_name
+
     out = Path(out)
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise InputError(out, "output already exists; choose another path or remove it")
-        if not out.is_dir() or out.is_symlink():
-            raise InputError(out, "output exists and is not a directory; refusing to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.exists():
-        raise InputError(out, f"cannot create output: directory {parent} does not exist")
-    if not parent.is_dir():
-        raise InputError(out, f"cannot create output: {parent} is not a directory")
-    tmp = parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    try:  # a real probe: os.access() says yes to root even on read-only file systems
-        os.mkdir(tmp)
-        os.rmdir(tmp)
-    except OSError as e:
-        raise InputError(out, f"cannot create output in {parent}: {e.strerror or _one_line(e)}") from None
+    parent = check_output(out, overwrite)
+    tmp = parent / hidden_name(out, "tmp")
     try:
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"nothing was written to {tmp}")
         if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            old = parent / hidden_name(out, "old")
             os.rename(out, old)
             os.rename(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        err = None if isinstance(exc, GenoshareError) else filesystem_error(exc)
+        if err is not None:  # disk full, read-only, quota...: one line naming the output, nothing left behind
+            raise write_failure(out, err, inside=tmp) from exc
         raise
 
 

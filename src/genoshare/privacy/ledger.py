@@ -53,14 +53,29 @@ Accounting
 ----------
 Composition is basic (sum of epsilons, sum of deltas) over the cohort's releases with status ``recorded`` or
 ``reserved``; ``cancelled`` rows are kept for the audit trail and not counted. Test releases (``--seed``) are
-counted like any other: the tool cannot know whether they were shared. A release can be recorded in one step
-(:meth:`Ledger.record`) or reserved before it runs and finalised after it succeeded
-(:meth:`Ledger.reserve` / :meth:`Ledger.finalize` / :meth:`Ledger.cancel`), which keeps budgets exact when
-releases run in parallel. A reservation left by a killed run keeps counting until ``genoshare ledger cancel ID``.
+counted like any other: the tool cannot know whether they were shared. A row can be recorded in one step
+(:meth:`Ledger.record`) or reserved before the release runs and finalised after it succeeded
+(:meth:`Ledger.reserve` / :meth:`Ledger.finalize` / :meth:`Ledger.cancel`). ``genoshare release`` does the latter:
+
+1. before any genotype work it reserves the row under :func:`cohort_ids_key` (sample and variant ids only,
+   read from the metadata), in one ``BEGIN IMMEDIATE`` transaction against ``--budget``: of two parallel
+   releases that together exceed the budget, the second is refused before it reads a genotype;
+2. after the release directory is renamed into place it finalizes the row: the genotype fingerprint (computed
+   on the way by pass 1), the output checksum and the stages, with the budget checked again over every row
+   that shares either key;
+3. if the release fails (an error, Ctrl-C, SIGTERM) the reservation is deleted, nothing is left
+   (:func:`cancels_reservations_on_failure`); a run killed outright (SIGKILL) leaves the reservation, which
+   keeps counting (``genoshare ledger list`` shows it as reserved) until ``genoshare ledger cancel ID``.
+
+A budget check counts every row whose fingerprint or ids key matches: cohorts with the same ids and other
+genotypes are checked together (conservative). The ids key is kept in the row's ``details``; rows
+written before it have none and are counted from the genotype fingerprint, at finalize.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import json
 import math
@@ -91,6 +106,9 @@ __all__ = [
     "fingerprint_matrix",
     "fingerprint_vcz",
     "fingerprint_path",
+    "cohort_ids_key",
+    "reservation_entry",
+    "cancels_reservations_on_failure",
     "release_checksum",
     "LedgerEntry",
     "Ledger",
@@ -104,6 +122,7 @@ SCHEMA_VERSION = 2  # 2: the details column (private facts of a release: cohort 
 COMPOSITION = "basic (sum)"
 BUSY_TIMEOUT_MS = 120_000
 FINGERPRINT_MAGIC = b"genoshare-cohort-fingerprint/v2\n"
+COHORT_IDS_MAGIC = b"genoshare-cohort-ids/v1\n"
 STATUSES = ("reserved", "recorded", "cancelled")
 _COUNTED = ("reserved", "recorded")
 _HEX64 = frozenset("0123456789abcdef")
@@ -176,6 +195,26 @@ def _u64(x: int) -> bytes:
     return struct.pack("<Q", int(x))
 
 
+def _hash_ids(h, sample_ids, variant_ids) -> None:
+    for ids in (sample_ids, variant_ids):
+        h.update(_u64(len(ids)))
+        for s in ids:
+            b = str(s).encode("utf-8")
+            h.update(_u64(len(b)))
+            h.update(b)
+
+
+def cohort_ids_key(sample_ids, variant_ids) -> str:
+    """SHA-256 (hex) of a cohort's sample and variant ids alone (the fingerprint's encoding without the
+    genotype digests, under its own magic): computable from the metadata, before any genotype is read. A release
+    reserves its ledger row under this key, before any genotype work, and records the genotype fingerprint when
+    it finishes; the budget check counts every row that shares either. Two cohorts with the same ids but other
+    genotypes share the key, so their budgets are checked together: conservative, never an undercount."""
+    h = hashlib.sha256(COHORT_IDS_MAGIC)
+    _hash_ids(h, list(sample_ids), list(variant_ids))
+    return h.hexdigest()
+
+
 def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
     """SHA-256 (hex) of the canonical encoding (module docstring) from per-variant digests (m, 2) uint64."""
     from genoshare.kernels.fingerprint import LANES
@@ -187,12 +226,7 @@ def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
         raise GenoshareError(f"fingerprint: digests of shape {digests.shape} ({digests.dtype}), expected "
                              f"({len(variant_ids)}, {LANES}) uint64")
     h = hashlib.sha256(FINGERPRINT_MAGIC)
-    for ids in (sample_ids, variant_ids):
-        h.update(_u64(len(ids)))
-        for s in ids:
-            b = s.encode("utf-8")
-            h.update(_u64(len(b)))
-            h.update(b)
+    _hash_ids(h, sample_ids, variant_ids)
     h.update(np.ascontiguousarray(digests, dtype="<u8").tobytes())
     return h.hexdigest()
 
@@ -342,11 +376,16 @@ class LedgerEntry:
     #: private facts of the release that never go into its manifest (genoshare.privacy.release_safety): the
     #: cohort's absolute path and SHA-256, exact kinship counts, the release digest
     details: dict = field(default_factory=dict)
+    #: the id-only identity the release reserved its row under (:func:`cohort_ids_key`); kept in ``details``
+    cohort_ids: str | None = None
 
     def normalised(self) -> LedgerEntry:
         fp = str(self.fingerprint).lower()
         if len(fp) != 64 or not set(fp) <= _HEX64:
             raise GenoshareError(f"ledger: fingerprint must be 64 hex digits (SHA-256), not {self.fingerprint!r}")
+        ids = None if self.cohort_ids is None else str(self.cohort_ids).lower()
+        if ids is not None and (len(ids) != 64 or not set(ids) <= _HEX64):
+            raise GenoshareError(f"ledger: cohort ids key must be 64 hex digits (SHA-256), not {self.cohort_ids!r}")
         stages = _normalise_stages(self.stages)
         eps = sum(s["epsilon"] for s in stages.values()) if self.epsilon is None else _check_eps(self.epsilon,
                                                                                                  "epsilon")
@@ -361,7 +400,7 @@ class LedgerEntry:
                            output_dir=None if self.output_dir is None else str(self.output_dir),
                            output_checksum=self.output_checksum, tool_version=str(self.tool_version),
                            test_release=bool(self.test_release), created=str(self.created), status=self.status,
-                           id=self.id, details=dict(self.details or {}))
+                           id=self.id, details=dict(self.details or {}), cohort_ids=ids)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -402,7 +441,8 @@ def _row_values(e: LedgerEntry) -> tuple:
 
 
 def _details_text(e: LedgerEntry) -> str | None:
-    return json.dumps(e.details, sort_keys=True, allow_nan=False) if e.details else None
+    details = {**(e.details or {}), **({"cohort_ids": e.cohort_ids} if e.cohort_ids else {})}
+    return json.dumps(details, sort_keys=True, allow_nan=False) if details else None
 
 
 def _hashed(values: tuple, details: str | None) -> tuple:
@@ -543,7 +583,8 @@ class Ledger:
                            epsilon=row["epsilon"], delta=row["delta"], af_source=row["af_source"],
                            output_dir=row["output_dir"], output_checksum=row["output_checksum"],
                            tool_version=row["tool_version"], test_release=bool(row["test_release"]),
-                           status=row["status"], details=json.loads(details) if details else {})
+                           status=row["status"], details=(info := json.loads(details) if details else {}),
+                           cohort_ids=info.pop("cohort_ids", None))
 
     def releases(self, fingerprint: str | None = None, include_cancelled: bool = True) -> list[LedgerEntry]:
         """All rows (of one cohort if ``fingerprint``; a unique prefix of >= 8 hex digits works), oldest first."""
@@ -584,14 +625,22 @@ class Ledger:
             raise GenoshareError(f"ledger {self.path}: fingerprint prefix {fp} is ambiguous ({len(rows)} cohorts)")
         return rows[0][0]
 
-    def cumulative(self, fingerprint: str, conn: sqlite3.Connection | None = None) -> dict:
+    def cumulative(self, fingerprint: str, conn: sqlite3.Connection | None = None, cohort_ids: str | None = None,
+                   exclude_id: int | None = None) -> dict:
         """Basic composition over the cohort's counted releases (recorded and reserved):
-        {fingerprint, epsilon, delta, n_releases, n_test_releases, n_reserved, stages, composition}."""
+        {fingerprint, epsilon, delta, n_releases, n_test_releases, n_reserved, stages, composition}.
+        With ``cohort_ids`` (:func:`cohort_ids_key`) a row counts if it has either key; ``exclude_id`` leaves
+        one row out (the release being checked)."""
         fp = str(fingerprint).lower()
         conn = conn or self._connect()
         placeholders = ",".join("?" * len(_COUNTED))
-        rows = conn.execute(f"SELECT * FROM releases WHERE fingerprint = ? AND status IN ({placeholders}) "
-                            "ORDER BY id", (fp, *_COUNTED)).fetchall()
+        keys, args = "fingerprint = ?", [fp]
+        if cohort_ids is not None:
+            keys += " OR fingerprint = ? OR json_extract(details, '$.cohort_ids') = ?"
+            args += [str(cohort_ids).lower()] * 2
+        rows = conn.execute(f"SELECT * FROM releases WHERE ({keys}) AND status IN ({placeholders}) AND id != ? "
+                            "ORDER BY id", (*args, *_COUNTED, -1 if exclude_id is None else int(exclude_id))
+                            ).fetchall()
         entries = [self._entry(r) for r in rows]
         stages: dict[str, dict[str, float]] = {}
         for e in entries:
@@ -645,7 +694,7 @@ class Ledger:
 
         def fn(conn):
             if budget is not None:
-                cum = self.cumulative(e.fingerprint, conn)
+                cum = self.cumulative(e.fingerprint, conn, e.cohort_ids)
                 if self._over(cum, e.epsilon, budget):
                     raise self._budget_error(cum, e.epsilon, budget)
             values, details = _row_values(e), _details_text(e)
@@ -654,7 +703,10 @@ class Ledger:
                                (*values, details, _row_hash(_hashed(values, details))))
             return int(cur.lastrowid)
 
-        return self._write(fn)
+        rid = self._write(fn)
+        if status == "reserved" and (scope := _OPEN.get()) is not None:
+            scope.append((self.path, rid))
+        return rid
 
     def record(self, entry: LedgerEntry, budget: float | None = None) -> int:
         """Insert a finished release; with ``budget``, atomically refuse it if it would exceed the budget.
@@ -663,10 +715,12 @@ class Ledger:
 
     def reserve(self, entry: LedgerEntry, budget: float | None = None) -> int:
         """Insert a release about to run (status ``reserved``, counted in the cumulative loss) after an atomic
-        budget check; finish with :meth:`finalize` or :meth:`cancel`."""
+        budget check; finish with :meth:`finalize` or :meth:`cancel`. Inside a function decorated with
+        :func:`cancels_reservations_on_failure`, the reservation is deleted if that function raises."""
         return self._insert(entry, "reserved", budget)
 
-    def _update(self, release_id: int, expect: tuple[str, ...], **changes) -> LedgerEntry:
+    def _update(self, release_id: int, expect: tuple[str, ...], budget: float | None = None,
+                **changes) -> LedgerEntry:
         def fn(conn):
             row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
             if row is None:
@@ -677,6 +731,11 @@ class Ledger:
             for k, v in changes.items():
                 if v is not None:
                     setattr(e, k, v)
+            e = e.normalised()
+            if budget is not None:  # every other counted row under either key, this one with its final numbers
+                cum = self.cumulative(e.fingerprint, conn, e.cohort_ids, exclude_id=e.id)
+                if self._over(cum, e.epsilon, _check_eps(budget, "--budget")):
+                    raise self._budget_error(cum, e.epsilon, budget)
             values, details = _row_values(e), _details_text(e)
             conn.execute(f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, details = ?, "
                          "row_sha256 = ? WHERE id = ?",
@@ -685,15 +744,44 @@ class Ledger:
 
         return self._write(fn)
 
-    def finalize(self, release_id: int, output_dir=None, output_checksum: str | None = None) -> LedgerEntry:
-        """Mark a reservation as a finished release (optionally setting its output directory and checksum)."""
-        return self._update(release_id, ("reserved",), status="recorded",
-                            output_dir=None if output_dir is None else str(output_dir),
-                            output_checksum=output_checksum)
+    def finalize(self, release_id: int, output_dir=None, output_checksum: str | None = None,
+                 entry: LedgerEntry | None = None, budget: float | None = None) -> LedgerEntry:
+        """Mark a reservation as a finished release (optionally setting its output directory and checksum).
+
+        ``entry`` (e.g. :func:`ledger_entry_from_manifest`) replaces the reservation's fingerprint, stages and
+        description with the finished release's (the reservation's id key stays); with ``budget`` the budget is
+        checked again in the same transaction over every row sharing either key (raises, leaving the row
+        reserved, if a release recorded meanwhile under the genotype fingerprint only takes it over)."""
+        changes = {}
+        if entry is not None:
+            entry = entry.normalised()
+            changes = {k: getattr(entry, k) for k in ("fingerprint", "stages", "epsilon", "delta", "cohort_path",
+                                                      "af_source", "tool_version", "test_release", "details")}
+            output_dir = output_dir if output_dir is not None else entry.output_dir
+            output_checksum = output_checksum if output_checksum is not None else entry.output_checksum
+        e = self._update(release_id, ("reserved",), budget=budget, status="recorded",
+                         output_dir=None if output_dir is None else str(output_dir),
+                         output_checksum=output_checksum, **changes)
+        _forget(self.path, release_id)
+        return e
 
     def cancel(self, release_id: int) -> LedgerEntry:
         """Cancel a reservation (the release did not happen): kept for the record, no longer counted."""
-        return self._update(release_id, ("reserved",), status="cancelled")
+        e = self._update(release_id, ("reserved",), status="cancelled")
+        _forget(self.path, release_id)
+        return e
+
+    def discard(self, release_id: int) -> None:
+        """Delete a reservation whose release failed (nothing was released: no row is left). A reservation
+        left by a killed run is cancelled instead (:meth:`cancel`), since only the owner knows what happened."""
+        def fn(conn):
+            row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
+            if row is None or self._entry(row).status != "reserved":
+                raise GenoshareError(f"ledger {self.path}: release {release_id} is not a reservation")
+            conn.execute("DELETE FROM releases WHERE id = ?", (int(release_id),))
+
+        self._write(fn)
+        _forget(self.path, release_id)
 
     def check_integrity(self) -> None:
         """SQLite's integrity check plus every row's checksum; raises GenoshareError on damage."""
@@ -702,6 +790,44 @@ class Ledger:
         if res != ["ok"]:
             raise GenoshareError(f"ledger {self.path}: integrity check failed: {res[0]}")
         self.releases()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# reservations of a running release
+
+#: (ledger path, row id) of the reservations made inside the innermost cancels_reservations_on_failure call
+_OPEN: contextvars.ContextVar[list | None] = contextvars.ContextVar("genoshare_open_reservations", default=None)
+
+
+def _forget(path: Path, release_id: int) -> None:
+    scope = _OPEN.get()
+    if scope is not None and (path, release_id) in scope:
+        scope.remove((path, release_id))
+
+
+def cancels_reservations_on_failure(fn):
+    """Decorator for a release: every reservation it makes (:meth:`Ledger.reserve`) and does not finalize is
+    deleted when it raises (an error, Ctrl-C, SIGTERM turned into SystemExit; the release removes its output
+    first), so a failed release leaves no row. Only a run killed outright (SIGKILL, power loss) leaves a
+    reservation, which keeps counting until ``genoshare ledger cancel ID``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        token = _OPEN.set([])
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            for path, rid in list(_OPEN.get()):
+                try:
+                    with Ledger(path) as led:
+                        led.discard(rid)
+                except GenoshareError:
+                    pass  # the original error matters more; `genoshare ledger list` shows the row
+            raise
+        finally:
+            _OPEN.reset(token)
+
+    return wrapper
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -787,6 +913,18 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
         test_release=bool(manifest.get("reproducible_test_release", False)),
         details=dict(details or {}),
     ).normalised()
+
+
+def reservation_entry(cohort_ids: str, privacy: Mapping, cohort_path=None, af_source: str | None = None,
+                      test_release: bool = False, output_dir=None) -> LedgerEntry:
+    """The row a release reserves before any genotype work: under its :func:`cohort_ids_key` (also as the
+    fingerprint until :meth:`Ledger.finalize` sets the genotype one), with the stages of its accountant's
+    ``privacy`` object (the manifest's, so the numbers are those the finished release records)."""
+    return LedgerEntry(
+        fingerprint=cohort_ids, cohort_ids=cohort_ids, stages=_stages_from_manifest({"privacy": privacy}),
+        cohort_path=None if cohort_path is None else str(Path(cohort_path).expanduser().absolute()),
+        af_source=af_source, test_release=bool(test_release), status="reserved",
+        output_dir=None if output_dir is None else str(Path(output_dir).absolute())).normalised()
 
 
 def format_cumulative(cum: dict) -> str:
