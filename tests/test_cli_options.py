@@ -18,9 +18,11 @@ GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
 # Same name, a different option: each command writes its own kind of --out (its help says which); compare's
 # --release takes DIR EVALUATION pairs; simulate's --cases/--controls are counts, not genotype files; report's
 # --attacks are attack JSON files (attack's: which attacks to run) and its --budget is shown, not enforced;
-# audit-model's --phenotype is any phenotype table (binary or quantitative, a column chosen by --phenotype-column).
+# audit-model's --phenotype is any phenotype table (binary or quantitative, a column chosen by --phenotype-column);
+# release's --epsilon also takes a comma list (a sweep), kinship's is one number.
 DIFFERENT_OPTION = {"--out": None, "--release": {"compare"}, "--cases": {"simulate"}, "--controls": {"simulate"},
-                    "--attacks": {"report"}, "--budget": {"report"}, "--phenotype": {"audit-model"}}
+                    "--attacks": {"report"}, "--budget": {"report"}, "--phenotype": {"audit-model"},
+                    "--epsilon": {"release"}}
 
 
 def _commands(group: click.Group, prefix: str = ""):
@@ -74,6 +76,9 @@ def test_the_exemptions_are_still_different_options():
         return next(p for p in cmds[path].params if name in p.opts)
 
     assert opt("compare", "--release").nargs == 2 and opt("verify", "--release").nargs == 1
+    assert opt("release", "--epsilon").type.convert("5,7", None, None) == (5.0, 7.0)
+    with pytest.raises(click.BadParameter):
+        opt("kinship", "--epsilon").type.convert("5,7", None, None)
     for name in ("--cases", "--controls"):
         assert isinstance(opt("simulate", name).type, click.IntRange)
         assert isinstance(opt("gwas", name).type, click.Path)

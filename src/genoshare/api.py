@@ -151,6 +151,30 @@ def _master(seed) -> bytes:
     return new_master_key() if seed is None else master_key_from_seed(seed)
 
 
+# Set by genoshare.sweep around the members of one epsilon sweep: epsilon-free results (the CSV inputs as read,
+# the LD statistics) are computed by the first member and reused by the others; None outside a sweep.
+_SWEEP_SHARED: dict | None = None
+
+
+def _sweep_shared(key: tuple, compute):
+    shared = _SWEEP_SHARED
+    if shared is None:
+        return compute()
+    with shared["lock"]:  # the store sweep's members run in threads: the first computes, the others wait
+        lock = shared.setdefault(("lock",) + key, __import__("threading").Lock())
+    with lock:
+        if key not in shared:
+            shared[key] = compute()
+    return shared[key]
+
+
+def _sweep_client(dask_client, scheduler, cluster_config, workers):
+    """The sweep's one Dask client for all its members (genoshare.sweep), else a client of their own."""
+    if _SWEEP_SHARED is not None and "client" in _SWEEP_SHARED:
+        return contextlib.nullcontext(_SWEEP_SHARED["client"])
+    return dask_client(scheduler, config=cluster_config, n_workers=workers)
+
+
 def is_csv(path) -> bool:
     name = Path(path).name.lower()
     return name.endswith(".csv") or name.endswith(".csv.gz")
@@ -227,9 +251,9 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     check_output_location(out, cohort_path, reference_path, ldstats, phenotypes, _af_file(af_source))
     check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     with timer("read"):
-        cohort = read_matrix(cohort_path)
+        cohort = _sweep_shared(("read", str(cohort_path)), lambda: read_matrix(cohort_path))
         check_phenotype_match(pheno, cohort.sample_ids)
-        reference = read_matrix(reference_path)
+        reference = _sweep_shared(("read", str(reference_path)), lambda: read_matrix(reference_path))
         validate_same_variants(cohort, reference, cohort_path, reference_path)
         if reference.n_missing:
             raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
@@ -244,7 +268,8 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         af_path, af_cal = _csv_af_plan(af_source, cohort)
     with timer("ldstats"):
         if ldstats is None:
-            stats = compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w)
+            stats = _sweep_shared(("csv-ldstats", str(reference_path), zero_cell, w),
+                                  lambda: compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w))
         else:
             from genoshare.io.ldstore import load_ldstats, sites_digest
 
@@ -576,7 +601,7 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
                       timer) as inp, contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source,
                                                                               cohort_path)), \
-            dask_client(scheduler, config=cluster_config, n_workers=workers) as client:
+            _sweep_client(dask_client, scheduler, cluster_config, workers) as client:
         from genoshare.privacy.panel_overlap import check_stores
 
         cohort, idx = inp.cohort, inp.index
@@ -586,7 +611,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         book = _Bookkeeping(out, private_dir, budget, relatives, notify)
         book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
         with timer("ldstats"):
-            stats, panel_af = inp.ldstats(client, w, zero_cell, ldstats, progress)
+            stats, panel_af = _sweep_shared(
+                ("store-ldstats", str(cohort_path), str(reference_path), w, zero_cell, str(ldstats), ambiguous,
+                 unmatched, chunk_variants, chunk_samples),
+                lambda: inp.ldstats(client, w, zero_cell, ldstats, progress))
         with timer("calibrate"):
             cal = calibrate(stats, epsilon, calibration)
         master, target_fn, af_cal = _master(seed), None, None
@@ -652,7 +680,8 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             with timer("release"), ThreadPoolExecutor(max_workers=1) as beside:
                 # The per-variant metadata arrays are written while the passes run (this process waits anyway).
                 written = beside.submit(write_deferred, metadata)
-                calls = pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks)
+                calls = _sweep_shared(("calls", str(cohort.path), idx.tobytes(), cohort.chunks),  # one read
+                                      lambda: pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks))
                 # the ledger row is reserved under the cohort's ids before this (book.reserve); pass 1 computes
                 # the genotype fingerprint on the way (plus the dropped sites' own read), recorded by book.after
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx)

@@ -322,7 +322,14 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
                       digests=digest_rows, released_digests=released_digests, extra=tuple(rest))
 
 
+# Set by genoshare.sweep while the members of a store sweep run: their pass graphs are computed together, so
+# each cohort chunk is read once for all k members (see genoshare.sweep.Rendezvous).
+RENDEZVOUS = None
+
+
 def _compute(collections, progress):
+    if RENDEZVOUS is not None:
+        return RENDEZVOUS.compute(collections, progress)
     if progress is None:
         return dask.compute(*collections)
     persisted = dask.persist(*collections)

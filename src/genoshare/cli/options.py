@@ -48,8 +48,31 @@ phenotype = click.option(
 
 # -- release settings ---------------------------------------------------------------------------------------------
 
-_EPSILON = "Total epsilon of the release's XOR noise (kinship: to print each group's cost)."
+_EPSILON = ("Total epsilon of the release's XOR noise (release: a comma list such as 1000,5000,20000 makes a sweep, "
+            "one release per value in OUT/epsilon-E/; kinship: to print each group's cost).")
+
+
+class EpsilonList(click.ParamType):
+    """One positive number (exactly POSITIVE_FLOAT: a float) or a comma list of them (a tuple: a sweep)."""
+
+    name = "float[,float...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (float, int, tuple)) or "," not in str(value):
+            if isinstance(value, tuple):
+                return value
+            return POSITIVE_FLOAT.convert(value, param, ctx)
+        from genoshare.errors import GenoshareError
+        from genoshare.sweep import parse_epsilons
+
+        try:
+            return parse_epsilons(value)
+        except GenoshareError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 epsilon = click.option("--epsilon", required=True, type=POSITIVE_FLOAT, help=_EPSILON)
+epsilon_sweep = click.option("--epsilon", required=True, type=EpsilonList(), help=_EPSILON)
 epsilon_optional = click.option("--epsilon", default=None, type=POSITIVE_FLOAT, help=_EPSILON)
 delta = click.option("--delta", type=DELTA_RANGE, default=0.0, show_default=True,
                      help="Delta of the release (0 for the pure-epsilon XOR stage).")

@@ -35,8 +35,9 @@ class _Progress:
 @click.command()
 @click.argument("cohort", type=click.Path())
 @options.reference
-@options.epsilon
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Release directory to create.")
+@options.epsilon_sweep
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Release directory to create (a sweep: the directory of the epsilon-E/ members).")
 @click.option("--calibration", type=click.Choice(["exact", "nominal"]), default="exact", show_default=True,
               help="exact: the true epsilon of the drawn noise equals --epsilon; nominal: the paper's scale.")
 @options.zero_cell
@@ -107,10 +108,21 @@ def release(cohort, reference, epsilon, out, calibration, zero_cell, window, af_
                        chunk_variants=chunk_variants, chunk_samples=chunk_samples, ambiguous=ambiguous,
                        unmatched=unmatched, progress=progress)
     try:
-        manifest = api.release(cohort, reference, epsilon, out, **options)
+        if isinstance(epsilon, tuple):
+            from genoshare.sweep import member_name, release_sweep
+
+            manifests = release_sweep(cohort, reference, epsilon, out, **options)
+            outs = [f"{out}/{member_name(e)}" for e in epsilon]
+        else:
+            manifests, outs = [api.release(cohort, reference, epsilon, out, **options)], [out]
     finally:
         if bar is not None:
             bar.close()
+    for manifest, member_out in zip(manifests, outs):
+        _summary(manifest, member_out)
+
+
+def _summary(manifest: dict, out) -> None:
     click.echo(f"released {manifest['n_samples']} individuals x {manifest['n_variants']} SNPs to {out}")
     click.echo(f"epsilon: requested {manifest['epsilon_requested']:g}, true (XOR stage) "
                f"{manifest['epsilon_xor']:.6g}, nominal {manifest['epsilon_nominal']:.6g} "
