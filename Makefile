@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= results/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 install: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 demo: install
 	bash scripts/demo.sh $(DEMO_OUT)
 
+# ruff's settings are in pyproject.toml; `make test` lints first.
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
 # pytest exits 5 when it collects no tests: that must fail, and it does (non-zero).
-test: install
+test: install lint
 	$(BIN)/python -m pytest -q
 
 bench: install

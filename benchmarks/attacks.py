@@ -63,44 +63,130 @@ def run() -> tuple[list[Row], dict]:
     for s in SEEDS:
         out = WORK / f"attack-release-s{s}"
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "genoshare.cli", "release", str(cohort), "--reference", str(panel),
-                        "--epsilon", f"{eps:g}", "--out", str(out), "--seed", str(s), "--overwrite"],
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "genoshare.cli",
+                "release",
+                str(cohort),
+                "--reference",
+                str(panel),
+                "--epsilon",
+                f"{eps:g}",
+                "--out",
+                str(out),
+                "--seed",
+                str(s),
+                "--overwrite",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         release_walls.append(time.perf_counter() - t0)
         releases.append(out)
 
-    argv = [sys.executable, "-m", "genoshare.cli", "attack", "--original", str(cohort),
-            *[a for r in releases for a in ("--release", str(r))], "--nonmembers", str(holdout),
-            "--reference", str(panel), "--attacks", ATTACKS, "--json"]
+    argv = [
+        sys.executable,
+        "-m",
+        "genoshare.cli",
+        "attack",
+        "--original",
+        str(cohort),
+        *[a for r in releases for a in ("--release", str(r))],
+        "--nonmembers",
+        str(holdout),
+        "--reference",
+        str(panel),
+        "--attacks",
+        ATTACKS,
+        "--json",
+    ]
     res = measure(argv)
     report = json.loads(res["stdout"])
     wall = res["wall"]
     label = f"attack {n}x{m:,}, 3 attacks x {len(SEEDS)} seeds"
     eps_xor = report["audit"].get("epsilon_xor")
-    rows = [Row(f"{label}: CLI wall", fmt_s(wall), "", "", f"< {TARGET_SECONDS:g} s", wall < TARGET_SECONDS,
-                {"wall_s": wall, "user_s": res["user"], "sys_s": res["sys"]}),
-            Row(f"{label}: peak RSS", fmt_bytes(res["peak_rss_bytes"]), "", "", "", None,
-                {"peak_rss_bytes": res["peak_rss_bytes"]})]
+    rows = [
+        Row(
+            f"{label}: CLI wall",
+            fmt_s(wall),
+            "",
+            "",
+            f"< {TARGET_SECONDS:g} s",
+            wall < TARGET_SECONDS,
+            {"wall_s": wall, "user_s": res["user"], "sys_s": res["sys"]},
+        ),
+        Row(
+            f"{label}: peak RSS",
+            fmt_bytes(res["peak_rss_bytes"]),
+            "",
+            "",
+            "",
+            None,
+            {"peak_rss_bytes": res["peak_rss_bytes"]},
+        ),
+    ]
     for name, r in report.items():
         if name in ("split", "audit"):
             continue
         t = r["tpr_at_fpr"]
-        rows.append(Row(f"{label}:   {name} AUC / TPR@1% / eps lower bound",
-                        f"{r['auc']:.3f} / {t['0.01']['tpr']:.3f} / {r['epsilon_lower_bound']:.3g}", "", "",
-                        f"bound <= epsilon_xor {eps_xor:g}" if eps_xor else "", None,
-                        {"auc": r["auc"], "tpr_at_fpr": t, "epsilon_lower_bound": r["epsilon_lower_bound"],
-                         "per_seed_auc": [p["auc"] for p in r["per_seed"]]}))
-    rows.append(Row(f"{label}: {len(SEEDS)} releases (CLI, not targeted)", fmt_s(sum(release_walls)), "", "", "",
-                    None, {"walls": release_walls}))
-    rows.append(Row(f"{label}: simulation ({'cached' if sim['cached'] else 'this run'})",
-                    fmt_s(sim["seconds"]) if sim["seconds"] is not None else "?", "", "", "", None, sim))
-    details = {"params": PARAMS, "epsilon": eps, "seeds": list(SEEDS), "attacks": ATTACKS,
-               "command": " ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv),
-               "wall_s": wall, "release_walls_s": release_walls, "simulation": sim, "split": report["split"],
-               "audit": report["audit"],
-               "summary": {k: {"auc": v["auc"], "tpr_at_fpr": v["tpr_at_fpr"],
-                               "epsilon_lower_bound": v["epsilon_lower_bound"]}
-                           for k, v in report.items() if k not in ("split", "audit")}}
+        rows.append(
+            Row(
+                f"{label}:   {name} AUC / TPR@1% / eps lower bound",
+                f"{r['auc']:.3f} / {t['0.01']['tpr']:.3f} / {r['epsilon_lower_bound']:.3g}",
+                "",
+                "",
+                f"bound <= epsilon_xor {eps_xor:g}" if eps_xor else "",
+                None,
+                {
+                    "auc": r["auc"],
+                    "tpr_at_fpr": t,
+                    "epsilon_lower_bound": r["epsilon_lower_bound"],
+                    "per_seed_auc": [p["auc"] for p in r["per_seed"]],
+                },
+            )
+        )
+    rows.append(
+        Row(
+            f"{label}: {len(SEEDS)} releases (CLI, not targeted)",
+            fmt_s(sum(release_walls)),
+            "",
+            "",
+            "",
+            None,
+            {"walls": release_walls},
+        )
+    )
+    rows.append(
+        Row(
+            f"{label}: simulation ({'cached' if sim['cached'] else 'this run'})",
+            fmt_s(sim["seconds"]) if sim["seconds"] is not None else "?",
+            "",
+            "",
+            "",
+            None,
+            sim,
+        )
+    )
+    details = {
+        "params": PARAMS,
+        "epsilon": eps,
+        "seeds": list(SEEDS),
+        "attacks": ATTACKS,
+        "command": " ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv),
+        "wall_s": wall,
+        "release_walls_s": release_walls,
+        "simulation": sim,
+        "split": report["split"],
+        "audit": report["audit"],
+        "summary": {
+            k: {"auc": v["auc"], "tpr_at_fpr": v["tpr_at_fpr"], "epsilon_lower_bound": v["epsilon_lower_bound"]}
+            for k, v in report.items()
+            if k not in ("split", "audit")
+        },
+    }
     return rows, details
 
 

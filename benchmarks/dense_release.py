@@ -38,8 +38,9 @@ def dense_exact_scale(dr, stats: dict, m: int, epsilon: float, iters: int = 200)
     """Smallest-ish c with eps_xor(quantised p(c)) = epsilon: double until reached, then bisect."""
 
     def eps_at(c):
-        return dr.dense_eps_xor(dr.dense_quantise(dr.dense_flip_probs(stats["t_diag"], stats["s_pos"],
-                                                                      stats["s_neg"], c)))
+        return dr.dense_eps_xor(
+            dr.dense_quantise(dr.dense_flip_probs(stats["t_diag"], stats["s_pos"], stats["s_neg"], c))
+        )
 
     c = dr.dense_nominal_c(stats["f2"], m, epsilon) * 1e-6
     lo = 0.0
@@ -62,8 +63,7 @@ def dense_exact_scale(dr, stats: dict, m: int, epsilon: float, iters: int = 200)
     return lo
 
 
-def dense_release(G: np.ndarray, G_ref: np.ndarray, epsilon: float, zero_cell: str = "haldane",
-                  seed: int = 0) -> dict:
+def dense_release(G: np.ndarray, G_ref: np.ndarray, epsilon: float, zero_cell: str = "haldane", seed: int = 0) -> dict:
     """Release variant-major G (m, n) the dense way; returns the released genotypes and timings."""
     dr = dense_reference()
     rng = np.random.default_rng(seed)

@@ -44,12 +44,37 @@ def _inputs(work):
     base = work / "base"
     if not (base / "manifest.json").is_file():
         shutil.rmtree(base, ignore_errors=True)
-        _cli("release", LACTOSE / "data.csv.gz", "--reference", LACTOSE / "reference.csv.gz", "--epsilon", 9091,
-             "--out", base, "--seed", 1, env=env)
+        _cli(
+            "release",
+            LACTOSE / "data.csv.gz",
+            "--reference",
+            LACTOSE / "reference.csv.gz",
+            "--epsilon",
+            9091,
+            "--out",
+            base,
+            "--seed",
+            1,
+            env=env,
+        )
     att = work / "base-attack.json"
     if not att.is_file():
-        att.write_text(_cli("attack", "--original", LACTOSE / "data.csv.gz", "--release", base, "--nonmembers",
-                            LACTOSE / "reference.csv.gz", "--split-panel", "--attacks", "nn,lrt", "--json", env=env))
+        att.write_text(
+            _cli(
+                "attack",
+                "--original",
+                LACTOSE / "data.csv.gz",
+                "--release",
+                base,
+                "--nonmembers",
+                LACTOSE / "reference.csv.gz",
+                "--split-panel",
+                "--attacks",
+                "nn,lrt",
+                "--json",
+                env=env,
+            )
+        )
     return base, json.loads(att.read_text())
 
 
@@ -74,16 +99,33 @@ def run():
         a = json.loads(json.dumps(attack))
         for k, v in a.items():
             if k not in ("split", "audit"):
-                v["roc"] = {"fpr": grid.round(6).tolist(),
-                            "tpr": np.interp(grid, v["roc"]["fpr"], v["roc"]["tpr"]).round(6).tolist()}
+                v["roc"] = {
+                    "fpr": grid.round(6).tolist(),
+                    "tpr": np.interp(grid, v["roc"]["fpr"], v["roc"]["tpr"]).round(6).tolist(),
+                }
         a["audit"]["releases"] = [{"path": str(d), "epsilon_xor": float(eps), "af_source": "published"}]
         (sweep / f"attack-{i:02d}.json").write_text(json.dumps(a))
         sha = hashlib.sha256((d / "manifest.json").read_bytes()).hexdigest()
         mean = float(min(0.95, 0.3 + 0.1 * i))
-        ret = {"k": 10, "alpha": 0.05, "tau": 0.8, "design": "controls",
-               "tests": {"genotypic": {"n_reported": 290, "mean": mean, "sd": 0.02, "min": mean - 0.04,
-                                       "q05": mean - 0.03, "median": mean, "q95": mean + 0.03, "max": mean + 0.04}},
-               "release": {"manifest": {"file": "manifest.json", "sha256": sha}}}
+        ret = {
+            "k": 10,
+            "alpha": 0.05,
+            "tau": 0.8,
+            "design": "controls",
+            "tests": {
+                "genotypic": {
+                    "n_reported": 290,
+                    "mean": mean,
+                    "sd": 0.02,
+                    "min": mean - 0.04,
+                    "q05": mean - 0.03,
+                    "median": mean,
+                    "q95": mean + 0.03,
+                    "max": mean + 0.04,
+                }
+            },
+            "release": {"manifest": {"file": "manifest.json", "sha256": sha}},
+        }
         (d / "retention.json").write_text(json.dumps(ret))
         args += ["--release", d, "--attacks", sweep / f"attack-{i:02d}.json"]
     out = sweep / "out" / "report.html"
@@ -91,10 +133,26 @@ def run():
     _cli("report", *args, "--out", out)
     wall = time.perf_counter() - t0
     size = out.stat().st_size
-    rows = [Row(f"report: {N_RELEASES}-release sweep with attacks, CLI wall", fmt_s(wall), "", "",
-                f"< {TARGET_SECONDS:g} s", wall < TARGET_SECONDS, {"seconds": wall}),
-            Row("report: HTML size", fmt_bytes(size), "", "", f"< {TARGET_BYTES / 1e6:g} MB", size < TARGET_BYTES,
-                {"bytes": size})]
+    rows = [
+        Row(
+            f"report: {N_RELEASES}-release sweep with attacks, CLI wall",
+            fmt_s(wall),
+            "",
+            "",
+            f"< {TARGET_SECONDS:g} s",
+            wall < TARGET_SECONDS,
+            {"seconds": wall},
+        ),
+        Row(
+            "report: HTML size",
+            fmt_bytes(size),
+            "",
+            "",
+            f"< {TARGET_BYTES / 1e6:g} MB",
+            size < TARGET_BYTES,
+            {"bytes": size},
+        ),
+    ]
     return rows, {"seconds": wall, "html_bytes": size, "releases": N_RELEASES, "roc_points": ROC_POINTS}
 
 

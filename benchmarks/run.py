@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, ROOT, Row
@@ -41,8 +41,13 @@ def _git() -> dict:
 def machine() -> dict:
     import numpy
 
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-            "numpy": numpy.__version__, "loadavg_start": os.getloadavg()}
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "numpy": numpy.__version__,
+        "loadavg_start": os.getloadavg(),
+    }
     try:
         import numba
 
@@ -50,16 +55,19 @@ def machine() -> dict:
     except ImportError:  # pragma: no cover
         pass
     try:
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                           if line.startswith("model name"))
+        info["cpu"] = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return info
 
 
 def table(rows: list[Row]) -> str:
-    cells = [COLUMNS] + [[r.benchmark, r.measured, r.baseline, r.ratio, r.target,
-                          "" if r.ok is None else ("yes" if r.ok else "NO")] for r in rows]
+    cells = [COLUMNS] + [
+        [r.benchmark, r.measured, r.baseline, r.ratio, r.target, "" if r.ok is None else ("yes" if r.ok else "NO")]
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
     lines = []
     for k, c in enumerate(cells):
@@ -81,8 +89,12 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
 
-    results = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-               "git": _git(), "benchmarks": {}}
+    results = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "git": _git(),
+        "benchmarks": {},
+    }
     all_rows: list[Row] = []
     t_all = time.perf_counter()
     for name in names:
@@ -99,8 +111,12 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - t0
         print(f"[bench] {name} done in {seconds:.1f} s", file=sys.stderr, flush=True)
         all_rows += rows
-        results["benchmarks"][name] = {"seconds": seconds, "rows": [r.to_json() for r in rows],
-                                       "details": details, "error": error}
+        results["benchmarks"][name] = {
+            "seconds": seconds,
+            "rows": [r.to_json() for r in rows],
+            "details": details,
+            "error": error,
+        }
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["total_seconds"] = time.perf_counter() - t_all
     missed = [r.benchmark for r in all_rows if r.ok is False]
@@ -114,9 +130,11 @@ def main(argv=None) -> int:
         if name == "simulated_cli" and d:
             print(d["dense_memory"]["text"])
     m = results["machine"]
-    print(f"machine: {m.get('cpu', '?')}, {m['cpus']} cpus; load average at start {m['loadavg_start'][0]:.2f}, "
-          f"end {m['loadavg_end'][0]:.2f} (other work on the machine skews timings); "
-          f"total {results['total_seconds']:.0f} s")
+    print(
+        f"machine: {m.get('cpu', '?')}, {m['cpus']} cpus; load average at start {m['loadavg_start'][0]:.2f}, "
+        f"end {m['loadavg_end'][0]:.2f} (other work on the machine skews timings); "
+        f"total {results['total_seconds']:.0f} s"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")

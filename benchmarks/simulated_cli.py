@@ -61,10 +61,17 @@ def simulated_data():
 def dense_memory(m: int) -> dict:
     two_m = 2 * m
     per = two_m * two_m * 8
-    return {"2m": two_m, "bytes_per_matrix": per, "matrices": 5, "bytes_total": 5 * per,
-            "text": (f"dense at m={m:,}: (2m)^2 float64 = {two_m:,}^2 x 8 B = {fmt_bytes(per)} per matrix; "
-                     f"M11, M10, M01, M00 and T = {fmt_bytes(5 * per)} (machine RAM {fmt_bytes(MACHINE_RAM)}): "
-                     "not run")}
+    return {
+        "2m": two_m,
+        "bytes_per_matrix": per,
+        "matrices": 5,
+        "bytes_total": 5 * per,
+        "text": (
+            f"dense at m={m:,}: (2m)^2 float64 = {two_m:,}^2 x 8 B = {fmt_bytes(per)} per matrix; "
+            f"M11, M10, M01, M00 and T = {fmt_bytes(5 * per)} (machine RAM {fmt_bytes(MACHINE_RAM)}): "
+            "not run"
+        ),
+    }
 
 
 def run() -> tuple[list[Row], dict]:
@@ -77,12 +84,40 @@ def run() -> tuple[list[Row], dict]:
     WORK.mkdir(parents=True, exist_ok=True)
 
     lactose = ROOT / "data" / "opensnp-lactose"
-    warm = measure([exe, "release", str(lactose / "data.csv.gz"), "--reference", str(lactose / "reference.csv.gz"),
-                    "--epsilon", "9091", "--out", str(WORK / "cli-warmup"), "--seed", "1", "--overwrite"])
+    warm = measure(
+        [
+            exe,
+            "release",
+            str(lactose / "data.csv.gz"),
+            "--reference",
+            str(lactose / "reference.csv.gz"),
+            "--epsilon",
+            "9091",
+            "--out",
+            str(WORK / "cli-warmup"),
+            "--seed",
+            "1",
+            "--overwrite",
+        ]
+    )
 
     out_dir = WORK / "sim-release"
-    argv = [exe, "release", str(cohort), "--reference", str(panel), "--epsilon", f"{eps:g}", "--out", str(out_dir),
-            "--seed", "1", "--window", "all", "--overwrite"]
+    argv = [
+        exe,
+        "release",
+        str(cohort),
+        "--reference",
+        str(panel),
+        "--epsilon",
+        f"{eps:g}",
+        "--out",
+        str(out_dir),
+        "--seed",
+        "1",
+        "--window",
+        "all",
+        "--overwrite",
+    ]
     runs = []
     for _ in range(RUNS):
         r = measure(argv)
@@ -99,18 +134,52 @@ def run() -> tuple[list[Row], dict]:
 
     label = f"sim {n}x{m:,} (panel {PARAMS['panel']})"
     rows = [
-        Row(f"{label}: CLI release wall (median of {RUNS})", fmt_s(wall["median"]), "", "", f"< {TARGET_SECONDS:g} s",
-            wall["median"] < TARGET_SECONDS, {"median_s": wall["median"], "best_s": wall["best"], "runs": walls}),
-        Row(f"{label}: CLI release peak RSS (max of {RUNS})", fmt_bytes(peak), "", "",
-            f"< {fmt_bytes(TARGET_RSS)}", peak < TARGET_RSS, {"peak_rss_bytes": peak}),
+        Row(
+            f"{label}: CLI release wall (median of {RUNS})",
+            fmt_s(wall["median"]),
+            "",
+            "",
+            f"< {TARGET_SECONDS:g} s",
+            wall["median"] < TARGET_SECONDS,
+            {"median_s": wall["median"], "best_s": wall["best"], "runs": walls},
+        ),
+        Row(
+            f"{label}: CLI release peak RSS (max of {RUNS})",
+            fmt_bytes(peak),
+            "",
+            "",
+            f"< {fmt_bytes(TARGET_RSS)}",
+            peak < TARGET_RSS,
+            {"peak_rss_bytes": peak},
+        ),
         *[Row(f"{label}:   manifest timing: {k}", fmt_s(v), "", "", "", None, {"s": v}) for k, v in timings.items()],
-        Row(f"{label}:   outside the timed steps (start, imports)", fmt_s(med_run["wall"] - in_api), "", "", "",
-            None, {"s": med_run["wall"] - in_api}),
-        Row(f"{label}: epsilon requested / true (XOR)",
-            f"{mf['epsilon_requested']:g} / {mf['epsilon_xor']:.6g}", "", "", "", None,
-            {"requested": mf["epsilon_requested"], "xor": mf["epsilon_xor"], "nominal": mf["epsilon_nominal"]}),
-        Row(f"{label}: simulation ({'cached' if sim['cached'] else 'this run'})",
-            fmt_s(sim["seconds"]) if sim["seconds"] is not None else "?", "", "", "", None, sim),
+        Row(
+            f"{label}:   outside the timed steps (start, imports)",
+            fmt_s(med_run["wall"] - in_api),
+            "",
+            "",
+            "",
+            None,
+            {"s": med_run["wall"] - in_api},
+        ),
+        Row(
+            f"{label}: epsilon requested / true (XOR)",
+            f"{mf['epsilon_requested']:g} / {mf['epsilon_xor']:.6g}",
+            "",
+            "",
+            "",
+            None,
+            {"requested": mf["epsilon_requested"], "xor": mf["epsilon_xor"], "nominal": mf["epsilon_nominal"]},
+        ),
+        Row(
+            f"{label}: simulation ({'cached' if sim['cached'] else 'this run'})",
+            fmt_s(sim["seconds"]) if sim["seconds"] is not None else "?",
+            "",
+            "",
+            "",
+            None,
+            sim,
+        ),
         Row(f"{label}: dense memory (computed, not run)", fmt_bytes(dense["bytes_total"]), "", "", "", None, dense),
     ]
     details = {
@@ -119,8 +188,16 @@ def run() -> tuple[list[Row], dict]:
         "command": " ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv),
         "simulation": sim,
         "warmup": {k: warm[k] for k in ("wall", "peak_rss_bytes")},
-        "runs": [{"wall_s": r["wall"], "peak_rss_bytes": r["peak_rss_bytes"], "user_s": r["user"],
-                  "sys_s": r["sys"], "timings": r["manifest"]["timings"]} for r in runs],
+        "runs": [
+            {
+                "wall_s": r["wall"],
+                "peak_rss_bytes": r["peak_rss_bytes"],
+                "user_s": r["user"],
+                "sys_s": r["sys"],
+                "timings": r["manifest"]["timings"],
+            }
+            for r in runs
+        ],
         "wall": wall,
         "peak_rss_bytes": peak,
         "dense_memory": dense,

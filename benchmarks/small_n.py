@@ -41,10 +41,13 @@ def measure(sizes=SIZES, e_per_snp: float = E_PER_SNP, reps: int = REPS) -> list
         for r in range(reps):
             cols = np.sort(rng.choice(cohort.n_samples, n, replace=False))
             G = np.ascontiguousarray(cohort.genotypes[:, cols])
-            for kind, targets in (("published", target_counts_published(G)),
-                                  ("reference", target_counts_from_af(G, panel_af))):
-                S = release_genotypes(G, cal.thresholds, targets, derive_keys(master_key_from_seed(1000 * n + r)),
-                                      sample_block=n).genotypes
+            for kind, targets in (
+                ("published", target_counts_published(G)),
+                ("reference", target_counts_from_af(G, panel_af)),
+            ):
+                S = release_genotypes(
+                    G, cal.thresholds, targets, derive_keys(master_key_from_seed(1000 * n + r)), sample_block=n
+                ).genotypes
                 same = S == G
                 acc[kind].append((same.mean(), same.all(axis=0).mean()))
         row = {"n": n}
@@ -58,11 +61,16 @@ def measure(sizes=SIZES, e_per_snp: float = E_PER_SNP, reps: int = REPS) -> list
 def table(rows) -> str:
     """Markdown; "excess" is the published fraction minus that of the largest n (what the noise alone leaves)."""
     floor = rows[-1]["published_genotypes"]
-    lines = [f"| n | genotypes identical, published | excess over n = {rows[-1]['n']} | individuals identical, "
-             "published | genotypes identical, reference |", "|--:|--:|--:|--:|--:|"]
+    lines = [
+        f"| n | genotypes identical, published | excess over n = {rows[-1]['n']} | individuals identical, "
+        "published | genotypes identical, reference |",
+        "|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['n']} | {r['published_genotypes']:.1%} | {100 * (r['published_genotypes'] - floor):+.1f} "
-                     f"points | {r['published_individuals']:.0%} | {r['reference_genotypes']:.1%} |")
+        lines.append(
+            f"| {r['n']} | {r['published_genotypes']:.1%} | {100 * (r['published_genotypes'] - floor):+.1f} "
+            f"points | {r['published_individuals']:.0%} | {r['reference_genotypes']:.1%} |"
+        )
     return "\n".join(lines)
 
 

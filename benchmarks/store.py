@@ -109,17 +109,26 @@ def _subset(src: Path, dst: Path, m: int) -> None:
     root = zarr.open_group(store=str(src), mode="r")
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_store(dst, overwrite=True) as tmp:
-        out = init_vcz(tmp, sample_ids=info.sample_ids, contig_ids=info.contig_ids,
-                       variant_contig=info.variant_contig[:m], variant_position=info.variant_position[:m],
-                       variant_allele=info.variant_allele[:m], variant_id=info.variant_id[:m], chunks=info.chunks,
-                       contig_lengths=info.contig_lengths, root_attrs={"genoshare_bench_subset_of": str(src),
-                                                                       "genoshare_bench_variants": m})
+        out = init_vcz(
+            tmp,
+            sample_ids=info.sample_ids,
+            contig_ids=info.contig_ids,
+            variant_contig=info.variant_contig[:m],
+            variant_position=info.variant_position[:m],
+            variant_allele=info.variant_allele[:m],
+            variant_id=info.variant_id[:m],
+            chunks=info.chunks,
+            contig_lengths=info.contig_lengths,
+            root_attrs={"genoshare_bench_subset_of": str(src), "genoshare_bench_variants": m},
+        )
         cv = info.chunks[0]
         for name in ("call_genotype", "call_genotype_mask", "call_genotype_phased"):
             a, b = root[name], out[name]
             if a.chunks != b.chunks or str(a.compressors) != str(b.compressors):
-                raise RuntimeError(f"{dst}/{name}: chunks/codecs {b.chunks} {b.compressors} differ from the "
-                                   f"source's {a.chunks} {a.compressors}")
+                raise RuntimeError(
+                    f"{dst}/{name}: chunks/codecs {b.chunks} {b.compressors} differ from the "
+                    f"source's {a.chunks} {a.compressors}"
+                )
             for v0 in range(0, m, cv):
                 b[v0 : min(v0 + cv, m)] = a[v0 : min(v0 + cv, m)]
 
@@ -138,8 +147,11 @@ def data() -> tuple[Path, dict]:
     sim_dir = base / "full"
     sim_stamp = base / "simulation-seconds.json"
     if not (sim_stamp.exists() and (sim_dir / "simulation.json").exists()):
-        print(f"[bench] store: simulating {_key()} (once; cached in {base.relative_to(ROOT)}) ...",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench] store: simulating {_key()} (once; cached in {base.relative_to(ROOT)}) ...",
+            file=sys.stderr,
+            flush=True,
+        )
         t0 = time.perf_counter()
         simulate_cohort(sim_dir, formats=("vcz",), overwrite=True, **PARAMS)
         sim_stamp.write_text(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
@@ -149,9 +161,13 @@ def data() -> tuple[Path, dict]:
         for name in ("cohort", "panel"):
             _subset(sim_dir / f"{name}.vcz", base / f"m{m}" / f"{name}.vcz", m)
     t_sub = time.perf_counter() - t0
-    info = {"simulation_s": t_sim, "subsets_s": t_sub, "params": PARAMS,
-            "simulation": json.loads((sim_dir / "simulation.json").read_text())["model"],
-            "bytes_on_disk": {p.name: _dir_bytes(p) for p in (sim_dir / "cohort.vcz", sim_dir / "panel.vcz")}}
+    info = {
+        "simulation_s": t_sim,
+        "subsets_s": t_sub,
+        "params": PARAMS,
+        "simulation": json.loads((sim_dir / "simulation.json").read_text())["model"],
+        "bytes_on_disk": {p.name: _dir_bytes(p) for p in (sim_dir / "cohort.vcz", sim_dir / "panel.vcz")},
+    }
     stamp.write_text(json.dumps(info, indent=2) + "\n")
     info["cached"] = False
     return base, info
@@ -195,16 +211,34 @@ def release_once(base: Path, m: int, tag: str, malloc: bool = False) -> dict:
     cohort, panel = stores(base, m)
     out = WORK / f"store-release-{tag}"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [genoshare_exe(), "release", str(cohort), "--reference", str(panel), "--epsilon", f"{float(m):g}",
-            "--out", str(out), "--seed", "1", "--overwrite", "--ambiguous", "keep"]
+    argv = [
+        genoshare_exe(),
+        "release",
+        str(cohort),
+        "--reference",
+        str(panel),
+        "--epsilon",
+        f"{float(m):g}",
+        "--out",
+        str(out),
+        "--seed",
+        "1",
+        "--overwrite",
+        "--ambiguous",
+        "keep",
+    ]
     res = _check(run_tree(argv, timeout=TIMEOUT, env=_env(malloc)), f"release m={m}")
     mf = json.loads((out / "manifest.json").read_text())
     res["timings"] = mf["timings"]
     if mf.get("n_variants") != m or mf.get("n_samples") != PARAMS["cases"] + PARAMS["controls"]:
-        raise RuntimeError(f"release m={m} released {mf.get('n_variants')} variants x {mf.get('n_samples')} samples, "
-                           "not the whole store (alignment dropped sites?)")
-    res["manifest"] = {k: mf.get(k) for k in ("n_samples", "n_variants", "epsilon_requested", "epsilon_xor",
-                                              "flips", "chunks", "alignment")}
+        raise RuntimeError(
+            f"release m={m} released {mf.get('n_variants')} variants x {mf.get('n_samples')} samples, "
+            "not the whole store (alignment dropped sites?)"
+        )
+    res["manifest"] = {
+        k: mf.get(k)
+        for k in ("n_samples", "n_variants", "epsilon_requested", "epsilon_xor", "flips", "chunks", "alignment")
+    }
     res["argv"] = " ".join(os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv)
     res["out_bytes"] = _dir_bytes(out)
     res["codecs"] = _codecs(out / "release.vcz")
@@ -217,8 +251,15 @@ def copy_once(base: Path, m: int, tag: str, malloc: bool = False, release_codec:
     out = WORK / f"store-copy-{tag}.zarr"
     shutil.rmtree(out, ignore_errors=True)
     extra = ["--release-codec"] if release_codec else []
-    res = _check(run_tree([sys.executable, "-m", "benchmarks.store_copy", str(cohort), str(out), *extra], cwd=ROOT,
-                          timeout=TIMEOUT, env=_env(malloc)), f"copy m={m}")
+    res = _check(
+        run_tree(
+            [sys.executable, "-m", "benchmarks.store_copy", str(cohort), str(out), *extra],
+            cwd=ROOT,
+            timeout=TIMEOUT,
+            env=_env(malloc),
+        ),
+        f"copy m={m}",
+    )
     res["inner"] = json.loads(res["stdout"].strip().splitlines()[-1])
     res["out_bytes"] = _dir_bytes(out)
     res["codecs"] = _codecs(out)
@@ -235,17 +276,39 @@ def _codecs(store: Path) -> dict:
 
 
 def _slim(r: dict) -> dict:
-    keep = ("wall", "peak_rss_total_bytes", "peak_rss_total_at_s", "peak_rss_total_processes", "peak_pss_total_bytes",
-            "peak_rss_single_bytes", "peak_rss_single_cmd", "hwm_by_process", "samples", "max_processes", "timings",
-            "cpu_s", "user_s", "sys_s", "minor_faults", "cpu_by_process",
-            "manifest", "inner", "out_bytes", "argv", "trace", "loadavg")
+    keep = (
+        "wall",
+        "peak_rss_total_bytes",
+        "peak_rss_total_at_s",
+        "peak_rss_total_processes",
+        "peak_pss_total_bytes",
+        "peak_rss_single_bytes",
+        "peak_rss_single_cmd",
+        "hwm_by_process",
+        "samples",
+        "max_processes",
+        "timings",
+        "cpu_s",
+        "user_s",
+        "sys_s",
+        "minor_faults",
+        "cpu_by_process",
+        "manifest",
+        "inner",
+        "out_bytes",
+        "argv",
+        "trace",
+        "loadavg",
+    )
     return {k: r[k] for k in keep if k in r}
 
 
 def ld_timings(base: Path, sizes) -> dict:
     spec = {"stores": [[m, *map(str, stores(base, m))] for m in sizes], "window": WINDOW, "repeats": LD_REPEATS}
-    res = _check(run_tree([sys.executable, "-m", "benchmarks.store_ld", json.dumps(spec)], cwd=ROOT,
-                          timeout=TIMEOUT), "panel_ldstats timing")
+    res = _check(
+        run_tree([sys.executable, "-m", "benchmarks.store_ld", json.dumps(spec)], cwd=ROOT, timeout=TIMEOUT),
+        "panel_ldstats timing",
+    )
     out = json.loads(res["stdout"].strip().splitlines()[-1])
     out["wall_s"] = res["wall"]
     out["peak_rss_total_bytes"] = res["peak_rss_total_bytes"]
@@ -270,8 +333,12 @@ def _one(kind: str, base: Path, m: int, k: int, of: int, malloc: bool = False, r
     else:
         r = release_once(base, m, f"m{m}", malloc=malloc)
     r["loadavg"] = [la, os.getloadavg()[0]]
-    print(f"[bench] store:   {fmt_s(r['wall'])}, CPU {r['cpu_s']:.1f} s, peak tree RSS "
-          f"{fmt_bytes(r['peak_rss_total_bytes'])}", file=sys.stderr, flush=True)
+    print(
+        f"[bench] store:   {fmt_s(r['wall'])}, CPU {r['cpu_s']:.1f} s, peak tree RSS "
+        f"{fmt_bytes(r['peak_rss_total_bytes'])}",
+        file=sys.stderr,
+        flush=True,
+    )
     return r
 
 
@@ -286,8 +353,10 @@ def run() -> tuple[list[Row], dict]:
     load_start = os.getloadavg()
 
     # Warm-up (untimed): numba's on-disk cache in fresh processes, the page cache of the small stores.
-    warm = {"release": release_once(base, WARMUP_SNPS, "warmup")["wall"],
-            "copy": copy_once(base, WARMUP_SNPS, "warmup")["wall"]}
+    warm = {
+        "release": release_once(base, WARMUP_SNPS, "warmup")["wall"],
+        "copy": copy_once(base, WARMUP_SNPS, "warmup")["wall"],
+    }
 
     per_size: dict[int, dict] = {m: {"copy": [], "release": [], "copy_release_codec": []} for m in sizes}
     for k in range(max(REPEATS[m] for m in sizes)):
@@ -302,8 +371,12 @@ def run() -> tuple[list[Row], dict]:
     experiment = None
     if MALLOC_EXPERIMENT:
         m = sizes[-1]
-        experiment = {"m": m, "env": MALLOC_ENV, "copy": _one("copy", base, m, 1, 1, malloc=True),
-                      "release": _one("release", base, m, 1, 1, malloc=True)}
+        experiment = {
+            "m": m,
+            "env": MALLOC_ENV,
+            "copy": _one("copy", base, m, 1, 1, malloc=True),
+            "release": _one("release", base, m, 1, 1, malloc=True),
+        }
 
     # ---- rows ------------------------------------------------------------------------------------------------
     rows: list[Row] = []
@@ -324,139 +397,357 @@ def run() -> tuple[list[Row], dict]:
         rcpu, ccpu = min(r["cpu_s"] for r in rel), min(r["cpu_s"] for r in cp)
         headline = m == sizes[-1]
         label = f"store {n:,}x{m:,} ({g:.0e} gt)"
-        summary[m] = {"release_wall_s": rw, "copy_wall_s": cw, "ratio": ratio, "peak_rss_total": peak_total,
-                      "peak_rss_single": peak_single, "peak_pss_total": peak_pss, "release_cpu_s": rcpu,
-                      "copy_cpu_s": ccpu, "release_walls": [r["wall"] for r in rel],
-                      "copy_walls": [r["wall"] for r in cp],
-                      "release_minor_faults": br["minor_faults"], "copy_minor_faults": bc["minor_faults"]}
-        rows.append(Row(f"{label}: CLI release end to end (best of {len(rel)})", fmt_s(rw),
-                        f"zarr copy {fmt_s(cw)}", f"{ratio:.2f}x",
-                        f"release/copy <= {TARGET_RATIO:g}x" if headline else "",
-                        (ratio <= TARGET_RATIO) if headline else None,
-                        {"release_s": [r["wall"] for r in rel], "copy_s": [r["wall"] for r in cp], "ratio": ratio,
-                         "loadavg": {"release": [r["loadavg"] for r in rel], "copy": [r["loadavg"] for r in cp]}}))
-        rows.append(Row(f"{label}:   CPU s, whole tree, user+sys (least of {len(rel)}; load-insensitive)",
-                        f"{rcpu:.1f} s (sys {min(r['sys_s'] for r in rel):.1f})",
-                        f"copy {ccpu:.1f} s (sys {min(r['sys_s'] for r in cp):.1f})", f"{rcpu / ccpu:.2f}x", "", None,
-                        {"release_cpu_s": [r["cpu_s"] for r in rel], "copy_cpu_s": [r["cpu_s"] for r in cp],
-                         "release_sys_s": [r["sys_s"] for r in rel], "copy_sys_s": [r["sys_s"] for r in cp],
-                         "release_minor_faults": [r["minor_faults"] for r in rel],
-                         "copy_minor_faults": [r["minor_faults"] for r in cp]}))
-        rows.append(Row(f"{label}: peak RSS, whole process tree (max of {len(rel)})", fmt_bytes(peak_total),
-                        f"zarr copy {fmt_bytes(copy_peak)}", "", f"<= {fmt_bytes(TARGET_RSS)}",
-                        peak_total <= TARGET_RSS,
-                        {"rss_total": peak_total, "pss_total": peak_pss, "rss_single": peak_single,
-                         "copy_rss_total": copy_peak}))
-        rows.append(Row(f"{label}:   largest single process / tree PSS", f"{fmt_bytes(peak_single)} / "
-                        f"{fmt_bytes(peak_pss)}", "", "", "", None, {"rss_single": peak_single, "pss_total": peak_pss}))
+        summary[m] = {
+            "release_wall_s": rw,
+            "copy_wall_s": cw,
+            "ratio": ratio,
+            "peak_rss_total": peak_total,
+            "peak_rss_single": peak_single,
+            "peak_pss_total": peak_pss,
+            "release_cpu_s": rcpu,
+            "copy_cpu_s": ccpu,
+            "release_walls": [r["wall"] for r in rel],
+            "copy_walls": [r["wall"] for r in cp],
+            "release_minor_faults": br["minor_faults"],
+            "copy_minor_faults": bc["minor_faults"],
+        }
+        rows.append(
+            Row(
+                f"{label}: CLI release end to end (best of {len(rel)})",
+                fmt_s(rw),
+                f"zarr copy {fmt_s(cw)}",
+                f"{ratio:.2f}x",
+                f"release/copy <= {TARGET_RATIO:g}x" if headline else "",
+                (ratio <= TARGET_RATIO) if headline else None,
+                {
+                    "release_s": [r["wall"] for r in rel],
+                    "copy_s": [r["wall"] for r in cp],
+                    "ratio": ratio,
+                    "loadavg": {"release": [r["loadavg"] for r in rel], "copy": [r["loadavg"] for r in cp]},
+                },
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}:   CPU s, whole tree, user+sys (least of {len(rel)}; load-insensitive)",
+                f"{rcpu:.1f} s (sys {min(r['sys_s'] for r in rel):.1f})",
+                f"copy {ccpu:.1f} s (sys {min(r['sys_s'] for r in cp):.1f})",
+                f"{rcpu / ccpu:.2f}x",
+                "",
+                None,
+                {
+                    "release_cpu_s": [r["cpu_s"] for r in rel],
+                    "copy_cpu_s": [r["cpu_s"] for r in cp],
+                    "release_sys_s": [r["sys_s"] for r in rel],
+                    "copy_sys_s": [r["sys_s"] for r in cp],
+                    "release_minor_faults": [r["minor_faults"] for r in rel],
+                    "copy_minor_faults": [r["minor_faults"] for r in cp],
+                },
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}: peak RSS, whole process tree (max of {len(rel)})",
+                fmt_bytes(peak_total),
+                f"zarr copy {fmt_bytes(copy_peak)}",
+                "",
+                f"<= {fmt_bytes(TARGET_RSS)}",
+                peak_total <= TARGET_RSS,
+                {
+                    "rss_total": peak_total,
+                    "pss_total": peak_pss,
+                    "rss_single": peak_single,
+                    "copy_rss_total": copy_peak,
+                },
+            )
+        )
+        rows.append(
+            Row(
+                f"{label}:   largest single process / tree PSS",
+                f"{fmt_bytes(peak_single)} / {fmt_bytes(peak_pss)}",
+                "",
+                "",
+                "",
+                None,
+                {"rss_single": peak_single, "pss_total": peak_pss},
+            )
+        )
         if headline:
             in_steps = 0.0
             for k2, v in br["timings"].items():
-                rows.append(Row(f"{label}:   manifest timing (best run): {k2}", fmt_s(v), "", "", "", None,
-                                {"s": v, "all_runs": [r["timings"].get(k2) for r in rel]}))
+                rows.append(
+                    Row(
+                        f"{label}:   manifest timing (best run): {k2}",
+                        fmt_s(v),
+                        "",
+                        "",
+                        "",
+                        None,
+                        {"s": v, "all_runs": [r["timings"].get(k2) for r in rel]},
+                    )
+                )
                 in_steps += v
-            rows.append(Row(f"{label}:   outside the timed steps (start, imports, cluster, check-release, ledger)",
-                            fmt_s(rw - in_steps), "", "", "", None, {"s": rw - in_steps}))
+            rows.append(
+                Row(
+                    f"{label}:   outside the timed steps (start, imports, cluster, check-release, ledger)",
+                    fmt_s(rw - in_steps),
+                    "",
+                    "",
+                    "",
+                    None,
+                    {"s": rw - in_steps},
+                )
+            )
             ci = bc["inner"]
-            rows.append(Row(f"{label}:   zarr copy (best run): da.store part / start+imports+cluster",
-                            f"{fmt_s(ci['copy_s'])} / "
-                            f"{fmt_s(ci['import_s'] + ci['cluster_start_s'] + ci['cluster_close_s'])}", "", "", "",
-                            None, {"inner": [c["inner"] for c in cp]}))
+            rows.append(
+                Row(
+                    f"{label}:   zarr copy (best run): da.store part / start+imports+cluster",
+                    f"{fmt_s(ci['copy_s'])} / {fmt_s(ci['import_s'] + ci['cluster_start_s'] + ci['cluster_close_s'])}",
+                    "",
+                    "",
+                    "",
+                    None,
+                    {"inner": [c["inner"] for c in cp]},
+                )
+            )
             pass_ratio = br["timings"]["release"] / ci["copy_s"]
-            rows.append(Row(f"{label}:   release passes / da.store copy (no start-up on either side)",
-                            fmt_s(br["timings"]["release"]), f"copy {fmt_s(ci['copy_s'])}", f"{pass_ratio:.2f}x",
-                            "", None, {"ratio": pass_ratio}))
+            rows.append(
+                Row(
+                    f"{label}:   release passes / da.store copy (no start-up on either side)",
+                    fmt_s(br["timings"]["release"]),
+                    f"copy {fmt_s(ci['copy_s'])}",
+                    f"{pass_ratio:.2f}x",
+                    "",
+                    None,
+                    {"ratio": pass_ratio},
+                )
+            )
 
     # Linear scaling: the time each further genotype costs is the same at every size (a constant slope).
     # End-to-end seconds per genotype also contain the fixed start-up (interpreter, imports, cluster,
     # ~5 s) and so fall with size for any pipeline; they are reported beside it.
-    incr = {f"{a * n:.0e}->{b * n:.0e}": (best[b]["release"]["wall"] - best[a]["release"]["wall"]) / ((b - a) * n)
-            for a, b in zip(sizes, sizes[1:])}
+    incr = {
+        f"{a * n:.0e}->{b * n:.0e}": (best[b]["release"]["wall"] - best[a]["release"]["wall"]) / ((b - a) * n)
+        for a, b in zip(sizes, sizes[1:])
+    }
     scal = max(incr.values()) / min(incr.values())
-    rows.append(Row("store: release seconds per additional genotype, end to end (" + ", ".join(incr) + ")",
-                    " / ".join(f"{v * 1e9:.1f} ns" for v in incr.values()), "", f"max/min {scal:.2f}",
-                    f"max/min <= {TARGET_SCALING:.2f} (+-20%)" if len(incr) > 1 else "needs 3 sizes (full run)",
-                    scal <= TARGET_SCALING if len(incr) > 1 else None,
-                    {"s_per_additional_genotype": incr, "max_over_min": scal}))
+    rows.append(
+        Row(
+            "store: release seconds per additional genotype, end to end (" + ", ".join(incr) + ")",
+            " / ".join(f"{v * 1e9:.1f} ns" for v in incr.values()),
+            "",
+            f"max/min {scal:.2f}",
+            f"max/min <= {TARGET_SCALING:.2f} (+-20%)" if len(incr) > 1 else "needs 3 sizes (full run)",
+            scal <= TARGET_SCALING if len(incr) > 1 else None,
+            {"s_per_additional_genotype": incr, "max_over_min": scal},
+        )
+    )
     gts = " / ".join(f"{m * n:.0e}" for m in sizes)
-    rows.append(Row(f"store:   release seconds per genotype, end to end incl. fixed start-up ({gts})",
-                    " / ".join(f"{spg[m] * 1e9:.1f} ns" for m in sizes), "",
-                    f"max/min {max(spg.values()) / min(spg.values()):.2f}", "", None,
-                    {"s_per_genotype": {str(m): spg[m] for m in sizes}}))
+    rows.append(
+        Row(
+            f"store:   release seconds per genotype, end to end incl. fixed start-up ({gts})",
+            " / ".join(f"{spg[m] * 1e9:.1f} ns" for m in sizes),
+            "",
+            f"max/min {max(spg.values()) / min(spg.values()):.2f}",
+            "",
+            None,
+            {"s_per_genotype": {str(m): spg[m] for m in sizes}},
+        )
+    )
     a, b = _fit([m * n for m in sizes], [best[m]["release"]["wall"] for m in sizes])
     ac, bc_ = _fit([m * n for m in sizes], [best[m]["release"]["cpu_s"] for m in sizes])
-    rows.append(Row("store:   release wall = fixed + per genotype (least squares over the sizes)",
-                    f"{a:.1f} s + {b * 1e9:.1f} ns/gt", "", "", "", None, {"fixed_s": a, "s_per_genotype": b}))
-    rows.append(Row("store:   release CPU s = fixed + per genotype (least squares over the sizes)",
-                    f"{ac:.1f} s + {bc_ * 1e9:.1f} ns/gt", "", "", "", None, {"fixed_s": ac, "s_per_genotype": bc_}))
+    rows.append(
+        Row(
+            "store:   release wall = fixed + per genotype (least squares over the sizes)",
+            f"{a:.1f} s + {b * 1e9:.1f} ns/gt",
+            "",
+            "",
+            "",
+            None,
+            {"fixed_s": a, "s_per_genotype": b},
+        )
+    )
+    rows.append(
+        Row(
+            "store:   release CPU s = fixed + per genotype (least squares over the sizes)",
+            f"{ac:.1f} s + {bc_ * 1e9:.1f} ns/gt",
+            "",
+            "",
+            "",
+            None,
+            {"fixed_s": ac, "s_per_genotype": bc_},
+        )
+    )
     lo2, hi2 = min(spg_pass.values()), max(spg_pass.values())
-    rows.append(Row("store:   same, manifest 'release' step only (passes 1+2, no start-up)",
-                    " / ".join(f"{spg_pass[m] * 1e9:.1f} ns" for m in sizes), "", f"max/min {hi2 / lo2:.2f}", "",
-                    None, {"s_per_genotype": {str(m): spg_pass[m] for m in sizes}}))
+    rows.append(
+        Row(
+            "store:   same, manifest 'release' step only (passes 1+2, no start-up)",
+            " / ".join(f"{spg_pass[m] * 1e9:.1f} ns" for m in sizes),
+            "",
+            f"max/min {hi2 / lo2:.2f}",
+            "",
+            None,
+            {"s_per_genotype": {str(m): spg_pass[m] for m in sizes}},
+        )
+    )
     cspg = {m: best[m]["copy"]["wall"] / (m * n) for m in sizes}
-    rows.append(Row("store:   zarr copy seconds per genotype, end to end",
-                    " / ".join(f"{cspg[m] * 1e9:.1f} ns" for m in sizes), "",
-                    f"max/min {max(cspg.values()) / min(cspg.values()):.2f}", "", None,
-                    {"s_per_genotype": {str(m): cspg[m] for m in sizes}}))
+    rows.append(
+        Row(
+            "store:   zarr copy seconds per genotype, end to end",
+            " / ".join(f"{cspg[m] * 1e9:.1f} ns" for m in sizes),
+            "",
+            f"max/min {max(cspg.values()) / min(cspg.values()):.2f}",
+            "",
+            None,
+            {"s_per_genotype": {str(m): cspg[m] for m in sizes}},
+        )
+    )
 
     ld_per = {s["m"]: s["best_s"] / s["kept"] for s in ld["sizes"]}
     ld_scal = max(ld_per.values()) / min(ld_per.values())
-    rows.append(Row(f"store: LD stats per SNP, panel {PARAMS['panel']:,}, window {WINDOW} (m = "
-                    + " / ".join(f"{m:.0e}" for m in ld_per) + f"; best of {LD_REPEATS}, warm cluster)",
-                    " / ".join(f"{v * 1e6:.0f} us" for v in ld_per.values()), "", f"max/min {ld_scal:.2f}",
-                    f"max/min <= {TARGET_LD_SCALING:.2f}", ld_scal <= TARGET_LD_SCALING,
-                    {"s_per_snp": {str(k): v for k, v in ld_per.items()}, "max_over_min": ld_scal}))
+    rows.append(
+        Row(
+            f"store: LD stats per SNP, panel {PARAMS['panel']:,}, window {WINDOW} (m = "
+            + " / ".join(f"{m:.0e}" for m in ld_per)
+            + f"; best of {LD_REPEATS}, warm cluster)",
+            " / ".join(f"{v * 1e6:.0f} us" for v in ld_per.values()),
+            "",
+            f"max/min {ld_scal:.2f}",
+            f"max/min <= {TARGET_LD_SCALING:.2f}",
+            ld_scal <= TARGET_LD_SCALING,
+            {"s_per_snp": {str(k): v for k, v in ld_per.items()}, "max_over_min": ld_scal},
+        )
+    )
     man_ld = {m: min(r["timings"]["ldstats"] for r in per_size[m]["release"]) / m for m in sizes}
-    rows.append(Row("store:   LD stats per SNP in the release manifests (cold workers: numba load, tables)",
-                    " / ".join(f"{v * 1e6:.0f} us" for v in man_ld.values()), "",
-                    f"max/min {max(man_ld.values()) / min(man_ld.values()):.2f}", "", None,
-                    {"s_per_snp": {str(k): v for k, v in man_ld.items()}}))
+    rows.append(
+        Row(
+            "store:   LD stats per SNP in the release manifests (cold workers: numba load, tables)",
+            " / ".join(f"{v * 1e6:.0f} us" for v in man_ld.values()),
+            "",
+            f"max/min {max(man_ld.values()) / min(man_ld.values()):.2f}",
+            "",
+            None,
+            {"s_per_snp": {str(k): v for k, v in man_ld.items()}},
+        )
+    )
     if experiment is not None:
         m, er, ec = experiment["m"], experiment["release"], experiment["copy"]
         lab = f"store {n:,}x{m:,} EXPERIMENT workers' malloc {MALLOC_ENV}"
-        rows.append(Row(f"{lab}: release (1 run)", f"{fmt_s(er['wall'])}, CPU {er['cpu_s']:.1f} s (sys "
-                        f"{er['sys_s']:.1f})", f"copy {fmt_s(ec['wall'])}, CPU {ec['cpu_s']:.1f} s",
-                        f"{er['wall'] / ec['wall']:.2f}x", "", None, {"release": _slim(er), "copy": _slim(ec)}))
-        rows.append(Row(f"{lab}: peak RSS tree / single; minor faults release, copy",
-                        f"{fmt_bytes(er['peak_rss_total_bytes'])} / {fmt_bytes(er['peak_rss_single_bytes'])}; "
-                        f"{er['minor_faults'] / 1e6:.2f}M, {ec['minor_faults'] / 1e6:.2f}M",
-                        f"default: {best[m]['release']['minor_faults'] / 1e6:.2f}M, "
-                        f"{best[m]['copy']['minor_faults'] / 1e6:.2f}M", "", "", None, {}))
+        rows.append(
+            Row(
+                f"{lab}: release (1 run)",
+                f"{fmt_s(er['wall'])}, CPU {er['cpu_s']:.1f} s (sys {er['sys_s']:.1f})",
+                f"copy {fmt_s(ec['wall'])}, CPU {ec['cpu_s']:.1f} s",
+                f"{er['wall'] / ec['wall']:.2f}x",
+                "",
+                None,
+                {"release": _slim(er), "copy": _slim(ec)},
+            )
+        )
+        rows.append(
+            Row(
+                f"{lab}: peak RSS tree / single; minor faults release, copy",
+                f"{fmt_bytes(er['peak_rss_total_bytes'])} / {fmt_bytes(er['peak_rss_single_bytes'])}; "
+                f"{er['minor_faults'] / 1e6:.2f}M, {ec['minor_faults'] / 1e6:.2f}M",
+                f"default: {best[m]['release']['minor_faults'] / 1e6:.2f}M, "
+                f"{best[m]['copy']['minor_faults'] / 1e6:.2f}M",
+                "",
+                "",
+                None,
+                {},
+            )
+        )
     rc, cc = best[sizes[-1]]["release"]["codecs"], best[sizes[-1]]["copy"]["codecs"]
     same_chunks = all(rc[k]["chunks"] == cc[k]["chunks"] for k in rc)
-    rows.append(Row("store: copy writes the release's chunks (call_genotype, _mask, _phased)",
-                    "same" if same_chunks else "DIFFERENT", "", "", "same", same_chunks, {"release": rc, "copy": cc}))
+    rows.append(
+        Row(
+            "store: copy writes the release's chunks (call_genotype, _mask, _phased)",
+            "same" if same_chunks else "DIFFERENT",
+            "",
+            "",
+            "same",
+            same_chunks,
+            {"release": rc, "copy": cc},
+        )
+    )
     levels = {k: (rc[k]["compressor"].get("clevel"), cc[k]["compressor"].get("clevel")) for k in rc}
-    rows.append(Row("store:   zstd level release / copy (the copy keeps the store's codec, as the issue defines it)",
-                    ", ".join(f"{k.replace('call_genotype', 'gt')} {a}/{b}" for k, (a, b) in levels.items()), "", "",
-                    "", None, {"levels": levels}))
+    rows.append(
+        Row(
+            "store:   zstd level release / copy (the copy keeps the store's codec, as the issue defines it)",
+            ", ".join(f"{k.replace('call_genotype', 'gt')} {a}/{b}" for k, (a, b) in levels.items()),
+            "",
+            "",
+            "",
+            None,
+            {"levels": levels},
+        )
+    )
     for m in sizes:
         rs = per_size[m]["copy_release_codec"]
         if rs:
             cw = min(r["wall"] for r in rs)
             rw = best[m]["release"]["wall"]
-            rows.append(Row(f"store {n:,}x{m:,}:   informational: zarr copy writing the release's zstd level "
-                            f"(best of {len(rs)})", fmt_s(cw), f"release {fmt_s(rw)}", f"{rw / cw:.2f}x", "", None,
-                            {"copy_s": [r["wall"] for r in rs]}))
-    rows.append(Row(f"store: data ({'cached' if datainfo['cached'] else 'made this run'}): simulate_cohort / subsets",
-                    f"{fmt_s(datainfo['simulation_s'])} / {fmt_s(datainfo['subsets_s'])}", "", "", "", None,
-                    {k: datainfo[k] for k in ("simulation_s", "subsets_s", "bytes_on_disk")}))
+            rows.append(
+                Row(
+                    f"store {n:,}x{m:,}:   informational: zarr copy writing the release's zstd level "
+                    f"(best of {len(rs)})",
+                    fmt_s(cw),
+                    f"release {fmt_s(rw)}",
+                    f"{rw / cw:.2f}x",
+                    "",
+                    None,
+                    {"copy_s": [r["wall"] for r in rs]},
+                )
+            )
+    rows.append(
+        Row(
+            f"store: data ({'cached' if datainfo['cached'] else 'made this run'}): simulate_cohort / subsets",
+            f"{fmt_s(datainfo['simulation_s'])} / {fmt_s(datainfo['subsets_s'])}",
+            "",
+            "",
+            "",
+            None,
+            {k: datainfo[k] for k in ("simulation_s", "subsets_s", "bytes_on_disk")},
+        )
+    )
     total = time.perf_counter() - t_begin
     load_end = os.getloadavg()
-    rows.append(Row(f"store: benchmark duration{' (QUICK: no 1e9)' if QUICK else ''}; load average start/end",
-                    f"{fmt_s(total)}; {load_start[0]:.1f} / {load_end[0]:.1f}", "", "", "", None,
-                    {"s": total, "quick": QUICK, "loadavg_start": load_start, "loadavg_end": load_end}))
+    rows.append(
+        Row(
+            f"store: benchmark duration{' (QUICK: no 1e9)' if QUICK else ''}; load average start/end",
+            f"{fmt_s(total)}; {load_start[0]:.1f} / {load_end[0]:.1f}",
+            "",
+            "",
+            "",
+            None,
+            {"s": total, "quick": QUICK, "loadavg_start": load_start, "loadavg_end": load_end},
+        )
+    )
 
     details = {
-        "params": PARAMS, "sizes": list(sizes), "quick": QUICK, "repeats": {str(k): v for k, v in REPEATS.items()},
-        "window": WINDOW, "data": datainfo, "warmup_s": warm, "summary": {str(k): v for k, v in summary.items()},
+        "params": PARAMS,
+        "sizes": list(sizes),
+        "quick": QUICK,
+        "repeats": {str(k): v for k, v in REPEATS.items()},
+        "window": WINDOW,
+        "data": datainfo,
+        "warmup_s": warm,
+        "summary": {str(k): v for k, v in summary.items()},
         "runs": {str(m): {kind: [_slim(r) for r in rs] for kind, rs in per_size[m].items()} for m in sizes},
-        "release_codecs": rc, "copy_codecs": cc, "ld": ld, "duration_s": total,
-        "malloc_experiment": None if experiment is None else {
-            "m": experiment["m"], "env": MALLOC_ENV, "release": _slim(experiment["release"]),
-            "copy": _slim(experiment["copy"])},
+        "release_codecs": rc,
+        "copy_codecs": cc,
+        "ld": ld,
+        "duration_s": total,
+        "malloc_experiment": None
+        if experiment is None
+        else {
+            "m": experiment["m"],
+            "env": MALLOC_ENV,
+            "release": _slim(experiment["release"]),
+            "copy": _slim(experiment["copy"]),
+        },
         "rss_method": "sum of VmRSS over the child's process tree sampled every 0.2 s (psutil + /proc); "
-                      "largest single process = its VmHWM",
+        "largest single process = its VmHWM",
         "statistic": "best (minimum) wall of the runs; CPU = least user+sys over the tree",
     }
     return rows, details

@@ -5,7 +5,8 @@
 Single process, CPU seconds of the process per step (time.process_time: zarr compresses in its own
 threads), summed over the first CHUNKS variant chunks of call_genotype (each 1000 x 10000 x 2 = 20 MB raw), the same
 functions the Dask tasks of genoshare.pipeline call (_pass1_task, _plan_task, _pass2_task) and the
-codecs the copy and the release write (the release: zstd levels RELEASE_CALL_CLEVELS for call_genotype and mask). Run it twice to see what glibc's allocator costs inside a Dask
+codecs the copy and the release write (the release: zstd levels RELEASE_CALL_CLEVELS for call_genotype and
+mask). Run it twice to see what glibc's allocator costs inside a Dask
 worker (the nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
 dynamic mmap threshold: every buffer >= 128 KiB is a fresh mmap, faulted in page by page,
 and unmapped on free):
@@ -49,13 +50,16 @@ def main(argv=None) -> int:
         if clevel is not None:
             c = comp[0]
             comp = (type(c)(cname=c.cname, clevel=clevel, shuffle=c.shuffle, blocksize=c.blocksize),)
-        return out.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=comp,
-                                fill_value=a.fill_value)
+        return out.create_array(
+            name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=comp, fill_value=a.fill_value
+        )
 
     mk = {name: like(name, a) for name, a in (("cg", cg), ("mask", mask_a), ("phased", ph_a))}
-    rk = {"cg": like("rcg", cg, RELEASE_CALL_CLEVELS["call_genotype"]),
-          "mask": like("rmask", mask_a, RELEASE_CALL_CLEVELS["call_genotype_mask"]),
-          "phased": like("rphased", ph_a)}
+    rk = {
+        "cg": like("rcg", cg, RELEASE_CALL_CLEVELS["call_genotype"]),
+        "mask": like("rmask", mask_a, RELEASE_CALL_CLEVELS["call_genotype_mask"]),
+        "phased": like("rphased", ph_a),
+    }
     layout = _Layout(n_total=n, cv=cv, cs=cs, digests=True)
     keys = derive_keys(master_key_from_seed(1))
     p = 0.38  # about the mean flip probability of the 1e9 benchmark release
@@ -121,10 +125,16 @@ def main(argv=None) -> int:
             noise_words(keys.noise, n, a0, min(a0 + 52, cv), 0, cs)
     copy = sum(v for k2, v in steps.items() if k2.startswith("copy"))
     rel = sum(v for k2, v in steps.items() if k2.startswith("pass"))
-    res = {"env_MALLOC_TRIM_THRESHOLD_": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
-           "env_MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"), "chunks": n_chunks,
-           "genotypes": n_chunks * cv * cs, "copy_cpu_s": copy, "release_cpu_s": rel, "ratio": rel / copy,
-           "steps": {k2: [round(v, 3), faults[k2]] for k2, v in steps.items()}}
+    res = {
+        "env_MALLOC_TRIM_THRESHOLD_": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        "env_MALLOC_MMAP_THRESHOLD_": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        "chunks": n_chunks,
+        "genotypes": n_chunks * cv * cs,
+        "copy_cpu_s": copy,
+        "release_cpu_s": rel,
+        "ratio": rel / copy,
+        "steps": {k2: [round(v, 3), faults[k2]] for k2, v in steps.items()},
+    }
     print(json.dumps(res, indent=1))
     return 0
 

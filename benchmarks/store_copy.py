@@ -47,10 +47,20 @@ def main(argv=None) -> int:
             from genoshare.io.vcz import RELEASE_CALL_CLEVELS
 
             c = a.compressors[0]
-            compressors = (type(c)(cname=c.cname, clevel=RELEASE_CALL_CLEVELS[name], shuffle=c.shuffle,
-                                   blocksize=c.blocksize),)
-        outs.append(dst.create_array(name, shape=a.shape, dtype=a.dtype, chunks=a.chunks, compressors=compressors,
-                                     filters=a.filters or None, fill_value=a.fill_value))
+            compressors = (
+                type(c)(cname=c.cname, clevel=RELEASE_CALL_CLEVELS[name], shuffle=c.shuffle, blocksize=c.blocksize),
+            )
+        outs.append(
+            dst.create_array(
+                name,
+                shape=a.shape,
+                dtype=a.dtype,
+                chunks=a.chunks,
+                compressors=compressors,
+                filters=a.filters or None,
+                fill_value=a.fill_value,
+            )
+        )
     with dask_client("local", n_workers=workers, quiet=True) as client:
         t_cluster = time.perf_counter()
         nworkers = len(client.scheduler_info()["workers"])
@@ -58,13 +68,27 @@ def main(argv=None) -> int:
         dask.compute(store)
         t_copy = time.perf_counter()
     t_end = time.perf_counter()
-    print(json.dumps({
-        "import_s": t_import - T_START, "cluster_start_s": t_cluster - t_import, "copy_s": t_copy - t_cluster,
-        "cluster_close_s": t_end - t_copy, "total_in_process_s": t_end - T_START, "workers": nworkers,
-        "codecs": {name: {"chunks": list(a.chunks), "compressors": [str(c) for c in a.compressors],
-                          "filters": [str(f) for f in (a.filters or ())]} for name, a in zip(ARRAYS, outs)},
-        "raw_bytes": int(sum(a.nbytes for a in arrays)),
-    }))
+    print(
+        json.dumps(
+            {
+                "import_s": t_import - T_START,
+                "cluster_start_s": t_cluster - t_import,
+                "copy_s": t_copy - t_cluster,
+                "cluster_close_s": t_end - t_copy,
+                "total_in_process_s": t_end - T_START,
+                "workers": nworkers,
+                "codecs": {
+                    name: {
+                        "chunks": list(a.chunks),
+                        "compressors": [str(c) for c in a.compressors],
+                        "filters": [str(f) for f in (a.filters or ())],
+                    }
+                    for name, a in zip(ARRAYS, outs)
+                },
+                "raw_bytes": int(sum(a.nbytes for a in arrays)),
+            }
+        )
+    )
     return 0
 
 

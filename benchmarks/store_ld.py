@@ -45,8 +45,9 @@ def main(argv=None) -> int:
             gc.collect()
             time.sleep(1.0)
             t0 = time.perf_counter()
-            stats, _ = panel_ldstats(client, str(panel.path), al.panel_index, al.panel_swap, codes, panel.n_samples,
-                                     window, zero_cell)
+            stats, _ = panel_ldstats(
+                client, str(panel.path), al.panel_index, al.panel_swap, codes, panel.n_samples, window, zero_cell
+            )
             return time.perf_counter() - t0, stats
 
         m0, panel0, al0, codes0 = prepared[0]
@@ -57,9 +58,17 @@ def main(argv=None) -> int:
             for _ in range(repeats):
                 w, stats = once(panel, al, codes)
                 walls.append(w)
-            out["sizes"].append({"m": m, "kept": int(al.n_kept), "n_ref": panel.n_samples, "runs_s": walls,
-                                 "best_s": min(walls), "tasks": len(plan_tiles(al.n_kept, window)),
-                                 "f2": float(stats.f2)})
+            out["sizes"].append(
+                {
+                    "m": m,
+                    "kept": int(al.n_kept),
+                    "n_ref": panel.n_samples,
+                    "runs_s": walls,
+                    "best_s": min(walls),
+                    "tasks": len(plan_tiles(al.n_kept, window)),
+                    "f2": float(stats.f2),
+                }
+            )
     print(json.dumps(out))
     return 0
 

@@ -145,15 +145,21 @@ class TreeSampler(threading.Thread):
             "peak_pss_total_bytes": self.peak_pss_total,
             "peak_rss_single_bytes": self.hwm.get(single_pid, 0) if single_pid else 0,
             "peak_rss_single_cmd": self.cmd.get(single_pid, "") if single_pid else "",
-            "hwm_by_process": sorted(([self.cmd.get(p, "?")[:80], h] for p, h in self.hwm.items()),
-                                     key=lambda x: -x[1]),
+            "hwm_by_process": sorted(
+                ([self.cmd.get(p, "?")[:80], h] for p, h in self.hwm.items()), key=lambda x: -x[1]
+            ),
             "cpu_s": round(sum(self.cpu.values()) + sum(self.sys.values()), 2),
             "user_s": round(sum(self.cpu.values()), 2),
             "sys_s": round(sum(self.sys.values()), 2),
             "minor_faults": sum(self.minflt.values()),
             "minor_fault_bytes": sum(self.minflt.values()) * _PAGE,
-            "cpu_by_process": sorted(([self.cmd.get(p, "?")[:80], round(c, 2), round(self.sys.get(p, 0), 2),
-                                       self.minflt.get(p, 0)] for p, c in self.cpu.items()), key=lambda x: -x[1]),
+            "cpu_by_process": sorted(
+                (
+                    [self.cmd.get(p, "?")[:80], round(c, 2), round(self.sys.get(p, 0), 2), self.minflt.get(p, 0)]
+                    for p, c in self.cpu.items()
+                ),
+                key=lambda x: -x[1],
+            ),
             "samples": self.samples,
             "max_processes": self.max_procs,
             "interval_s": self.interval,
@@ -161,8 +167,9 @@ class TreeSampler(threading.Thread):
         }
 
 
-def run_tree(argv: list[str], interval: float = 0.2, env: dict | None = None, cwd=None,
-             timeout: float | None = None) -> dict:
+def run_tree(
+    argv: list[str], interval: float = 0.2, env: dict | None = None, cwd=None, timeout: float | None = None
+) -> dict:
     """Run argv, sampling its process tree; returns wall seconds, exit status, output tails and memory."""
     t0 = time.perf_counter()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
@@ -178,12 +185,17 @@ def run_tree(argv: list[str], interval: float = 0.2, env: dict | None = None, cw
                 pass
         p.kill()
         out, err = p.communicate()
-        raise RuntimeError(f"`{' '.join(argv)}` timed out after {timeout} s")
+        raise RuntimeError(f"`{' '.join(argv)}` timed out after {timeout} s") from None
     finally:
         wall = time.perf_counter() - t0
         sampler.stop_event.set()
         sampler.join()
-    res = {"rc": p.returncode, "wall": wall, "stdout": out.decode("utf-8", "replace")[-4000:],
-           "stderr": err.decode("utf-8", "replace")[-4000:], "pid": p.pid}
+    res = {
+        "rc": p.returncode,
+        "wall": wall,
+        "stdout": out.decode("utf-8", "replace")[-4000:],
+        "stderr": err.decode("utf-8", "replace")[-4000:],
+        "pid": p.pid,
+    }
     res.update(sampler.result())
     return res

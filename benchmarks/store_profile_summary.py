@@ -27,15 +27,19 @@ BUCKETS = [
     ("pass2 other", r"_pass2_task|unpack_codes"),
     ("mask (released < 0)", r"(lt|less).*\(dask/array|operator.lt|numpy.*less"),
     ("zeros (phased)", r"zeros|broadcast_to|ones_like"),
-    ("zarr write: compress",
-     r"(?=.*(blosc|Blosc|compress))(?=.*(store_chunk|_write|encode|setitem|__setitem__|set_basic_selection|write))"),
+    (
+        "zarr write: compress",
+        r"(?=.*(blosc|Blosc|compress))(?=.*(store_chunk|_write|encode|setitem|__setitem__|set_basic_selection|write))",
+    ),
     ("zarr read: decompress", r"blosc|Blosc|decompress|decode"),
     ("zarr other (read/write glue, file io)", r"zarr/"),
     ("dask scheduling / comm / pickling", r"distributed/|pickle|tornado|msgpack"),
     ("dask array glue", r"dask/"),
 ]
-IDLE = (r"pthread_cond_wait|pthread_cond_timedwait|epoll_wait|select_epoll_poll|Condition\.wait|Queue\.get|sem_wait|"
-        r"sem_clockwait|PyThread_acquire_lock|_wait_for_tstate_lock|time_sleep|clock_nanosleep|poll \(libc")
+IDLE = (
+    r"pthread_cond_wait|pthread_cond_timedwait|epoll_wait|select_epoll_poll|Condition\.wait|Queue\.get|sem_wait|"
+    r"sem_clockwait|PyThread_acquire_lock|_wait_for_tstate_lock|time_sleep|clock_nanosleep|poll \(libc"
+)
 
 
 def summarise(path: str) -> dict:

@@ -77,7 +77,7 @@ def rules(entry: dict, n: int) -> dict:
 def rule_table(p_orig, P, k: int) -> pd.DataFrame:
     """False-flag and detection rates of each rule over TABLES tables of k copies x PUBLISHED copies."""
     rng = np.random.default_rng(1)
-    pub = P[TABLES * K:]
+    pub = P[TABLES * K :]
     okpub = np.nan_to_num(pub, nan=1.0) < ALPHA / TAU
     rows = []
     reports = {0.0: [corrupt(p_orig, "replacing", 0.0, rng, ALPHA)[0]]}
@@ -85,7 +85,7 @@ def rule_table(p_orig, P, k: int) -> pd.DataFrame:
         reports[r] = [corrupt(p_orig, "replacing", r, rng, ALPHA)[0] for _ in range(REPS)]
     counts = {}
     for tb in range(TABLES):
-        entry = table_entry(p_orig, P[tb * K: tb * K + k])
+        entry = table_entry(p_orig, P[tb * K : tb * K + k])
         for rate, idxs in reports.items():
             for idx in idxs:
                 ret = okpub[:, idx].mean(axis=1)
@@ -95,7 +95,9 @@ def rule_table(p_orig, P, k: int) -> pd.DataFrame:
                     c[1] += ret.size
                     c[2].append(tol)
     for (name, rate), (flag, tot, tols) in counts.items():
-        rows.append({"k": k, "rule": name, "wrong": rate, "flagged": flag / tot, "mean_tolerance": float(np.mean(tols))})
+        rows.append(
+            {"k": k, "rule": name, "wrong": rate, "flagged": flag / tot, "mean_tolerance": float(np.mean(tols))}
+        )
     return pd.DataFrame(rows)
 
 
@@ -110,17 +112,32 @@ def run(eps_per_snp: float = 1.0):
         entries[t] = entry
         if entry["mean"] is None:
             continue
-        c = injection_curves(p_orig[t], P[t][TABLES * K:], entry, modes=MODES, rates=RATES, reps=REPS,
-                             alpha=ALPHA, tau=TAU, seed=2, noise_rates=SIGMAS)
+        c = injection_curves(
+            p_orig[t],
+            P[t][TABLES * K :],
+            entry,
+            modes=MODES,
+            rates=RATES,
+            reps=REPS,
+            alpha=ALPHA,
+            tau=TAU,
+            seed=2,
+            noise_rates=SIGMAS,
+        )
         c.insert(0, "test", t)
         curves.append(c)
     for k in (5, 10):
         rt = rule_table(p_orig["genotypic"], P["genotypic"], k)
         rt.insert(0, "test", "genotypic")
         tables.append(rt)
-    return {"eps_per_snp": eps_per_snp, "curves": pd.concat(curves, ignore_index=True),
-            "rules": pd.concat(tables, ignore_index=True), "entries": entries, "pool_seconds": t_pool,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "eps_per_snp": eps_per_snp,
+        "curves": pd.concat(curves, ignore_index=True),
+        "rules": pd.concat(tables, ignore_index=True),
+        "entries": entries,
+        "pool_seconds": t_pool,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def main(argv=None) -> None:
@@ -132,11 +149,22 @@ def main(argv=None) -> None:
     res = run(args.eps)
     print(f"# lactose, epsilon {args.eps:g} x 9091, {TABLES * K + PUBLISHED} releases in {res['pool_seconds']:.1f} s")
     for t, e in res["entries"].items():
-        print(f"table {t}: n_reported {e['n_reported']}, mean {e['mean']:.3f}, sd {e['sd']:.4f}, "
-              f"default tolerance {tolerance_for(e, e['n_reported']):.3f} (t quantile "
-              f"{stats.t.ppf(1 - FALSE_FLAG_RATE, K - 1):.2f})")
-    cols = ["test", "mode", "rate", "n_reported", "wrong_fraction", "retention", "difference", "difference_sd",
-            "flagged"]
+        print(
+            f"table {t}: n_reported {e['n_reported']}, mean {e['mean']:.3f}, sd {e['sd']:.4f}, "
+            f"default tolerance {tolerance_for(e, e['n_reported']):.3f} (t quantile "
+            f"{stats.t.ppf(1 - FALSE_FLAG_RATE, K - 1):.2f})"
+        )
+    cols = [
+        "test",
+        "mode",
+        "rate",
+        "n_reported",
+        "wrong_fraction",
+        "retention",
+        "difference",
+        "difference_sd",
+        "flagged",
+    ]
     print(res["curves"][cols].to_markdown(index=False, floatfmt=".3f"))
     print()
     print(res["rules"].to_markdown(index=False, floatfmt=".4f"))

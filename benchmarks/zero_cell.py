@@ -69,13 +69,24 @@ def measure(dataset, eps_per_snp=(1, 2, 3, 4, 5), seeds=(1, 2, 3)):
             for s in seeds:
                 S = release_genotypes(G, cal.thresholds, targets, derive_keys(master_key_from_seed(s))).genotypes
                 p_rel = gwas(S)
-                acc.append([utility_metrics(G, S)["point_error"]]
-                           + [retention(p_orig[t], p_rel[t]) for t in ("allelic", "genotypic", "dominant")])
+                acc.append(
+                    [utility_metrics(G, S)["point_error"]]
+                    + [retention(p_orig[t], p_rel[t]) for t in ("allelic", "genotypic", "dominant")]
+                )
             mean = np.mean(acc, axis=0)
-            rows.append({"dataset": name, "zero_cell": rule, "eps_per_snp": e, "epsilon_xor": round(cal.epsilon_xor),
-                         "mean_p": round(float(cal.p.mean()), 3), "point_error": round(mean[0], 4),
-                         "retention_allelic": round(mean[1], 3), "retention_genotypic": round(mean[2], 3),
-                         "retention_dominant": round(mean[3], 3)})
+            rows.append(
+                {
+                    "dataset": name,
+                    "zero_cell": rule,
+                    "eps_per_snp": e,
+                    "epsilon_xor": round(cal.epsilon_xor),
+                    "mean_p": round(float(cal.p.mean()), 3),
+                    "point_error": round(mean[0], 4),
+                    "retention_allelic": round(mean[1], 3),
+                    "retention_genotypic": round(mean[2], 3),
+                    "retention_dominant": round(mean[3], 3),
+                }
+            )
     return pd.DataFrame(rows)
 
 

@@ -1,4 +1,4 @@
-# ---- dense-reference fixtures (tests/dense_reference.py; used by test_encode/test_ldstats/test_calibration/test_utility)
+# ---- dense-reference fixtures (tests/dense_reference.py; test_encode, test_ldstats, test_calibration, test_utility)
 import dataclasses as _dc
 import os as _os
 import sys as _sys
@@ -129,8 +129,7 @@ def slurm():
     import subprocess
 
     try:
-        res = subprocess.run(["sinfo", "-h", "-o", "%T %c"], capture_output=True, text=True, timeout=10,
-                             check=False)
+        res = subprocess.run(["sinfo", "-h", "-o", "%T %c"], capture_output=True, text=True, timeout=10, check=False)
         problem = None if res.returncode == 0 else (res.stderr.strip() or f"exit status {res.returncode}")
     except FileNotFoundError:
         problem = "sinfo not found (apt-get install slurm-wlm munge: scripts/slurm/install.sh)"

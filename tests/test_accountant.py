@@ -134,7 +134,10 @@ def test_one_bit_matches_randomized_response_closed_form(a, delta):
 def test_identical_bits_match_exact_binomial(k, p):
     a = float(abs_logit(p))
     bits = np.full(k, p)
-    exact_delta = lambda e: binomial_delta(k, p, e)
+
+    def exact_delta(e):
+        return binomial_delta(k, p, e)
+
     # no bucketing: only the discretisation separates the accountant from the exact curve
     acc = xor_account(bits, 1e-6, bucket_rel_width=0.0)
     for eps in np.linspace(0.0, k * a, 9)[:-1]:
@@ -156,7 +159,10 @@ def test_identical_bits_match_exact_binomial(k, p):
 def test_bucketing_never_reduces_loss_small_cases(seed):
     p = rng_p(seed, 10, 0.05, 0.45)
     PQ = brute_pq(p)
-    exact_delta = lambda e: brute_delta(PQ, e)
+
+    def exact_delta(e):
+        return brute_delta(PQ, e)
+
     pure = epsilon_pure(p)
     for delta in (1e-2, 1e-4, 1e-7):
         ex = eps_from_delta_fn(exact_delta, delta, pure)
@@ -210,8 +216,10 @@ def test_two_million_heterogeneous_bits_compose_in_seconds():
     cpu0, wall0 = time.process_time(), time.perf_counter()
     acc = xor_account(p, 1e-9)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    print(f"\n2e6 bits: {acc.n_buckets} buckets, d={acc.discretization:g}, pure={acc.epsilon_pure:.1f}, "
-          f"eps(1e-9)={acc.epsilon_at_delta:.2f}; cpu {cpu:.2f} s, wall {wall:.2f} s")
+    print(
+        f"\n2e6 bits: {acc.n_buckets} buckets, d={acc.discretization:g}, pure={acc.epsilon_pure:.1f}, "
+        f"eps(1e-9)={acc.epsilon_at_delta:.2f}; cpu {cpu:.2f} s, wall {wall:.2f} s"
+    )
     assert 0 < acc.epsilon_at_delta < acc.epsilon_pure  # speed: printed here, measured by make bench
 
 

@@ -57,8 +57,9 @@ def make(sites, contig_ids=None, width=None) -> Info:
 
 
 def pairs(al: Alignment):
-    return list(zip(al.cohort_index.tolist(), al.panel_index.tolist(), al.panel_swap.tolist(),
-                    al.panel_strand_flip.tolist()))
+    return list(
+        zip(al.cohort_index.tolist(), al.panel_index.tolist(), al.panel_swap.tolist(), al.panel_strand_flip.tolist())
+    )
 
 
 def check_invariants(al: Alignment):
@@ -199,18 +200,21 @@ def test_non_diploid_refused():
 
 
 def test_site_filter_reasons_and_counts():
-    info = make([
-        ("1", 1, "A", "G"),         # ok
-        ("1", 2, "A", "G", "T"),    # multiallelic
-        ("1", 3, "A", ""),          # monoallelic
-        ("1", 4, "A", "."),         # monoallelic
-        ("1", 5, "0", "G"),         # monoallelic (PLINK missing allele)
-        ("1", 6, "C", "c"),         # ref_equals_alt
-        ("1", 1, "G", "A"),         # duplicate of site 0 (alleles in the other order)
-        ("chr1", 1, "A", "G"),      # duplicate of site 0 after the chr prefix
-        ("1", 1, "A", "C"),         # same position, other alleles: a different site
-        ("2", 1, "A", "G"),         # other contig: ok
-    ], width=3)
+    info = make(
+        [
+            ("1", 1, "A", "G"),  # ok
+            ("1", 2, "A", "G", "T"),  # multiallelic
+            ("1", 3, "A", ""),  # monoallelic
+            ("1", 4, "A", "."),  # monoallelic
+            ("1", 5, "0", "G"),  # monoallelic (PLINK missing allele)
+            ("1", 6, "C", "c"),  # ref_equals_alt
+            ("1", 1, "G", "A"),  # duplicate of site 0 (alleles in the other order)
+            ("chr1", 1, "A", "G"),  # duplicate of site 0 after the chr prefix
+            ("1", 1, "A", "C"),  # same position, other alleles: a different site
+            ("2", 1, "A", "G"),  # other contig: ok
+        ],
+        width=3,
+    )
     keep, dropped = site_filter(info)
     assert keep.tolist() == [True, False, False, False, False, False, False, False, True, True]
     assert dropped == {"multiallelic": 1, "monoallelic": 3, "ref_equals_alt": 1, "duplicate_site": 2}
@@ -218,8 +222,17 @@ def test_site_filter_reasons_and_counts():
 
 def test_multiallelic_and_duplicates_counted_in_alignment():
     c = make([("1", 1, "A", "G"), ("1", 2, "A", "G", "T"), ("1", 1, "A", "G"), ("1", 3, "C", "T")], width=3)
-    p = make([("1", 1, "A", "G"), ("1", 2, "A", "G"), ("1", 3, "C", "T", "G"), ("1", 3, "C", "T"),
-              ("1", 1, "A", "G"), ("1", 4, "A", "")], width=3)
+    p = make(
+        [
+            ("1", 1, "A", "G"),
+            ("1", 2, "A", "G"),
+            ("1", 3, "C", "T", "G"),
+            ("1", 3, "C", "T"),
+            ("1", 1, "A", "G"),
+            ("1", 4, "A", ""),
+        ],
+        width=3,
+    )
     al = align(c, p)
     check_invariants(al)
     # cohort duplicate: the first record (0) is kept; panel's multiallelic site 3 is skipped, record 3 is used
@@ -240,8 +253,10 @@ def test_panel_site_removed_by_filter_is_not_in_panel():
 # contigs
 
 
-@pytest.mark.parametrize("name,expected", [("chr1", "1"), ("CHRX", "X"), ("Chr22", "22"), ("1", "1"), ("chr", "chr"),
-                                           ("chrM", "M"), ("MT", "MT")])
+@pytest.mark.parametrize(
+    "name,expected",
+    [("chr1", "1"), ("CHRX", "X"), ("Chr22", "22"), ("1", "1"), ("chr", "chr"), ("chrM", "M"), ("MT", "MT")],
+)
 def test_normalise_contig(name, expected):
     assert normalise_contig(name) == expected
 
@@ -258,8 +273,9 @@ def test_chr_prefix():
 def test_different_contig_order():
     c = make([("1", 10, "A", "G"), ("1", 20, "C", "T"), ("2", 10, "G", "T")], contig_ids=["1", "2", "3"])
     # the panel lists contig 2 first, has an unused contig, and its own contig table order
-    p = make([("chr2", 10, "G", "T"), ("chr1", 20, "C", "T"), ("chr1", 10, "G", "A")],
-             contig_ids=["chr3", "chr2", "chr1"])
+    p = make(
+        [("chr2", 10, "G", "T"), ("chr1", 20, "C", "T"), ("chr1", 10, "G", "A")], contig_ids=["chr3", "chr2", "chr1"]
+    )
     al = align(c, p)
     check_invariants(al)
     assert pairs(al) == [(0, 2, True, False), (1, 1, False, False), (2, 0, False, False)]
@@ -333,13 +349,15 @@ def test_property_recovers_correspondence(seed):
     # and the AF table made from the panel gives the cohort's ALT frequency back
     true_af = rng.random(m)
     panel_af = np.where(swap, 1 - true_af, true_af)
-    table = pd.DataFrame({
-        "contig": [panel_sites[perm[i]][0] for i in range(m)],
-        "position": [panel_sites[perm[i]][1] for i in range(m)],
-        "ref": [panel_sites[perm[i]][2] for i in range(m)],
-        "alt": [panel_sites[perm[i]][3] for i in range(m)],
-        "af": panel_af,
-    }).sample(frac=1.0, random_state=seed)
+    table = pd.DataFrame(
+        {
+            "contig": [panel_sites[perm[i]][0] for i in range(m)],
+            "position": [panel_sites[perm[i]][1] for i in range(m)],
+            "ref": [panel_sites[perm[i]][2] for i in range(m)],
+            "alt": [panel_sites[perm[i]][3] for i in range(m)],
+            "af": panel_af,
+        }
+    ).sample(frac=1.0, random_state=seed)
     af, counts = align_af_table(cohort, al, table)
     np.testing.assert_allclose(af, true_af, rtol=0, atol=1e-12)
     assert counts["found"] == m and counts["swapped"] == int(swap.sum()) and counts["strand_flipped"] == int(flip.sum())
@@ -350,30 +368,56 @@ def test_property_recovers_correspondence(seed):
 
 
 def _af_setup():
-    c = make([("chr1", 1, "A", "G"), ("chr1", 2, "C", "T"), ("chr1", 3, "A", "C"), ("chr1", 4, "A", "T"),
-              ("chr1", 5, "G", "T"), ("chr2", 6, "A", "G")])
-    p = make([("1", 1, "A", "G"), ("1", 2, "C", "T"), ("1", 3, "A", "C"), ("1", 4, "A", "T"), ("1", 5, "G", "T"),
-              ("2", 6, "A", "G")])
+    c = make(
+        [
+            ("chr1", 1, "A", "G"),
+            ("chr1", 2, "C", "T"),
+            ("chr1", 3, "A", "C"),
+            ("chr1", 4, "A", "T"),
+            ("chr1", 5, "G", "T"),
+            ("chr2", 6, "A", "G"),
+        ]
+    )
+    p = make(
+        [
+            ("1", 1, "A", "G"),
+            ("1", 2, "C", "T"),
+            ("1", 3, "A", "C"),
+            ("1", 4, "A", "T"),
+            ("1", 5, "G", "T"),
+            ("2", 6, "A", "G"),
+        ]
+    )
     return c, p
 
 
 def test_align_af_table_swap_flip_missing():
     c, p = _af_setup()
     al = align(c, p, ambiguous="keep")
-    table = pd.DataFrame({
-        "contig": ["1", "1", "1", "1", "1"],
-        "position": [1, 2, 3, 4, 5],
-        "ref": ["A", "T", "T", "T", "G"],
-        "alt": ["G", "C", "G", "A", "C"],
-        "af": [0.1, 0.2, 0.3, 0.4, 0.5],
-    })
+    table = pd.DataFrame(
+        {
+            "contig": ["1", "1", "1", "1", "1"],
+            "position": [1, 2, 3, 4, 5],
+            "ref": ["A", "T", "T", "T", "G"],
+            "alt": ["G", "C", "G", "A", "C"],
+            "af": [0.1, 0.2, 0.3, 0.4, 0.5],
+        }
+    )
     af, counts = align_af_table(c, al, table)
     # site 1 same; 2 swapped -> 0.8; 3 strand flip (T/G = complement of A/C) -> 0.3; 4 ambiguous kept, swapped ->
     # 0.6; 5 G/C vs G/T -> mismatch; 6 not in file
     np.testing.assert_allclose(af[:4], [0.1, 0.8, 0.3, 0.6])
     assert np.isnan(af[4]) and np.isnan(af[5])
-    assert counts == {"rows": 5, "sites": 6, "found": 4, "swapped": 2, "strand_flipped": 1, "not_in_file": 1,
-                      "allele_mismatch": 1, "strand_ambiguous": 0}
+    assert counts == {
+        "rows": 5,
+        "sites": 6,
+        "found": 4,
+        "swapped": 2,
+        "strand_flipped": 1,
+        "not_in_file": 1,
+        "allele_mismatch": 1,
+        "strand_ambiguous": 0,
+    }
     # with the default alignment (ambiguous dropped) site 4 is not among the aligned sites at all
     al = align(c, p)
     af, counts = align_af_table(c, al, table)
@@ -388,8 +432,9 @@ def test_align_af_table_swap_flip_missing():
 def test_align_af_table_rejects_duplicates():
     c, p = _af_setup()
     al = align(c, p)
-    table = pd.DataFrame({"contig": ["1", "chr1"], "position": [1, 1], "ref": ["A", "G"], "alt": ["G", "A"],
-                          "af": [0.1, 0.9]})
+    table = pd.DataFrame(
+        {"contig": ["1", "chr1"], "position": [1, 1], "ref": ["A", "G"], "alt": ["G", "A"], "af": [0.1, 0.9]}
+    )
     with pytest.raises(GenoshareError, match="duplicate site"):
         align_af_table(c, al, table)
 
@@ -409,20 +454,25 @@ def test_read_af_table_ok(tmp_path):
     np.testing.assert_allclose(df["af"], [0.25, 1.0])
 
 
-@pytest.mark.parametrize("text,problem", [
-    ("", "file is empty"),
-    ("contig\tposition\tref\talt\taf\n", "no rows"),
-    ("contig\tpos\tref\talt\taf\n1\t1\tA\tG\t0.1\n", "missing column(s) position"),
-    ("contig\tposition\tref\talt\n1\t1\tA\tG\n", "missing column(s) af"),
-    ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\tabc\n", "row 2: af 'abc' is not a number in [0, 1]"),
-    ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\t0.1\n1\t2\tA\tG\t1.5\n", "row 3: af '1.5'"),
-    ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\t\n", "row 2: af ''"),
-    ("contig\tposition\tref\talt\taf\n1\tx\tA\tG\t0.1\n", "row 2: position 'x' is not a positive integer"),
-    ("contig\tposition\tref\talt\taf\n1\t1.5\tA\tG\t0.1\n", "position '1.5'"),
-    ("contig\tposition\tref\talt\taf\n1\t1\t\tG\t0.1\n", "row 2: empty ref"),
-    ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\t0.1\nchr1\t1\tg\ta\t0.9\n",
-     "duplicate site 1:1 A/G (rows 2 and 3)"),
-])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("", "file is empty"),
+        ("contig\tposition\tref\talt\taf\n", "no rows"),
+        ("contig\tpos\tref\talt\taf\n1\t1\tA\tG\t0.1\n", "missing column(s) position"),
+        ("contig\tposition\tref\talt\n1\t1\tA\tG\n", "missing column(s) af"),
+        ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\tabc\n", "row 2: af 'abc' is not a number in [0, 1]"),
+        ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\t0.1\n1\t2\tA\tG\t1.5\n", "row 3: af '1.5'"),
+        ("contig\tposition\tref\talt\taf\n1\t1\tA\tG\t\n", "row 2: af ''"),
+        ("contig\tposition\tref\talt\taf\n1\tx\tA\tG\t0.1\n", "row 2: position 'x' is not a positive integer"),
+        ("contig\tposition\tref\talt\taf\n1\t1.5\tA\tG\t0.1\n", "position '1.5'"),
+        ("contig\tposition\tref\talt\taf\n1\t1\t\tG\t0.1\n", "row 2: empty ref"),
+        (
+            "contig\tposition\tref\talt\taf\n1\t1\tA\tG\t0.1\nchr1\t1\tg\ta\t0.9\n",
+            "duplicate site 1:1 A/G (rows 2 and 3)",
+        ),
+    ],
+)
 def test_read_af_table_errors(tmp_path, text, problem):
     path = _write(tmp_path, text)
     with pytest.raises(InputError) as exc:
@@ -470,10 +520,12 @@ def test_speed_1e6(capsys):
     fl = rng.random(idx.size) < 0.1
     alle[fl] = np.vectorize(comp.get, otypes=[object])(alle[fl])
     extra = _random_sites(rng, m - idx.size, [str(i) for i in range(1, 23)])
-    panel = Info(contig_ids=["chr" + c for c in cohort.contig_ids],
-                 variant_contig=np.concatenate([cohort.variant_contig[idx], extra.variant_contig]),
-                 variant_position=np.concatenate([cohort.variant_position[idx], extra.variant_position]),
-                 variant_allele=np.concatenate([alle, extra.variant_allele]))
+    panel = Info(
+        contig_ids=["chr" + c for c in cohort.contig_ids],
+        variant_contig=np.concatenate([cohort.variant_contig[idx], extra.variant_contig]),
+        variant_position=np.concatenate([cohort.variant_position[idx], extra.variant_position]),
+        variant_allele=np.concatenate([alle, extra.variant_allele]),
+    )
     t0 = time.perf_counter()
     al = align(cohort, panel, ambiguous="keep")
     dt = time.perf_counter() - t0
@@ -483,5 +535,7 @@ def test_speed_1e6(capsys):
     al_drop = align(cohort, panel)
     dt2 = time.perf_counter() - t0
     with capsys.disabled():
-        print(f"\n[align speed] 1e6 cohort x 1e6 panel: {dt:.2f} s (ambiguous=keep, kept {al.n_kept:,}), "
-              f"{dt2:.2f} s (ambiguous=drop, kept {al_drop.n_kept:,})")
+        print(
+            f"\n[align speed] 1e6 cohort x 1e6 panel: {dt:.2f} s (ambiguous=keep, kept {al.n_kept:,}), "
+            f"{dt2:.2f} s (ambiguous=drop, kept {al_drop.n_kept:,})"
+        )

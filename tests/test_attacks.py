@@ -62,11 +62,11 @@ def test_epsilon_lower_bound_formula():
     assert epsilon_lower_bound(t, f) == pytest.approx(np.log(0.5 / 0.001))
     d = 0.05
     assert epsilon_lower_bound(0.6, 0.01, d) == pytest.approx(
-        max(np.log((0.6 - d) / 0.01), np.log((1 - 0.01 - d) / (1 - 0.6))))
+        max(np.log((0.6 - d) / 0.01), np.log((1 - 0.01 - d) / (1 - 0.6)))
+    )
     assert epsilon_lower_bound(0.01, 0.5) == 0.0  # never negative
     assert epsilon_lower_bound(0.04, 0.01, delta=0.05) == 0.0  # TPR_lo below delta: no evidence
-    np.testing.assert_allclose(epsilon_lower_bound(np.array([0.6, 0.01]), np.array([0.01, 0.5])),
-                               [np.log(60), 0.0])
+    np.testing.assert_allclose(epsilon_lower_bound(np.array([0.6, 0.01]), np.array([0.01, 0.5])), [np.log(60), 0.0])
 
 
 def test_threshold_at_fpr_controls_calibration_fpr():
@@ -89,8 +89,10 @@ def test_best_bound_threshold_uses_only_calibration():
 
 
 def _seeds(rng, shift, n=400, S=5):
-    return [SeedScores(rng.normal(shift, 1, n), rng.normal(0, 1, n), rng.normal(shift, 1, n), rng.normal(0, 1, n))
-            for _ in range(S)]
+    return [
+        SeedScores(rng.normal(shift, 1, n), rng.normal(0, 1, n), rng.normal(shift, 1, n), rng.normal(0, 1, n))
+        for _ in range(S)
+    ]
 
 
 @pytest.mark.parametrize("aggregation", ["fixed", "independent"])
@@ -226,8 +228,10 @@ def _pop(seed=0, m=200, n=200, extra=0):
     """Members, non-members, reference (150) and ``extra`` more individuals of one population."""
     rng = np.random.default_rng(seed)
     f = rng.uniform(0.1, 0.5, m)
-    draw = lambda k: ((rng.random((m, k)) < f[:, None]).astype(np.int8)  # noqa: E731
-                      + (rng.random((m, k)) < f[:, None])).astype(np.int8)
+
+    def draw(k):
+        return ((rng.random((m, k)) < f[:, None]).astype(np.int8) + (rng.random((m, k)) < f[:, None])).astype(np.int8)
+
     out = (draw(n), draw(n), draw(150))
     return out + (draw(extra),) if extra else out
 
@@ -298,8 +302,24 @@ def sim(tmp_path_factory):
     rels = []
     for s in range(1, 6):
         out = d.parent / f"rel{s}"
-        p = subprocess.run([*RELEASE, d / "cohort.csv.gz", "--reference", d / "panel.csv.gz", "--epsilon", "600",
-                            "--out", out, "--seed", str(s), "--window", "all"], capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                *RELEASE,
+                d / "cohort.csv.gz",
+                "--reference",
+                d / "panel.csv.gz",
+                "--epsilon",
+                "600",
+                "--out",
+                out,
+                "--seed",
+                str(s),
+                "--window",
+                "all",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0, p.stderr
         rels.append(out)
     return d, rels
@@ -311,8 +331,16 @@ def _release_args(rels):
 
 def test_cli_json_shape(sim):
     d, rels = sim
-    p = run("--original", d / "cohort.csv.gz", *_release_args(rels), "--nonmembers", d / "holdout.csv.gz",
-            "--reference", d / "panel.csv.gz", "--json")
+    p = run(
+        "--original",
+        d / "cohort.csv.gz",
+        *_release_args(rels),
+        "--nonmembers",
+        d / "holdout.csv.gz",
+        "--reference",
+        d / "panel.csv.gz",
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     rep = json.loads(p.stdout)
     names = {"nearest_neighbour", "likelihood_ratio", "classifier"}
@@ -335,15 +363,32 @@ def test_cli_json_shape(sim):
     assert all(rep[n]["epsilon_lower_bound"] <= rep["audit"]["epsilon_xor"] for n in names)
     assert rep["audit"]["exceeds_accountant"] == []
     # the same command twice gives the same numbers
-    p2 = run("--original", d / "cohort.csv.gz", *_release_args(rels), "--nonmembers", d / "holdout.csv.gz",
-             "--reference", d / "panel.csv.gz", "--json")
+    p2 = run(
+        "--original",
+        d / "cohort.csv.gz",
+        *_release_args(rels),
+        "--nonmembers",
+        d / "holdout.csv.gz",
+        "--reference",
+        d / "panel.csv.gz",
+        "--json",
+    )
     assert json.loads(p2.stdout) == rep
 
 
 def test_cli_text_and_row_attack(sim):
     d, rels = sim
-    p = run("--original", d / "cohort.csv.gz", *_release_args(rels[:2]), "--nonmembers", d / "holdout.csv.gz",
-            "--reference", d / "panel.csv.gz", "--attacks", "row,nn")
+    p = run(
+        "--original",
+        d / "cohort.csv.gz",
+        *_release_args(rels[:2]),
+        "--nonmembers",
+        d / "holdout.csv.gz",
+        "--reference",
+        d / "panel.csv.gz",
+        "--attacks",
+        "row,nn",
+    )
     assert p.returncode == 0, p.stderr
     assert "row_likelihood_ratio" in p.stdout and "nearest_neighbour" in p.stdout
     assert "at least 5 release seeds" in p.stdout
@@ -357,20 +402,48 @@ def test_cli_vcz_inputs(sim, tmp_path):
     co, ho, rel = (read_matrix(p) for p in (d / "cohort.csv.gz", d / "holdout.csv.gz", rels[0] / "release.csv.gz"))
     m = co.n_variants
     alleles = np.array([["A", "G"]] * m, dtype=object)
-    sites = dict(contig_ids=["1"], variant_contig=np.zeros(m, dtype=int), variant_position=np.arange(1, m + 1),
-                 variant_id=co.variant_ids)
+    sites = dict(
+        contig_ids=["1"],
+        variant_contig=np.zeros(m, dtype=int),
+        variant_position=np.arange(1, m + 1),
+        variant_id=co.variant_ids,
+    )
     write_vcz(tmp_path / "cohort.vcz", co.genotypes, sample_ids=co.sample_ids, variant_allele=alleles, **sites)
     # the non-members' store has REF/ALT swapped: attack must recode them
-    write_vcz(tmp_path / "hold.vcz", np.where(ho.genotypes >= 0, 2 - ho.genotypes, -1).astype(np.int8),
-              sample_ids=ho.sample_ids, variant_allele=alleles[:, ::-1], **sites)
+    write_vcz(
+        tmp_path / "hold.vcz",
+        np.where(ho.genotypes >= 0, 2 - ho.genotypes, -1).astype(np.int8),
+        sample_ids=ho.sample_ids,
+        variant_allele=alleles[:, ::-1],
+        **sites,
+    )
     (tmp_path / "rel").mkdir()
-    write_vcz(tmp_path / "rel" / "release.vcz", rel.genotypes, sample_ids=rel.sample_ids, variant_allele=alleles,
-              **sites)
+    write_vcz(
+        tmp_path / "rel" / "release.vcz", rel.genotypes, sample_ids=rel.sample_ids, variant_allele=alleles, **sites
+    )
     shutil.copy(rels[0] / "manifest.json", tmp_path / "rel" / "manifest.json")
-    p_vcz = run("--original", tmp_path / "cohort.vcz", "--release", tmp_path / "rel", "--nonmembers",
-                tmp_path / "hold.vcz", "--attacks", "nn", "--json")
-    p_csv = run("--original", d / "cohort.csv.gz", "--release", rels[0], "--nonmembers", d / "holdout.csv.gz",
-                "--attacks", "nn", "--json")
+    p_vcz = run(
+        "--original",
+        tmp_path / "cohort.vcz",
+        "--release",
+        tmp_path / "rel",
+        "--nonmembers",
+        tmp_path / "hold.vcz",
+        "--attacks",
+        "nn",
+        "--json",
+    )
+    p_csv = run(
+        "--original",
+        d / "cohort.csv.gz",
+        "--release",
+        rels[0],
+        "--nonmembers",
+        d / "holdout.csv.gz",
+        "--attacks",
+        "nn",
+        "--json",
+    )
     assert p_vcz.returncode == 0, p_vcz.stderr
     a, b = json.loads(p_vcz.stdout), json.loads(p_csv.stdout)
     assert a["nearest_neighbour"] == b["nearest_neighbour"]
@@ -380,12 +453,33 @@ def test_cli_split_panel_on_the_real_cohort(tmp_path):
     rels = []
     for s in (1, 2):
         out = tmp_path / f"lac{s}"
-        p = subprocess.run([*RELEASE, LACTOSE / "data.csv.gz", "--reference", LACTOSE / "reference.csv.gz",
-                            "--epsilon", "9091", "--out", out, "--seed", str(s)], capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                *RELEASE,
+                LACTOSE / "data.csv.gz",
+                "--reference",
+                LACTOSE / "reference.csv.gz",
+                "--epsilon",
+                "9091",
+                "--out",
+                out,
+                "--seed",
+                str(s),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0, p.stderr
         rels.append(out)
-    p = run("--original", LACTOSE / "data.csv.gz", *_release_args(rels), "--nonmembers",
-            LACTOSE / "reference.csv.gz", "--split-panel", "--json")
+    p = run(
+        "--original",
+        LACTOSE / "data.csv.gz",
+        *_release_args(rels),
+        "--nonmembers",
+        LACTOSE / "reference.csv.gz",
+        "--split-panel",
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     rep = json.loads(p.stdout)
     sp = rep["split"]
@@ -405,10 +499,14 @@ def test_cli_errors_are_one_line(sim, tmp_path):
         ([*base, "--nonmembers", tmp_path / "nope.csv"], "no such file"),
         ([*base, "--nonmembers", d / "holdout.csv.gz", "--attacks", "nn,bogus"], "unknown attack"),
         ([*base, "--nonmembers", d / "holdout.csv.gz", "--attacks", "lrt"], "needs reference genotypes"),
-        ([*base, "--nonmembers", d / "holdout.csv.gz", "--reference", d / "panel.csv.gz", "--split-panel"],
-         "omit --reference"),
-        (["--original", d / "cohort.csv.gz", "--release", tmp_path, "--nonmembers", d / "holdout.csv.gz"],
-         "not a release directory"),
+        (
+            [*base, "--nonmembers", d / "holdout.csv.gz", "--reference", d / "panel.csv.gz", "--split-panel"],
+            "omit --reference",
+        ),
+        (
+            ["--original", d / "cohort.csv.gz", "--release", tmp_path, "--nonmembers", d / "holdout.csv.gz"],
+            "not a release directory",
+        ),
         ([*base, "--nonmembers", d / "holdout.csv.gz", "--confidence", "1.5"], "--confidence"),
     ]
     bad_snps = tmp_path / "bad.csv"

@@ -50,8 +50,18 @@ def draw_population(seed: int, m: int, sizes, rho: float = 0.5):
     return [(_haplotypes(rng, n, f, rho) + _haplotypes(rng, n, f, rho)).astype(np.int8) for n in sizes]
 
 
-def audit(m: int, eps_claimed: float, eps_true: float | None = None, *, n: int = 1000, n_panel: int = 300,
-          seeds: int = 20, restore: str = "panel", attacks=ALL, window=None):
+def audit(
+    m: int,
+    eps_claimed: float,
+    eps_true: float | None = None,
+    *,
+    n: int = 1000,
+    n_panel: int = 300,
+    seeds: int = 20,
+    restore: str = "panel",
+    attacks=ALL,
+    window=None,
+):
     """Release fresh data per seed with flip probabilities calibrated at eps_true, claim eps_claimed; return
     ({attack: summary}, claimed epsilon_xor, true epsilon_xor)."""
     per_seed, claimed, true = [], [], []
@@ -66,15 +76,17 @@ def audit(m: int, eps_claimed: float, eps_true: float | None = None, *, n: int =
             targets = target_counts_published(G)
         else:
             targets = np.full(m, np.nan)
-        rel = release_genotypes(G, cal_true.thresholds, targets, derive_keys(master_key_from_seed(seed)),
-                                threads=1).genotypes
+        rel = release_genotypes(
+            G, cal_true.thresholds, targets, derive_keys(master_key_from_seed(seed)), threads=1
+        ).genotypes
         # the auditor knows the mechanism as CLAIMED: the row attack uses the claimed flip probabilities
         pop = Population(G, Z, R, cal_claim.p)
         per_seed.append(score_release(pop, rel, make_split(n, n, seed), attacks, classifier_seed=seed))
         claimed.append(cal_claim.epsilon_xor)
         true.append(cal_true.epsilon_xor)
-    report = {a: summarise_attack([p[a] for p in per_seed], confidence=0.95, aggregation="independent")
-              for a in attacks}
+    report = {
+        a: summarise_attack([p[a] for p in per_seed], confidence=0.95, aggregation="independent") for a in attacks
+    }
     return report, max(claimed), min(true)
 
 
@@ -132,11 +144,9 @@ def test_published_frequencies_are_not_covered_by_epsilon_xor():
     # Restoring the cohort's own allele frequencies publishes them; with many SNPs per member the likelihood-ratio
     # test of Sankararaman et al. detects members from the release frequencies even when the XOR noise is almost
     # pure noise. The manifest says the guarantee is conditional on those frequencies; here is why.
-    report, eps_xor, _ = audit(3000, 1.0, n=150, n_panel=600, seeds=8, attacks=("lrt",), window=20,
-                              restore="published")
+    report, eps_xor, _ = audit(3000, 1.0, n=150, n_panel=600, seeds=8, attacks=("lrt",), window=20, restore="published")
     assert report["lrt"]["auc"] > 0.8
     assert report["lrt"]["epsilon_lower_bound"] > eps_xor
     # the same release restored to the panel's frequencies: no such leak
-    report_p, eps_p, _ = audit(3000, 1.0, n=150, n_panel=600, seeds=8, attacks=("lrt",), window=20,
-                               restore="panel")
+    report_p, eps_p, _ = audit(3000, 1.0, n=150, n_panel=600, seeds=8, attacks=("lrt",), window=20, restore="panel")
     assert report_p["lrt"]["epsilon_lower_bound"] <= eps_p

@@ -34,9 +34,7 @@ def random_stats(seed, m=300, frac_nonneg=0.2):
 
 
 def _dense_p_from(stats, c):
-    return dense_flip_probs(
-        np.asarray(stats.t_diag), np.asarray(stats.s_pos), np.asarray(stats.s_neg), c
-    )
+    return dense_flip_probs(np.asarray(stats.t_diag), np.asarray(stats.s_pos), np.asarray(stats.s_neg), c)
 
 
 def _eps_curve(stats, cs):
@@ -101,7 +99,9 @@ def test_dense_flip_probs_hand_values():
 
 
 @pytest.mark.parametrize("zero_cell,nominal_true_eps,flip_rate", [("provgen", 9230, 0.38), ("haldane", 2201, 0.47)])
-def test_dense_reproduces_spec_lactose_numbers(lactose_ref, lactose_dense_stats, zero_cell, nominal_true_eps, flip_rate):
+def test_dense_reproduces_spec_lactose_numbers(
+    lactose_ref, lactose_dense_stats, zero_cell, nominal_true_eps, flip_rate
+):
     """SPEC 2: on lactose at nominal eps 9,091 the true eps is 9,230 (provgen) / 2,201 (haldane), flip rate .38/.47."""
     s = lactose_dense_stats(zero_cell)
     c = dense_nominal_c(s["f2"], lactose_ref.shape[0], 9091)
@@ -167,8 +167,15 @@ def test_calibrate_nominal_random(pkg_stats_factory, eps):
     res = calibrate(stats, eps, method="nominal")
     c = dense_nominal_c(st["f2"], 300, eps)
     assert float(res.c) == pytest.approx(c, rel=1e-12)
-    _assert_thresholds_match(res.thresholds, dense_thresholds(dense_flip_probs(st["t_diag"], st["s_pos"], st["s_neg"], c)))
-    np.testing.assert_allclose(np.asarray(res.p), dense_quantise(dense_flip_probs(st["t_diag"], st["s_pos"], st["s_neg"], c)), rtol=0, atol=1.5 / TWO32)
+    _assert_thresholds_match(
+        res.thresholds, dense_thresholds(dense_flip_probs(st["t_diag"], st["s_pos"], st["s_neg"], c))
+    )
+    np.testing.assert_allclose(
+        np.asarray(res.p),
+        dense_quantise(dense_flip_probs(st["t_diag"], st["s_pos"], st["s_neg"], c)),
+        rtol=0,
+        atol=1.5 / TWO32,
+    )
     assert float(res.epsilon_nominal) == pytest.approx(eps, rel=1e-12)
     _check_result_consistency(res, stats, eps, label=f"nominal eps={eps}")
 
@@ -262,7 +269,9 @@ def test_calibrate_exact_picks_smallest_c_when_non_monotone(pkg_stats_factory):
     c_first = cs[np.argmax(curve >= eps)]  # first grid point at/after the first crossing
     res = calibrate(stats, eps, method="exact")
     assert dense_eps_xor(np.asarray(res.p, dtype=np.float64)) == pytest.approx(eps, rel=1e-6)
-    assert float(res.c) <= c_first, f"c = {float(res.c)!r} is past the first crossing (<= {c_first!r}); hump at {cs[i_max]!r}"
+    assert float(res.c) <= c_first, (
+        f"c = {float(res.c)!r} is past the first crossing (<= {c_first!r}); hump at {cs[i_max]!r}"
+    )
     assert int(res.n_lo_nonneg) == 400
     _check_smallest(stats, res, eps, "hump")
 

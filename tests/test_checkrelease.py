@@ -31,8 +31,15 @@ def releases(tmp_path_factory):
     base = tmp_path_factory.mktemp("releases")
     release_csv(LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz", 9091.0, base / "csv", seed=1)
     simulate_cohort(base / "sim", 30, 30, 40, 200, seed=3, holdout=0, formats=("vcz", "csv"))
-    release_store(base / "sim" / "cohort.vcz", base / "sim" / "panel.vcz", 200.0, base / "store", seed=1,
-                  exports=("plink", "vcf", "csv"), workers=1)
+    release_store(
+        base / "sim" / "cohort.vcz",
+        base / "sim" / "panel.vcz",
+        200.0,
+        base / "store",
+        seed=1,
+        exports=("plink", "vcf", "csv"),
+        workers=1,
+    )
     return {"csv": base / "csv", "store": base / "store", "sim": base / "sim"}
 
 
@@ -97,25 +104,28 @@ def test_not_a_directory(tmp_path):
 # the manifest
 
 
-@pytest.mark.parametrize("plant, fragment", [
-    ({"seed": 1}, "'seed' holds secret material"),
-    ({"noise": {"seed": 12345}}, "'noise.seed' holds secret material"),
-    ({"master_key": KEY_HEX}, "'master_key' holds secret material"),
-    ({"keys": {"noise": KEY_HEX}}, "'keys' holds secret material"),
-    ({"randomness_state": KEY_HEX}, "looks like key material"),
-    ({"nonce_b64": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0VniQ"}, "holds secret material"),
-    ({"extra": {"token": 2**200 + 12345}}, "looks like key material"),
-    ({"noise_bits": [0, 1] * 100}, "holds noise values"),
-    ({"noise": {"mean_flip_probability": 0.3, "matrix": [[1, 0]] * 50}}, "'noise.matrix' holds noise values"),
-    ({"noise": {"packed": base64.b64encode(bytes(range(256))).decode()}}, "'noise.packed' holds noise values"),
-    ({"original_genotypes": [[0, 1, 2]] * 10}, "data or statistics of the original cohort"),
-    ({"original_point_error": 0.31}, "data or statistics of the original cohort"),
-    ({"genotypes": [[0, 1, 2]] * 30}, "holds genotype data"),
-    ({"per_snp": {"values": list(range(500))}}, "lists 500 values"),
-    ({"relatives": {"pairs": [{"id1": "a", "id2": "b", "phi": 0.25}]}}, "lists related individuals"),
-    ({"relatives": {"checked": True, "largest_group": 3}}, "exact kinship counts"),
-    ({"inputs": {"cohort": {"path": "/data/cohort.csv.gz", "sha256": "ab" * 32}}}, "'inputs.cohort' publishes"),
-])
+@pytest.mark.parametrize(
+    "plant, fragment",
+    [
+        ({"seed": 1}, "'seed' holds secret material"),
+        ({"noise": {"seed": 12345}}, "'noise.seed' holds secret material"),
+        ({"master_key": KEY_HEX}, "'master_key' holds secret material"),
+        ({"keys": {"noise": KEY_HEX}}, "'keys' holds secret material"),
+        ({"randomness_state": KEY_HEX}, "looks like key material"),
+        ({"nonce_b64": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0VniQ"}, "holds secret material"),
+        ({"extra": {"token": 2**200 + 12345}}, "looks like key material"),
+        ({"noise_bits": [0, 1] * 100}, "holds noise values"),
+        ({"noise": {"mean_flip_probability": 0.3, "matrix": [[1, 0]] * 50}}, "'noise.matrix' holds noise values"),
+        ({"noise": {"packed": base64.b64encode(bytes(range(256))).decode()}}, "'noise.packed' holds noise values"),
+        ({"original_genotypes": [[0, 1, 2]] * 10}, "data or statistics of the original cohort"),
+        ({"original_point_error": 0.31}, "data or statistics of the original cohort"),
+        ({"genotypes": [[0, 1, 2]] * 30}, "holds genotype data"),
+        ({"per_snp": {"values": list(range(500))}}, "lists 500 values"),
+        ({"relatives": {"pairs": [{"id1": "a", "id2": "b", "phi": 0.25}]}}, "lists related individuals"),
+        ({"relatives": {"checked": True, "largest_group": 3}}, "exact kinship counts"),
+        ({"inputs": {"cohort": {"path": "/data/cohort.csv.gz", "sha256": "ab" * 32}}}, "'inputs.cohort' publishes"),
+    ],
+)
 def test_planted_manifest_items(releases, tmp_path, plant, fragment):
     d = _copy(releases, "csv", tmp_path)
     _write_manifest(d, {**_manifest(d), **plant})
@@ -148,9 +158,14 @@ def test_per_snp_frequencies_allowed_only_when_published(releases, tmp_path):
 
 
 def test_checksums_are_not_key_material():
-    problems, _ = check_manifest({"inputs": {"reference": {"path": "/x", "sha256": "ab" * 32}},
-                                  "fingerprint": "cd" * 32, "release": "release.csv.gz",
-                                  "release_digest": "ef" * 32})
+    problems, _ = check_manifest(
+        {
+            "inputs": {"reference": {"path": "/x", "sha256": "ab" * 32}},
+            "fingerprint": "cd" * 32,
+            "release": "release.csv.gz",
+            "release_digest": "ef" * 32,
+        }
+    )
     assert problems == []
     problems, _ = check_manifest({"inputs": {"reference": {"path": "/x", "digest_value": "ab" * 32}}})
     assert problems and "key material" in problems[0]
@@ -192,11 +207,14 @@ def test_planted_directory(releases, tmp_path):
     _fails(d, "work/: unexpected directory")
 
 
-@pytest.mark.parametrize("target, mode, fragment", [
-    ("manifest.json", 0o664, "group-writable"),
-    ("release.csv.gz", 0o666, "world-writable"),
-    (".", 0o775, "group-writable"),
-])
+@pytest.mark.parametrize(
+    "target, mode, fragment",
+    [
+        ("manifest.json", 0o664, "group-writable"),
+        ("release.csv.gz", 0o666, "world-writable"),
+        (".", 0o775, "group-writable"),
+    ],
+)
 def test_writable_files(releases, tmp_path, target, mode, fragment):
     d = _copy(releases, "csv", tmp_path)
     os.chmod(d / target, mode)
@@ -308,7 +326,7 @@ def test_tampered_plink_and_vcf_exports(releases, tmp_path):
     lines[-1] = "\t".join(rec)
     (d / "release.vcf.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     _fails(d, "release.vcf.gz: genotypes differ")
-    lines.insert(2, "##INFO=<ID=AF,Number=A,Type=Float,Description=\"original AF\">")
+    lines.insert(2, '##INFO=<ID=AF,Number=A,Type=Float,Description="original AF">')
     (d / "release.vcf.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     _fails(d, "release.vcf.gz: INFO field in the header")
     (d / "release.vcf.gz.tbi").unlink()
@@ -357,14 +375,21 @@ def _with_phenotypes(releases, tmp_path, kind="csv", fam_column=None) -> Path:
     d = _copy(releases, kind, tmp_path)
     m = _manifest(d)
     m["privacy"]["phenotype"] = phenotype_entry({"case": 1.0}, clear=["age"])
-    m["phenotypes"] = {"file": "phenotypes.tsv", "columns": [
-        {"name": "case", "release": "randomized response", "coding": "PLINK 1/2 (1 control, 2 case; 0 missing)"},
-        {"name": "age", "release": "in the clear (not protected)", "coding": "not binary"}],
-        "plink_fam": {"column": fam_column, "note": "..."}}
+    m["phenotypes"] = {
+        "file": "phenotypes.tsv",
+        "columns": [
+            {"name": "case", "release": "randomized response", "coding": "PLINK 1/2 (1 control, 2 case; 0 missing)"},
+            {"name": "age", "release": "in the clear (not protected)", "coding": "not binary"},
+        ],
+        "plink_fam": {"column": fam_column, "note": "..."},
+    }
     _write_manifest(d, m)
     ids = _sample_ids(d)
-    _write_pheno(d, ["sample_id", "case", "age"], [[s, "NA" if i == 3 else str(1 + i % 2), str(20 + i)]
-                                                   for i, s in enumerate(ids)])
+    _write_pheno(
+        d,
+        ["sample_id", "case", "age"],
+        [[s, "NA" if i == 3 else str(1 + i % 2), str(20 + i)] for i, s in enumerate(ids)],
+    )
     return d
 
 
@@ -390,16 +415,19 @@ def test_declared_phenotypes_pass(releases, tmp_path):
         assert rep.ok, rep.problems
 
 
-@pytest.mark.parametrize("plant, fragment", [
-    ("extra_column", "column(s) 'secret_note' not listed by the manifest"),
-    ("drop_column", "listed column(s) 'age' missing"),
-    ("shuffle_ids", "phenotypes.tsv: sample ids differ from the release"),
-    ("missing_row", "phenotypes.tsv: sample ids differ from the release"),
-    ("non_binary", "column 'case' is released by randomized response but is not binary (value '3')"),
-    ("three_codes", "column 'case' is released by randomized response but is not binary"),
-    ("id_header", "the first column must be sample_id"),
-    ("no_file", "lists phenotype columns but phenotypes.tsv is missing"),
-])
+@pytest.mark.parametrize(
+    "plant, fragment",
+    [
+        ("extra_column", "column(s) 'secret_note' not listed by the manifest"),
+        ("drop_column", "listed column(s) 'age' missing"),
+        ("shuffle_ids", "phenotypes.tsv: sample ids differ from the release"),
+        ("missing_row", "phenotypes.tsv: sample ids differ from the release"),
+        ("non_binary", "column 'case' is released by randomized response but is not binary (value '3')"),
+        ("three_codes", "column 'case' is released by randomized response but is not binary"),
+        ("id_header", "the first column must be sample_id"),
+        ("no_file", "lists phenotype columns but phenotypes.tsv is missing"),
+    ],
+)
 def test_planted_phenotype_items(releases, tmp_path, plant, fragment):
     d = _with_phenotypes(releases, tmp_path)
     header, rows = _read_pheno(d)
@@ -479,8 +507,10 @@ def test_cli_check_release(releases, tmp_path):
 
 
 def test_accounting_tables_and_af_source_lists_are_allowed():
-    m = {"af_source": {"kind": "dp", "epsilon": 1.0, "frequencies": [0.1] * 500},
-         "privacy": {"epsilon_delta_curve": [[e, 1e-6] for e in range(100)]}}
+    m = {
+        "af_source": {"kind": "dp", "epsilon": 1.0, "frequencies": [0.1] * 500},
+        "privacy": {"epsilon_delta_curve": [[e, 1e-6] for e in range(100)]},
+    }
     problems, warnings = check_manifest(m)
     assert problems == [] and warnings == []
     problems, _ = check_manifest({"af_source": {"kind": "dp"}, "cohort_af": [0.1] * 500})

@@ -41,8 +41,11 @@ def _split(store, d, name):
     """store -> d/name.all.vcf.gz (one file, indexed) and d/name.chr{c}.vcf.gz per contig (bcftools view -r)."""
     whole = export_vcf(store, d / f"{name}.all.vcf.gz")
     for c in CHROMS:
-        subprocess.run(["bcftools", "view", "-r", c, "-Oz", "-o", str(d / f"{name}.chr{c}.vcf.gz"), str(whole)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["bcftools", "view", "-r", c, "-Oz", "-o", str(d / f"{name}.chr{c}.vcf.gz"), str(whole)],
+            check=True,
+            capture_output=True,
+        )
     return whole
 
 
@@ -57,21 +60,55 @@ def data(tmp_path_factory):
         info = open_vcz(sim / f"{name}.vcz")
         m = info.n_variants
         contig = np.repeat(np.arange(3), [m // 3, m // 3, m - 2 * (m // 3)])
-        store = write_vcz(d / f"{name}.vcz", read_dosage(info, 0, m), sample_ids=info.sample_ids,
-                          contig_ids=CHROMS, variant_contig=contig, variant_position=info.variant_position,
-                          variant_allele=np.asarray(info.variant_allele)[:, :2], variant_id=info.variant_id,
-                          chunks=(50, 16))
+        store = write_vcz(
+            d / f"{name}.vcz",
+            read_dosage(info, 0, m),
+            sample_ids=info.sample_ids,
+            contig_ids=CHROMS,
+            variant_contig=contig,
+            variant_position=info.variant_position,
+            variant_allele=np.asarray(info.variant_allele)[:, :2],
+            variant_id=info.variant_id,
+            chunks=(50, 16),
+        )
         _split(store, d, name)
     for c in CHROMS:
-        subprocess.run(["plink1.9", "--vcf", str(d / f"cohort.chr{c}.vcf.gz"), "--keep-allele-order", "--double-id",
-                        "--allow-extra-chr", "--make-bed", "--out", str(d / f"pcohort.chr{c}")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "plink1.9",
+                "--vcf",
+                str(d / f"cohort.chr{c}.vcf.gz"),
+                "--keep-allele-order",
+                "--double-id",
+                "--allow-extra-chr",
+                "--make-bed",
+                "--out",
+                str(d / f"pcohort.chr{c}"),
+            ],
+            check=True,
+            capture_output=True,
+        )
     return d
 
 
 def _release(d, out, cohort, reference, priv):
-    run("release", cohort, "--reference", reference, "--epsilon", 3000, "--seed", 11, "--chunk-variants", 50,
-        "--private-dir", priv, "--out", out, check=True)
+    run(
+        "release",
+        cohort,
+        "--reference",
+        reference,
+        "--epsilon",
+        3000,
+        "--seed",
+        11,
+        "--chunk-variants",
+        50,
+        "--private-dir",
+        priv,
+        "--out",
+        out,
+        check=True,
+    )
     return open_group(out / "release.vcz"), json.loads((out / "manifest.json").read_text())
 
 
@@ -105,8 +142,9 @@ def test_ingest_pattern_equals_single_file(data, tmp_path):
     for x in (b, c):
         assert x.sample_ids == a.sample_ids
         np.testing.assert_array_equal(x.variant_position, a.variant_position)
-        np.testing.assert_array_equal(np.asarray(x.contig_ids)[x.variant_contig],
-                                      np.asarray(a.contig_ids)[a.variant_contig])
+        np.testing.assert_array_equal(
+            np.asarray(x.contig_ids)[x.variant_contig], np.asarray(a.contig_ids)[a.variant_contig]
+        )
         np.testing.assert_array_equal(read_dosage(x, 0, x.n_variants), read_dosage(a, 0, a.n_variants))
     # natural order: contig 9's sites first, then 10, then 11
     assert list(np.asarray(c.contig_ids)[c.variant_contig][[0, -1]]) == ["9", "11"]
@@ -128,8 +166,9 @@ def test_ingest_pattern_equals_single_file(data, tmp_path):
 def test_release_pattern_equals_single_file(data, tmp_path):
     priv = tmp_path / "priv"
     a, _ = _release(data, tmp_path / "one", data / "cohort.all.vcf.gz", data / "panel.all.vcf.gz", priv)
-    b, man = _release(data, tmp_path / "parts", data / "cohort.chr{chrom}.vcf.gz", data / "panel.chr{chrom}.vcf.gz",
-                      priv)
+    b, man = _release(
+        data, tmp_path / "parts", data / "cohort.chr{chrom}.vcf.gz", data / "panel.chr{chrom}.vcf.gz", priv
+    )
     _assert_same_release(a, b)
     assert man["inputs"]["cohort"] == {"name": "cohort.chr{chrom}.vcf.gz", "format": "vcf", "parts": 3}
     assert man["inputs"]["reference"]["parts"] == 3
@@ -138,8 +177,9 @@ def test_release_pattern_equals_single_file(data, tmp_path):
     rows = json.loads(run("ledger", "list", "--private-dir", priv, "--json", check=True).stdout)
     assert len(rows["releases"]) == 2 and len(rows["cohorts"]) == 1
     # PLINK filesets per chromosome: the same release as the VCF parts
-    c, man = _release(data, tmp_path / "plink", data / "pcohort.chr{chrom}", data / "panel.chr{chrom}.vcf.gz",
-                      tmp_path / "priv2")
+    c, man = _release(
+        data, tmp_path / "plink", data / "pcohort.chr{chrom}", data / "panel.chr{chrom}.vcf.gz", tmp_path / "priv2"
+    )
     _assert_same_release(b, c)
     assert man["inputs"]["cohort"] == {"name": "pcohort.chr{chrom}", "format": "plink", "parts": 3}
 
@@ -154,15 +194,27 @@ def test_disagreeing_samples_named(data, tmp_path):
     names = d / "names.txt"
     first = open_vcz(data / "cohort.vcz").sample_ids
     names.write_text("\n".join(["renamed", *first[1:]]) + "\n")
-    subprocess.run(["bcftools", "reheader", "-s", str(names), "-o", str(d / "c.chr10.vcf.gz"),
-                    str(data / "cohort.chr10.vcf.gz")], check=True)
+    subprocess.run(
+        ["bcftools", "reheader", "-s", str(names), "-o", str(d / "c.chr10.vcf.gz"), str(data / "cohort.chr10.vcf.gz")],
+        check=True,
+    )
     fam = d / "p.chr11.fam"
     lines = fam.read_text().splitlines()
     fam.write_text("\n".join(lines[1:] + lines[:1]) + "\n")  # same people, another order
     out = tmp_path / "out"
     for pattern, bad in (("c.chr{chrom}.vcf.gz", "c.chr10.vcf.gz"), ("p.chr{chrom}", "p.chr11")):
-        p = run("release", d / pattern, "--reference", data / "panel.vcz", "--epsilon", 3000, "--out", out,
-                "--private-dir", tmp_path / "priv")
+        p = run(
+            "release",
+            d / pattern,
+            "--reference",
+            data / "panel.vcz",
+            "--epsilon",
+            3000,
+            "--out",
+            out,
+            "--private-dir",
+            tmp_path / "priv",
+        )
         line = _one_line_error(p, bad, "sample ids differ")
         assert line.startswith(f"genoshare: error: {d / bad}"), line  # the file that disagrees is the one named
         p = run("ingest", d / pattern, "--out", tmp_path / "x.vcz")
@@ -173,11 +225,31 @@ def test_disagreeing_samples_named(data, tmp_path):
 
 def test_pattern_matching_nothing_or_with_gap(data, tmp_path):
     out = tmp_path / "out"
-    p = run("release", data / "nothing.chr{chrom}.vcf.gz", "--reference", data / "panel.vcz", "--epsilon", 3000,
-            "--out", out, "--private-dir", tmp_path / "priv")
+    p = run(
+        "release",
+        data / "nothing.chr{chrom}.vcf.gz",
+        "--reference",
+        data / "panel.vcz",
+        "--epsilon",
+        3000,
+        "--out",
+        out,
+        "--private-dir",
+        tmp_path / "priv",
+    )
     _one_line_error(p, "nothing.chr{chrom}.vcf.gz", "matches no file")
-    p = run("release", data / "cohort.vcz", "--reference", data / "nothing{chrom}.bed", "--epsilon", 3000,
-            "--out", out, "--private-dir", tmp_path / "priv")
+    p = run(
+        "release",
+        data / "cohort.vcz",
+        "--reference",
+        data / "nothing{chrom}.bed",
+        "--epsilon",
+        3000,
+        "--out",
+        out,
+        "--private-dir",
+        tmp_path / "priv",
+    )
     _one_line_error(p, "nothing{chrom}.bed", "matches no file")
     with pytest.raises(InputError, match="matches no file"):
         ingest(tmp_path / "x{chrom}.vcf.gz", tmp_path / "x.vcz")

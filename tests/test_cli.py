@@ -44,8 +44,21 @@ def test_release_and_evaluate_end_to_end(tmp_path, small):
     assert "true (XOR stage)" in p.stdout
     assert sorted(os.listdir(out)) == ["manifest.json", "release.csv.gz"]
     man = json.loads((out / "manifest.json").read_text())
-    for key in ["version", "inputs", "n_samples", "n_variants", "epsilon_requested", "epsilon_xor",
-                "epsilon_nominal", "calibration", "zero_cell", "window", "af_source", "flips", "timings"]:
+    for key in [
+        "version",
+        "inputs",
+        "n_samples",
+        "n_variants",
+        "epsilon_requested",
+        "epsilon_xor",
+        "epsilon_nominal",
+        "calibration",
+        "zero_cell",
+        "window",
+        "af_source",
+        "flips",
+        "timings",
+    ]:
         assert key in man
     assert man["n_samples"] == 25 and man["n_variants"] == 30
     assert abs(man["epsilon_xor"] - 40) <= 40e-6
@@ -83,20 +96,35 @@ def test_public_af_source(tmp_path, small):
     af = tmp_path / "af.tsv"
     af.write_text("id\taf\n" + "".join(f"rs{j}\t{0.1 + 0.02 * j:.3f}\n" for j in range(30)))
     out = tmp_path / "rel"
-    run("release", cohort, "--reference", panel, "--epsilon", 30, "--out", out, "--seed", 2,
-        "--af-source", f"public:{af}", check=True)
+    run(
+        "release",
+        cohort,
+        "--reference",
+        panel,
+        "--epsilon",
+        30,
+        "--out",
+        out,
+        "--seed",
+        2,
+        "--af-source",
+        f"public:{af}",
+        check=True,
+    )
     man = json.loads((out / "manifest.json").read_text())
     assert man["af_source"]["kind"] == "public" and "af_file" in man["inputs"]
 
 
 def _bad_cases(tmp_path, cohort, panel):
     rows = Path(cohort).read_text().splitlines()
+
     def variant(name, edit):
         p = tmp_path / name
         lines = list(rows)
         edit(lines)
         p.write_text("\n".join(lines) + "\n")
         return p
+
     three = variant("three.csv", lambda ls: ls.__setitem__(3, ls[3].rsplit(",", 1)[0] + ",3"))
     word = variant("word.csv", lambda ls: ls.__setitem__(4, ls[4].rsplit(",", 1)[0] + ",AG"))
     dup = variant("dup.csv", lambda ls: ls.__setitem__(5, ls[2].split(",", 1)[0] + "," + ls[5].split(",", 1)[1]))
@@ -136,8 +164,11 @@ def test_bad_input_gives_one_line_error_and_no_output(tmp_path, small):
 
 def test_bad_options(tmp_path, small):
     cohort, panel = small
-    for extra, word in [(["--epsilon", -1], "epsilon"), (["--epsilon", 5, "--window", "x"], "window"),
-                        (["--epsilon", 5, "--af-source", "bogus"], "af-source")]:
+    for extra, word in [
+        (["--epsilon", -1], "epsilon"),
+        (["--epsilon", 5, "--window", "x"], "window"),
+        (["--epsilon", 5, "--af-source", "bogus"], "af-source"),
+    ]:
         out = tmp_path / "o"
         p = run("release", cohort, "--reference", panel, "--out", out, *extra)
         assert p.returncode != 0 and word in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -161,8 +192,17 @@ def test_panel_sharing_individuals_is_refused(tmp_path, small):
 
 def test_release_of_real_cohort_has_no_secrets(tmp_path):
     out = tmp_path / "rel"
-    run("release", LACTOSE / "data.csv.gz", "--reference", LACTOSE / "reference.csv.gz", "--epsilon", 9091,
-        "--out", out, check=True)
+    run(
+        "release",
+        LACTOSE / "data.csv.gz",
+        "--reference",
+        LACTOSE / "reference.csv.gz",
+        "--epsilon",
+        9091,
+        "--out",
+        out,
+        check=True,
+    )
     assert sorted(os.listdir(out)) == ["manifest.json", "release.csv.gz"]
     for f in out.iterdir():
         assert f.stat().st_mode & 0o022 == 0

@@ -20,9 +20,16 @@ GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
 # --attacks are attack JSON files (attack's: which attacks to run) and its --budget is shown, not enforced;
 # audit-model's --phenotype is any phenotype table (binary or quantitative, a column chosen by --phenotype-column);
 # release's --epsilon also takes a comma list (a sweep), kinship's is one number.
-DIFFERENT_OPTION = {"--out": None, "--release": {"compare"}, "--cases": {"simulate"}, "--controls": {"simulate"},
-                    "--attacks": {"report"}, "--budget": {"report"}, "--phenotype": {"audit-model"},
-                    "--epsilon": {"release"}}
+DIFFERENT_OPTION = {
+    "--out": None,
+    "--release": {"compare"},
+    "--cases": {"simulate"},
+    "--controls": {"simulate"},
+    "--attacks": {"report"},
+    "--budget": {"report"},
+    "--phenotype": {"audit-model"},
+    "--epsilon": {"release"},
+}
 
 
 def _commands(group: click.Group, prefix: str = ""):
@@ -57,8 +64,21 @@ def test_walk_sees_every_command():
 def test_an_option_has_one_help_text_and_one_type_across_commands():
     shared = _shared_options()
     # the options issue 10 found declared several times with different help are all shared now
-    for name in ["--scheduler", "--workers", "--chunk-variants", "--chunk-samples", "--threads", "--controls",
-                 "--private-dir", "--seed", "--reference", "--phenotype", "--json", "--zero-cell", "--window"]:
+    for name in [
+        "--scheduler",
+        "--workers",
+        "--chunk-variants",
+        "--chunk-samples",
+        "--threads",
+        "--controls",
+        "--private-dir",
+        "--seed",
+        "--reference",
+        "--phenotype",
+        "--json",
+        "--zero-cell",
+        "--window",
+    ]:
         assert name in shared, name
     for name, uses in shared.items():
         helps = {p.help for _, p in uses}
@@ -90,15 +110,21 @@ LDSTATS = ["ldstats", "c.vcz", "--reference", "p.vcz", "--out", "ld.npz"]
 RETENTION = ["retention-table", "--original", "c.csv", "--reference", "p.csv", "--release", "r"]
 
 
-@pytest.mark.parametrize("command, option, value", [
-    *[(c, "--workers", v) for c in (RELEASE, LDSTATS, RETENTION) for v in ("0", "-2")],
-    *[(c, "--threads", "0") for c in (RELEASE, RETENTION)],
-    *[(c, "--chunk-variants", "0") for c in (RELEASE, LDSTATS)],
-    (["ingest", "x.bed", "--out", "o"], "--chunk-samples", "0"),
-    (RELEASE, "--budget", "0"), (RELEASE, "--epsilon", "-3"), (RELEASE, "--sample-block", "0"),
-    (["kinship", "c.csv"], "--sample-block", "0"), (["kinship", "c.csv"], "--delta", "1"),
-    ([*RETENTION[:-2], "--release", "r"], "-k", "1"),
-])
+@pytest.mark.parametrize(
+    "command, option, value",
+    [
+        *[(c, "--workers", v) for c in (RELEASE, LDSTATS, RETENTION) for v in ("0", "-2")],
+        *[(c, "--threads", "0") for c in (RELEASE, RETENTION)],
+        *[(c, "--chunk-variants", "0") for c in (RELEASE, LDSTATS)],
+        (["ingest", "x.bed", "--out", "o"], "--chunk-samples", "0"),
+        (RELEASE, "--budget", "0"),
+        (RELEASE, "--epsilon", "-3"),
+        (RELEASE, "--sample-block", "0"),
+        (["kinship", "c.csv"], "--sample-block", "0"),
+        (["kinship", "c.csv"], "--delta", "1"),
+        ([*RETENTION[:-2], "--release", "r"], "-k", "1"),
+    ],
+)
 def test_out_of_range_values_are_refused_by_click(command, option, value):
     res = CliRunner().invoke(main, [*command, option, value], prog_name="genoshare", catch_exceptions=False)
     assert res.exit_code == 2, res.output
@@ -110,25 +136,60 @@ def test_out_of_range_values_are_refused_by_click(command, option, value):
 def test_workers_0_as_a_user_meets_it(tmp_path):
     """Through the console entry point (run()): one line, exit 2, refused before any file is looked at."""
     out = tmp_path / "rel"
-    p = subprocess.run([*GENOSHARE, "release", str(tmp_path / "missing.vcz"), "--reference",
-                        str(tmp_path / "missing-panel.vcz"), "--epsilon", "5", "--out", str(out), "--workers", "0"],
-                       capture_output=True, text=True, cwd=tmp_path)
+    p = subprocess.run(
+        [
+            *GENOSHARE,
+            "release",
+            str(tmp_path / "missing.vcz"),
+            "--reference",
+            str(tmp_path / "missing-panel.vcz"),
+            "--epsilon",
+            "5",
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert p.returncode == 2, p.stderr
     assert p.stderr.strip().splitlines() == [
         "genoshare: error: Invalid value for '--workers': 0 is not in the range x>=1. "
-        "(see 'python -m genoshare.cli release -h')"], p.stderr
+        "(see 'python -m genoshare.cli release -h')"
+    ], p.stderr
     assert p.stdout == "" and not out.exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["release", "c.csv", "--epsilon", "1", "--out", "o"], ["Missing option '--reference'"]),
-    (["bogus"], ["No such command 'bogus'"]),
-    (["ledger", "list", "--bogus"], ["No such option '--bogus'", "'genoshare ledger list -h'"]),
-    (["attack", "--original", "c", "--release", "r", "--nonmembers", "n", "--confidence", "1.5"], ["--confidence"]),
-    (["verify", "--release", "r", "--tau", "0"], ["--tau"]),
-    (["simulate", "--cases", "0", "--controls", "1", "--panel", "1", "--variants", "1", "--seed", "1", "--out", "o"],
-     ["--cases"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["release", "c.csv", "--epsilon", "1", "--out", "o"], ["Missing option '--reference'"]),
+        (["bogus"], ["No such command 'bogus'"]),
+        (["ledger", "list", "--bogus"], ["No such option '--bogus'", "'genoshare ledger list -h'"]),
+        (["attack", "--original", "c", "--release", "r", "--nonmembers", "n", "--confidence", "1.5"], ["--confidence"]),
+        (["verify", "--release", "r", "--tau", "0"], ["--tau"]),
+        (
+            [
+                "simulate",
+                "--cases",
+                "0",
+                "--controls",
+                "1",
+                "--panel",
+                "1",
+                "--variants",
+                "1",
+                "--seed",
+                "1",
+                "--out",
+                "o",
+            ],
+            ["--cases"],
+        ),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(args, words):
     res = CliRunner().invoke(main, args, prog_name="genoshare", catch_exceptions=False)
     assert res.exit_code == 2, res.output

@@ -59,8 +59,7 @@ def test_local_size_defaults_follow_machine_and_slurm_allocation(monkeypatch):
     from dask.system import CPU_COUNT
     from distributed.system import MEMORY_LIMIT
 
-    for var in ("SLURM_JOB_ID", "SLURM_CPUS_ON_NODE", "SLURM_CPUS_PER_TASK", "SLURM_MEM_PER_NODE",
-                "SLURM_MEM_PER_CPU"):
+    for var in ("SLURM_JOB_ID", "SLURM_CPUS_ON_NODE", "SLURM_CPUS_PER_TASK", "SLURM_MEM_PER_NODE", "SLURM_MEM_PER_CPU"):
         monkeypatch.delenv(var, raising=False)
     workers, threads, mem = local_cluster_size()
     assert (workers, threads) == (CPU_COUNT, 1)
@@ -109,8 +108,9 @@ def test_progress_waits_and_draws_on_stderr_only_on_a_tty(capsys, monkeypatch):
 def test_tcp_connects_to_running_scheduler_and_leaves_it_running():
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
-                      dashboard_address=":0") as lc:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", dashboard_address=":0"
+    ) as lc:
         assert lc.scheduler_address.startswith("tcp://")
         with dask_client(lc.scheduler_address, quiet=True) as client:
             assert client.scheduler.address == lc.scheduler_address
@@ -163,33 +163,42 @@ def test_example_config_loads():
 
 
 def test_config_defaults(tmp_path):
-    p = _write(tmp_path, """\
+    p = _write(
+        tmp_path,
+        """\
         slurm:
           cores: 4
           memory: 8GB
           log_directory: ~/logs
-        """)
+        """,
+    )
     cfg = load_slurm_config(p)
     assert (cfg.processes, cfg.jobs, cfg.walltime, cfg.job_extra_directives) == (4, 1, None, None)
     assert cfg.log_directory == os.path.expanduser("~/logs")
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("slurm: [1, 2\n", "not valid YAML at line"),
-    ("- a\n- b\n", "mapping of sections"),
-    ("other:\n  cores: 1\n", "no section 'slurm'"),
-    ("slurm: 3\n", "must be a mapping"),
-    ("slurm:\n  cores: 1\n  memory: 1GB\n  coress: 2\n", "unknown key coress (neither genoshare's"),
-    ("slurm:\n  memory: 1GB\n", "missing required key(s) cores"),
-    ("slurm:\n  cores: 0\n  memory: 1GB\n", "cores: must be a positive integer"),
-    ("slurm:\n  cores: 2\n  memory: lots\n", "Could not interpret 'lots' as a byte unit"),  # dask-jobqueue's words
-    ("slurm:\n  cores: 2\n  processes: 3\n  memory: 1GB\n", "processes: 3 worker processes"),
-    ("slurm:\n  cores: 2\n  memory: 1GB\n  walltime: 1:30:00\n", "walltime: must be a quoted string"),
-    ("slurm:\n  cores: 2\n  memory: 1GB\n  job_extra_directives: --qos=x\n", "job_extra_directives: must be a list"),
-    ("slurm:\n  cores: 2\n  memory: 1GB\n  interface: nosuchif0\n", "no network interface 'nosuchif0'"),
-    ("slurm:\n  cores: 2\n  memory: 1GB\n  jobs: 1.5\n", "jobs: must be a positive integer"),
-    ("slurm:\n  cores: 2\n  memory: 1GB\n  startup_timeout: -1\n", "startup_timeout: must be a positive"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("slurm: [1, 2\n", "not valid YAML at line"),
+        ("- a\n- b\n", "mapping of sections"),
+        ("other:\n  cores: 1\n", "no section 'slurm'"),
+        ("slurm: 3\n", "must be a mapping"),
+        ("slurm:\n  cores: 1\n  memory: 1GB\n  coress: 2\n", "unknown key coress (neither genoshare's"),
+        ("slurm:\n  memory: 1GB\n", "missing required key(s) cores"),
+        ("slurm:\n  cores: 0\n  memory: 1GB\n", "cores: must be a positive integer"),
+        ("slurm:\n  cores: 2\n  memory: lots\n", "Could not interpret 'lots' as a byte unit"),  # dask-jobqueue's words
+        ("slurm:\n  cores: 2\n  processes: 3\n  memory: 1GB\n", "processes: 3 worker processes"),
+        ("slurm:\n  cores: 2\n  memory: 1GB\n  walltime: 1:30:00\n", "walltime: must be a quoted string"),
+        (
+            "slurm:\n  cores: 2\n  memory: 1GB\n  job_extra_directives: --qos=x\n",
+            "job_extra_directives: must be a list",
+        ),
+        ("slurm:\n  cores: 2\n  memory: 1GB\n  interface: nosuchif0\n", "no network interface 'nosuchif0'"),
+        ("slurm:\n  cores: 2\n  memory: 1GB\n  jobs: 1.5\n", "jobs: must be a positive integer"),
+        ("slurm:\n  cores: 2\n  memory: 1GB\n  startup_timeout: -1\n", "startup_timeout: must be a positive"),
+    ],
+)
 def test_bad_config_is_one_line_error_naming_the_file(tmp_path, text, needle):
     p = _write(tmp_path, text)
     with pytest.raises(GenoshareError) as ei:
@@ -203,19 +212,23 @@ def test_any_dask_jobqueue_parameter_passes_through(tmp_path):
     """Keys genoshare does not know are SLURMCluster's: they reach the worker job script unchanged."""
     from dask_jobqueue.slurm import SLURMJob
 
-    p = _write(tmp_path, """\
+    p = _write(
+        tmp_path,
+        """\
         slurm:
           cores: 2
           memory: 4GB
           job_script_prologue: ["module load python/3.11"]
           worker_extra_args: ["--lifetime", "55m"]
           job_cpu: 2
-        """)
+        """,
+    )
     cfg = load_slurm_config(p)
     kw = cfg.cluster_kwargs()
     assert kw["job_script_prologue"] == ["module load python/3.11"] and kw["processes"] == 2
-    script = SLURMJob(scheduler="tcp://127.0.0.1:1", name="t",
-                      **{k: v for k, v in kw.items() if k != "scheduler_options"}).job_script()
+    script = SLURMJob(
+        scheduler="tcp://127.0.0.1:1", name="t", **{k: v for k, v in kw.items() if k != "scheduler_options"}
+    ).job_script()
     assert "module load python/3.11" in script and "--lifetime 55m" in script and "--nthreads 1" in script
 
 

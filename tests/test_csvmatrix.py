@@ -66,9 +66,9 @@ def test_gzip_is_deterministic(tmp_path):
 def test_ids_needing_quotes_round_trip(tmp_path):
     g = np.array([[0, 1]], dtype=np.int8)
     p = tmp_path / "q.csv"
-    write_matrix(p, ['smith, j', 'o"neil'], ["rs1"], g)
+    write_matrix(p, ["smith, j", 'o"neil'], ["rs1"], g)
     gm = read_matrix(p)
-    assert gm.sample_ids == ['smith, j', 'o"neil']
+    assert gm.sample_ids == ["smith, j", 'o"neil']
     np.testing.assert_array_equal(gm.genotypes, g)
 
 

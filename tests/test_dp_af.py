@@ -163,8 +163,10 @@ def test_determinism_by_key_and_position():
     c, _ = dp_allele_counts(counts, n_called, 1.0, 1e-8, other_key)
     assert not np.array_equal(a, c)
     # chunked (v0 offsets, same total budget) gives the same noise as one call
-    parts = [dp_allele_counts(counts[i:i + 300], n_called[i:i + 300], 1.0, 1e-8, KEY, v0=i, n_snps=m)[0]
-             for i in range(0, m, 300)]
+    parts = [
+        dp_allele_counts(counts[i : i + 300], n_called[i : i + 300], 1.0, 1e-8, KEY, v0=i, n_snps=m)[0]
+        for i in range(0, m, 300)
+    ]
     assert np.array_equal(np.concatenate(parts), a)
     assert cal.n_snps == m and cal.sensitivity == pytest.approx(2 * math.sqrt(m))
 

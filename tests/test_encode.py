@@ -115,13 +115,23 @@ def test_fused_pass1_kernel_equals_the_separate_steps(s):
     ones, called, original = (np.zeros(v, dtype=np.int64) for _ in range(3))
     digests = np.zeros((v, 2), dtype=np.uint64)
     invalid = np.full(v, -1, dtype=np.int64)
-    noise_pack_count(calls, words, t_hi, t_lo, sample_weights(s0, s), packed, ones, called, original, digests,
-                     invalid)
+    noise_pack_count(calls, words, t_hi, t_lo, sample_weights(s0, s), packed, ones, called, original, digests, invalid)
     assert not invalid.any()
     bad = calls.copy()
     bad[2, 0, 1], bad[4, :, 0] = 3, 2  # allele indices above 1: counted per variant
-    noise_pack_count(bad, words, t_hi, t_lo, sample_weights(s0, s), np.zeros_like(packed), ones.copy(),
-                     called.copy(), original.copy(), digests.copy(), invalid)
+    noise_pack_count(
+        bad,
+        words,
+        t_hi,
+        t_lo,
+        sample_weights(s0, s),
+        np.zeros_like(packed),
+        ones.copy(),
+        called.copy(),
+        original.copy(),
+        digests.copy(),
+        invalid,
+    )
     assert invalid.tolist() == [0, 0, 1, 0, s, 0, 0, 0, 0]
 
     codes = np.empty((v, s), dtype=np.uint8)

@@ -45,15 +45,15 @@ def one_line_error(p, *words) -> str:
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "s"
-    simulate_cohort(d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0,
-                    formats=("csv", "vcz", "plink"))
+    simulate_cohort(
+        d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0, formats=("csv", "vcz", "plink")
+    )
     return d
 
 
 def _mount(target: Path, options: str) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True,
-                       text=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True)
     if p.returncode != 0:
         msg = f"cannot mount a tmpfs ({p.stderr.strip() or p.returncode}): these tests need root"
         if in_ci():
@@ -114,13 +114,31 @@ def rows(private: Path) -> list:
 def test_full_disk_gives_one_line_naming_the_output_and_leaves_nothing(sim, tmp_path, mounts, kind):
     disk = mounts(tmp_path / "disk", "size=2m")
     fill(disk)
-    cohort, panel = {"csv": ("cohort.csv.gz", "panel.csv.gz"), "vcz": ("cohort.vcz", "panel.vcz"),
-                     "plink": ("cohort.bed", "panel.vcz")}[kind]
+    cohort, panel = {
+        "csv": ("cohort.csv.gz", "panel.csv.gz"),
+        "vcz": ("cohort.vcz", "panel.vcz"),
+        "plink": ("cohort.bed", "panel.vcz"),
+    }[kind]
     private = tmp_path / "private"
     out = disk / "rel"
     extra = [] if kind == "csv" else ["--workers", 1]
-    p = run("release", sim / cohort, "--reference", sim / panel, "--epsilon", 1200, "--out", out, "--seed", 1,
-            "--private-dir", private, "--budget", 1e9, *extra)
+    p = run(
+        "release",
+        sim / cohort,
+        "--reference",
+        sim / panel,
+        "--epsilon",
+        1200,
+        "--out",
+        out,
+        "--seed",
+        1,
+        "--private-dir",
+        private,
+        "--budget",
+        1e9,
+        *extra,
+    )
     line = one_line_error(p, str(out), "No space left on device")
     if kind == "plink":  # the PLINK input is converted into a work directory beside the output first
         assert "work directory" in line
@@ -133,8 +151,18 @@ def test_read_only_output_directory_is_refused_before_any_work(sim, tmp_path, mo
     private = tmp_path / "private"
     for cohort, panel in (("cohort.csv.gz", "panel.csv.gz"), ("cohort.bed", "panel.vcz")):
         t0 = time.perf_counter()
-        p = run("release", sim / cohort, "--reference", sim / panel, "--epsilon", 1200, "--out", ro / "rel",
-                "--private-dir", private)
+        p = run(
+            "release",
+            sim / cohort,
+            "--reference",
+            sim / panel,
+            "--epsilon",
+            1200,
+            "--out",
+            ro / "rel",
+            "--private-dir",
+            private,
+        )
         one_line_error(p, str(ro / "rel"), "Read-only file system")
         assert "ledger:" not in p.stdout + p.stderr and "Dask" not in p.stderr  # refused before any work
         assert time.perf_counter() - t0 < 60
@@ -156,8 +184,16 @@ def test_unwritable_bind_mounted_output(sim, tmp_path, mounts):
         pytest.skip(f"cannot bind-mount: {p.stderr.strip()}")
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True)
-        p = run("release", sim / "cohort.csv.gz", "--reference", sim / "panel.csv.gz", "--epsilon", 1200,
-                "--out", target / "rel")
+        p = run(
+            "release",
+            sim / "cohort.csv.gz",
+            "--reference",
+            sim / "panel.csv.gz",
+            "--epsilon",
+            1200,
+            "--out",
+            target / "rel",
+        )
         one_line_error(p, str(target / "rel"), "Read-only file system")
         assert list(src.iterdir()) == []
     finally:
@@ -196,8 +232,14 @@ def _instrumented(tmp_path: Path, name: str, args, hold: bool):
     wrapper.write_text(_WRAPPER)
     marker = tmp_path / f"{name}.reached"
     env = {**os.environ, "GENOSHARE_TEST_MARKER": str(marker), "GENOSHARE_TEST_HOLD": "1" if hold else "0"}
-    proc = subprocess.Popen([sys.executable, str(wrapper), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(wrapper), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     return proc, marker
 
 
@@ -219,10 +261,23 @@ def test_race_for_one_budget_killed_run_stale_work_dir_and_ledger_cancel(sim, tm
     the work directory, and after `genoshare ledger cancel` the budget fits again."""
     private, parent = tmp_path / "private", tmp_path / "releases"
     parent.mkdir()
-    common = ["--reference", sim / "panel.vcz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private,
-              "--workers", 1, "--seed", 4]
-    a, a_marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.bed", *common, "--out", parent / "a"],
-                                hold=True)
+    common = [
+        "--reference",
+        sim / "panel.vcz",
+        "--epsilon",
+        1200,
+        "--budget",
+        1000,
+        "--private-dir",
+        private,
+        "--workers",
+        1,
+        "--seed",
+        4,
+    ]
+    a, a_marker = _instrumented(
+        tmp_path, "a", ["release", sim / "cohort.bed", *common, "--out", parent / "a"], hold=True
+    )
     try:
         _wait_for(a_marker, a)
         reserved = rows(private)
@@ -235,8 +290,9 @@ def test_race_for_one_budget_killed_run_stale_work_dir_and_ledger_cancel(sim, tm
         assert f"-{a.pid}-" in work[0].name and work[0].name.startswith(f".a.work-{socket.gethostname()}-")
         assert (work[0] / "cohort.vcz" / "call_genotype").is_dir()  # the private copy
 
-        b, b_marker = _instrumented(tmp_path, "b", ["release", sim / "cohort.vcz", *common, "--out", parent / "b"],
-                                    hold=False)
+        b, b_marker = _instrumented(
+            tmp_path, "b", ["release", sim / "cohort.vcz", *common, "--out", parent / "b"], hold=False
+        )
         _, err = b.communicate(timeout=300)
         assert b.returncode == 2, err
         errors = [ln for ln in err.splitlines() if ln.startswith("genoshare: error:")]
@@ -278,12 +334,14 @@ def test_race_for_one_budget_killed_run_stale_work_dir_and_ledger_cancel(sim, tm
 def test_csv_race_the_second_is_refused_before_genotype_work(sim, tmp_path):
     private = tmp_path / "private"
     common = ["--reference", sim / "panel.csv.gz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private]
-    a, a_marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "a"],
-                                hold=True)
+    a, a_marker = _instrumented(
+        tmp_path, "a", ["release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "a"], hold=True
+    )
     try:
         _wait_for(a_marker, a)
-        b, b_marker = _instrumented(tmp_path, "b", ["release", sim / "cohort.csv.gz", *common, "--out",
-                                                    tmp_path / "b"], hold=False)
+        b, b_marker = _instrumented(
+            tmp_path, "b", ["release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "b"], hold=False
+        )
         _, err = b.communicate(timeout=120)
         assert b.returncode == 2 and "privacy budget exceeded" in err, err
         assert not b_marker.exists() and not (tmp_path / "b").exists()
@@ -298,8 +356,15 @@ def test_failed_release_leaves_no_row(sim, tmp_path):
     the reservation) leaves no ledger row, and a later release sees the full budget."""
     private = tmp_path / "private"
     common = ["--reference", sim / "panel.csv.gz", "--epsilon", 1200, "--budget", 1000, "--private-dir", private]
-    p = run("release", sim / "cohort.csv.gz", *common, "--out", tmp_path / "a", "--af-source",
-            f"public:{tmp_path / 'missing.tsv'}")
+    p = run(
+        "release",
+        sim / "cohort.csv.gz",
+        *common,
+        "--out",
+        tmp_path / "a",
+        "--af-source",
+        f"public:{tmp_path / 'missing.tsv'}",
+    )
     one_line_error(p, "missing.tsv")
     assert "ledger: first release" in p.stdout + p.stderr  # it did reserve
     assert rows(private) == [] and not (tmp_path / "a").exists()
@@ -351,16 +416,34 @@ def test_worker_killed_mid_release_gives_the_same_bytes(chunked, tmp_path):
     from distributed import Client, LocalCluster
 
     cohort, panel = chunked
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        args = ["release", cohort, "--reference", panel, "--epsilon", 1200, "--seed", 11, "--scheduler",
-                cluster.scheduler_address, "--relatives", "skip"]
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        args = [
+            "release",
+            cohort,
+            "--reference",
+            panel,
+            "--epsilon",
+            1200,
+            "--seed",
+            11,
+            "--scheduler",
+            cluster.scheduler_address,
+            "--relatives",
+            "skip",
+        ]
         clean = tmp_path / "clean"
         run(*args, "--out", clean, check=True)
 
         killed_out = tmp_path / "killed"
-        proc = subprocess.Popen([*GENOSHARE, *map(str, args), "--out", str(killed_out)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*GENOSHARE, *map(str, args), "--out", str(killed_out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         pids = client.run(os.getpid)
         victim = None
         deadline = time.time() + 240
@@ -391,9 +474,25 @@ def test_sigterm_mid_release_cleans_up(sim, tmp_path):
     the PLINK input's converted copy), no ledger row."""
     private, parent = tmp_path / "private", tmp_path / "releases"
     parent.mkdir()
-    a, marker = _instrumented(tmp_path, "a", ["release", sim / "cohort.bed", "--reference", sim / "panel.vcz",
-                                              "--epsilon", 1200, "--private-dir", private, "--workers", 1,
-                                              "--out", parent / "a"], hold=True)
+    a, marker = _instrumented(
+        tmp_path,
+        "a",
+        [
+            "release",
+            sim / "cohort.bed",
+            "--reference",
+            sim / "panel.vcz",
+            "--epsilon",
+            1200,
+            "--private-dir",
+            private,
+            "--workers",
+            1,
+            "--out",
+            parent / "a",
+        ],
+        hold=True,
+    )
     try:
         _wait_for(marker, a)
         assert [r.status for r in rows(private)] == ["reserved"]
@@ -430,9 +529,24 @@ def _workflow_config(path: Path) -> Path:
 
 
 def _snakemake_cmd(workdir: Path, cfg: Path, timeout: int = 600) -> list[str]:
-    return ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "--snakefile",
-            str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(REPO / "profiles" / "slurm"),
-            "--configfile", str(cfg), *SLURM_FAST]
+    return [
+        "timeout",
+        "-k",
+        "10",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        str(cfg),
+        *SLURM_FAST,
+    ]
 
 
 def _workflow_env(private: Path) -> dict:
@@ -447,7 +561,8 @@ def _workflow_env(private: Path) -> dict:
 @pytest.mark.timeout(1500)
 def test_slurm_job_cancelled_mid_workflow_then_rerun_gives_the_same_release(slurm, tmp_path):
     """`scancel` the release's SLURM job while it runs its passes (its temporary release directory exists): the
-    workflow fails with nothing of the release left, no ledger row; the rerun completes, and its release is byte-identical to a clean release of
+    workflow fails with nothing of the release left, no ledger row; the rerun completes, and its release is
+    byte-identical to a clean release of
     the same workflow (same seed, same paths) made afterwards."""
     import re
 
@@ -456,8 +571,9 @@ def test_slurm_job_cancelled_mid_workflow_then_rerun_gives_the_same_release(slur
     cfg = _workflow_config(tmp_path / "config.yaml")
     env = _workflow_env(private)
     releases, log = wf / "results" / "releases", wf / "results" / "logs" / "release" / "tiny-cancel.log"
-    proc = subprocess.Popen(_snakemake_cmd(wf, cfg), cwd=wf, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _snakemake_cmd(wf, cfg), cwd=wf, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     job = None
     deadline = time.time() + 500
     while proc.poll() is None and time.time() < deadline:
@@ -484,8 +600,9 @@ def test_slurm_job_cancelled_mid_workflow_then_rerun_gives_the_same_release(slur
     import shutil
 
     shutil.rmtree(releases / "tiny-cancel")
-    clean = subprocess.run([*_snakemake_cmd(wf, cfg), "results/releases/tiny-cancel"], cwd=wf, env=env,
-                           capture_output=True, text=True)
+    clean = subprocess.run(
+        [*_snakemake_cmd(wf, cfg), "results/releases/tiny-cancel"], cwd=wf, env=env, capture_output=True, text=True
+    )
     assert clean.returncode == 0, (clean.stdout + clean.stderr)[-4000:]
     again = _release_files(releases / "tiny-cancel")
     assert after_rerun.keys() == again.keys() and any(k.startswith("release.vcz/call_genotype/") for k in again)
@@ -504,14 +621,22 @@ def test_hidden_names_and_stale_detection(tmp_path, monkeypatch):
 
     monkeypatch.setattr(workdir.socket, "gethostname", lambda: "node-01.example")
     name = workdir.hidden_name(tmp_path / "my.rel-1", "work")
-    assert workdir.parse_hidden(name) == {"out": "my.rel-1", "kind": "work", "host": "node-01.example",
-                                          "pid": os.getpid()}
+    assert workdir.parse_hidden(name) == {
+        "out": "my.rel-1",
+        "kind": "work",
+        "host": "node-01.example",
+        "pid": os.getpid(),
+    }
     dead = subprocess.Popen(["true"])
     dead.wait()  # a pid that no longer exists (reaped)
     live = os.getppid()
     made = {}
-    for label, host, pid in (("dead", "node-01.example", dead.pid), ("live", "node-01.example", live),
-                             ("other-host", "node-02", dead.pid), ("mine", "node-01.example", os.getpid())):
+    for label, host, pid in (
+        ("dead", "node-01.example", dead.pid),
+        ("live", "node-01.example", live),
+        ("other-host", "node-02", dead.pid),
+        ("mine", "node-01.example", os.getpid()),
+    ):
         d = tmp_path / f".r.work-{host}-{pid}-0123abcd"
         d.mkdir()
         (d / "cohort.vcz").mkdir()

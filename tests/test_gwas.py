@@ -44,8 +44,9 @@ def sim(tmp_path_factory):
     from genoshare.simulate import simulate_cohort
 
     d = tmp_path_factory.mktemp("gwas-sim")
-    simulate_cohort(d / "sim", cases=150, controls=150, panel=10, variants=500, seed=21, holdout=0,
-                    formats=("csv", "vcz", "plink"))
+    simulate_cohort(
+        d / "sim", cases=150, controls=150, panel=10, variants=500, seed=21, holdout=0, formats=("csv", "vcz", "plink")
+    )
     s = d / "sim"
     info = open_vcz(s / "cohort.vcz")
     G = read_matrix(s / "cohort.csv.gz").genotypes.copy()
@@ -53,17 +54,25 @@ def sim(tmp_path_factory):
     G[rng.random(G.shape) < 0.03] = -1
     pheno = pd.read_csv(s / "phenotype.tsv", sep="\t", dtype={"id": str})["phenotype"].to_numpy().copy()
     pheno[rng.choice(pheno.size, 10, replace=False)] = -9
-    write_vcz(d / "miss.vcz", G, sample_ids=info.sample_ids, contig_ids=info.contig_ids,
-              variant_contig=info.variant_contig, variant_position=info.variant_position,
-              variant_allele=info.variant_allele, variant_id=info.variant_id, chunks=(64, 50))
+    write_vcz(
+        d / "miss.vcz",
+        G,
+        sample_ids=info.sample_ids,
+        contig_ids=info.contig_ids,
+        variant_contig=info.variant_contig,
+        variant_position=info.variant_position,
+        variant_allele=info.variant_allele,
+        variant_id=info.variant_id,
+        chunks=(64, 50),
+    )
     export_plink(d / "miss.vcz", d / "miss", phenotype=pheno)
-    return {"dir": s, "miss": d / "miss", "miss_vcz": d / "miss.vcz", "G_miss": G, "pheno_miss": pheno,
-            "work": d}
+    return {"dir": s, "miss": d / "miss", "miss_vcz": d / "miss.vcz", "G_miss": G, "pheno_miss": pheno, "work": d}
 
 
 def plink(*args, cwd):
-    proc = subprocess.run([PLINK, "--allow-no-sex", "--silent", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [PLINK, "--allow-no-sex", "--silent", *map(str, args)], cwd=cwd, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -88,8 +97,11 @@ def agrees(ours: float, printed: str) -> bool:
 
 def assert_matches(ours: pd.DataFrame, ids, chisq, p, what):
     ours = ours.set_index("id").loc[list(ids)]
-    bad = [(i, s, c, q, pp) for i, s, c, q, pp in zip(ids, ours["statistic"], chisq, ours["p"], p)
-           if not (agrees(s, c) and agrees(q, pp))]
+    bad = [
+        (i, s, c, q, pp)
+        for i, s, c, q, pp in zip(ids, ours["statistic"], chisq, ours["p"], p)
+        if not (agrees(s, c) and agrees(q, pp))
+    ]
     assert not bad, f"{what}: {len(bad)} of {len(ids)} SNPs differ from PLINK, e.g. {bad[:3]}"
 
 
@@ -162,8 +174,16 @@ def test_cases_against_separate_controls_match_plink(sim, tmp_path):
     a = read_plink_table(tmp_path / "a.assoc")
     m = read_plink_table(tmp_path / "m.model")
     m = m[m["TEST"] == "GENO"]
-    run_cli("--cases", tmp_path / "cases.bed", "--controls", tmp_path / "controls.bed", "--test", "allelic",
-            "--out", tmp_path / "al.tsv")
+    run_cli(
+        "--cases",
+        tmp_path / "cases.bed",
+        "--controls",
+        tmp_path / "controls.bed",
+        "--test",
+        "allelic",
+        "--out",
+        tmp_path / "al.tsv",
+    )
     al = pd.read_csv(tmp_path / "al.tsv", sep="\t", dtype={"id": str})
     assert set(al["n_cases"]) == {150} and set(al["n_controls"]) == {150}
     assert gwas_counts(tmp_path / "cases.bed", controls=tmp_path / "controls.bed").notes["allele_swapped"] > 0
@@ -172,8 +192,16 @@ def test_cases_against_separate_controls_match_plink(sim, tmp_path):
     # (a CSV matrix has no alleles to re-orient by: the cases keep the original allele order here)
     from genoshare.io.ingest import ingest
 
-    plink("--bfile", base, "--filter-cases", "--keep-allele-order", "--make-bed", "--out", tmp_path / "cases_k",
-          cwd=tmp_path)
+    plink(
+        "--bfile",
+        base,
+        "--filter-cases",
+        "--keep-allele-order",
+        "--make-bed",
+        "--out",
+        tmp_path / "cases_k",
+        cwd=tmp_path,
+    )
     ingest(tmp_path / "cases_k.bed", tmp_path / "cases.vcz")
     full = read_matrix(sim["dir"] / "cohort.csv.gz")
     fam = pd.read_csv(tmp_path / "controls.fam", sep=r"\s+", header=None, dtype=str)
@@ -243,8 +271,12 @@ def test_allele_swapped_controls_are_reoriented(tmp_path):
     A = rng.integers(0, 3, (m, 30)).astype(np.int8)
     B = rng.integers(0, 3, (m, 25)).astype(np.int8)
     alleles = np.array([["A", "G"]] * m, dtype=object)
-    meta = dict(contig_ids=["1"], variant_contig=np.zeros(m, int), variant_position=np.arange(1, m + 1) * 10,
-                variant_id=np.array([f"v{j}" for j in range(m)], dtype=object))
+    meta = dict(
+        contig_ids=["1"],
+        variant_contig=np.zeros(m, int),
+        variant_position=np.arange(1, m + 1) * 10,
+        variant_id=np.array([f"v{j}" for j in range(m)], dtype=object),
+    )
     write_vcz(tmp_path / "a.vcz", A, sample_ids=[f"a{i}" for i in range(30)], variant_allele=alleles, **meta)
     swapped = alleles.copy()
     swapped[:5] = ["G", "A"]  # REF/ALT swapped at 5 sites: their dosage counts the other allele
@@ -296,8 +328,17 @@ def test_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="neither a VCF Zarr store nor a release directory"):
         gwas_counts(tmp_path / "empty", phenotype=tmp_path / "ph.tsv")
-    res = CliRunner().invoke(gwas_cmd, ["--cases", str(tmp_path / "nope.csv"), "--phenotype",
-                                        str(tmp_path / "ph.tsv"), "--out", str(tmp_path / "o.tsv")])
+    res = CliRunner().invoke(
+        gwas_cmd,
+        [
+            "--cases",
+            str(tmp_path / "nope.csv"),
+            "--phenotype",
+            str(tmp_path / "ph.tsv"),
+            "--out",
+            str(tmp_path / "o.tsv"),
+        ],
+    )
     assert res.exit_code == 2
     assert res.output.count("\n") == 1 and "nope.csv" in res.output
     assert not (tmp_path / "o.tsv").exists()

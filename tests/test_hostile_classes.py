@@ -46,9 +46,14 @@ def _write_csv(path: Path, g: np.ndarray, ids, snps) -> Path:
 def _meta(ids, vid=None):
     pairs = np.array([("A", "C"), ("A", "G"), ("C", "T"), ("G", "T")], dtype=object)  # none strand-ambiguous
     pos = np.arange(M) * 100 + 1000
-    return dict(sample_ids=list(ids), contig_ids=["1"], variant_contig=np.zeros(M, dtype=np.int64),
-                variant_position=pos, variant_allele=pairs[np.arange(M) % 4],
-                variant_id=vid or [f"rs{j}" for j in range(M)])
+    return dict(
+        sample_ids=list(ids),
+        contig_ids=["1"],
+        variant_contig=np.zeros(M, dtype=np.int64),
+        variant_position=pos,
+        variant_allele=pairs[np.arange(M) % 4],
+        variant_id=vid or [f"rs{j}" for j in range(M)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +91,9 @@ def _release(kind, tmp_path, g, ids=None, snps=None, **opts):
         return np.where(np.isnan(got), -1, got).astype(np.int8), list(df["PATIENT_ID"]), out
     write_vcz(tmp_path / "cohort.vcz", g, **_meta(ids, snps))
     write_vcz(tmp_path / "panel.vcz", panel, **_meta([f"r{i}" for i in range(NR)]))
-    release_store(tmp_path / "cohort.vcz", tmp_path / "panel.vcz", opts.pop("epsilon", EPS), out,
-                  scheduler=SCHEDULER, **opts)
+    release_store(
+        tmp_path / "cohort.vcz", tmp_path / "panel.vcz", opts.pop("epsilon", EPS), out, scheduler=SCHEDULER, **opts
+    )
     root = zarr.open(str(out / "release.vcz"), mode="r")
     gt = np.asarray(root["call_genotype"][:])
     dos = np.where((gt < 0).any(axis=2), -1, gt.sum(axis=2)).astype(np.int8)
@@ -157,10 +163,17 @@ def test_one_individual_with_public_frequencies(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", PATHS)
-@pytest.mark.parametrize("eps, match", [
-    (0.0, "positive"), (float("nan"), "positive"), (float("inf"), "positive"), (-1.0, "positive"),
-    (1e-300, "below the smallest epsilon"), (1e300, "exceeds the largest true epsilon"),
-])
+@pytest.mark.parametrize(
+    "eps, match",
+    [
+        (0.0, "positive"),
+        (float("nan"), "positive"),
+        (float("inf"), "positive"),
+        (-1.0, "positive"),
+        (1e-300, "below the smallest epsilon"),
+        (1e300, "exceeds the largest true epsilon"),
+    ],
+)
 def test_epsilon_out_of_range(kind, eps, match, tmp_path):
     g, _ = _data()
     with pytest.raises(GenoshareError, match=match) as exc:
@@ -198,8 +211,23 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     r = _write_csv(tmp_path / "p.csv", panel, [f"r{i}" for i in range(NR)], [f"rs{j}" for j in range(M)])
     for eps in ["nan", "1e-300", "-3"]:
         out = tmp_path / f"out{eps}"
-        p = subprocess.run([sys.executable, "-m", "genoshare.cli", "release", str(c), "--reference", str(r),
-                            "--epsilon", eps, "--out", str(out)], capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "genoshare.cli",
+                "release",
+                str(c),
+                "--reference",
+                str(r),
+                "--epsilon",
+                eps,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 2, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not out.exists()

@@ -31,8 +31,7 @@ GENOSHARE = [sys.executable, "-m", "genoshare.cli"]
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("hostile") / "s"
-    simulate_cohort(d, cases=30, controls=30, panel=40, variants=1200, seed=4, holdout=0,
-                    formats=("csv", "vcz", "vcf"))
+    simulate_cohort(d, cases=30, controls=30, panel=40, variants=1200, seed=4, holdout=0, formats=("csv", "vcz", "vcf"))
     return d
 
 
@@ -63,16 +62,31 @@ def test_renamed_cohort_as_panel_is_refused_csv(tmp_path):
     panel = tmp_path / "panel.csv.gz"
     write_matrix(panel, [f"x{s}" for s in c.sample_ids], c.variant_ids, c.genotypes)
     with pytest.raises(InputError, match=r"panel\.csv\.gz: reference panel holds cohort genotypes") as err:
-        api.release_csv(f"{LACTOSE}/data.csv.gz", panel, 1.0, tmp_path / "out", seed=1, relatives="skip",
-                        private_dir=tmp_path / "priv")
+        api.release_csv(
+            f"{LACTOSE}/data.csv.gz",
+            panel,
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            relatives="skip",
+            private_dir=tmp_path / "priv",
+        )
     assert "\n" not in str(err.value) and not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
 
 
 def test_renamed_cohort_as_panel_is_refused_store(sim, tmp_path):
     panel = _renamed_store(sim / "cohort.vcz", tmp_path / "panel.vcz")
     with pytest.raises(InputError, match=r"reference panel holds cohort genotypes: (\d+) cohort-panel pair") as err:
-        api.release_store(sim / "cohort.vcz", panel, 1.0, tmp_path / "out", seed=1, relatives="skip",
-                          private_dir=tmp_path / "priv", workers=1)
+        api.release_store(
+            sim / "cohort.vcz",
+            panel,
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            relatives="skip",
+            private_dir=tmp_path / "priv",
+            workers=1,
+        )
     # every individual of the 60 with a heterozygous call among the SNPs used (one of them has none: KING's phi
     # is undefined there)
     assert int(err.value.problem.split(": ")[1].split()[0]) >= 55
@@ -98,8 +112,17 @@ def test_unrelated_simulated_panel_is_accepted(sim, tmp_path):
     assert rep["outcome"] in ("ok", "related") and len(notes) == 1 and notes[0].startswith("panel overlap:")
     # end to end, store path: released, and the outcome stays out of the manifest
     notes = []
-    man = api.release_store(sim / "cohort.vcz", sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, relatives="skip",
-                            private_dir=tmp_path / "priv", workers=1, notify=notes.append)
+    man = api.release_store(
+        sim / "cohort.vcz",
+        sim / "panel.vcz",
+        1.0,
+        tmp_path / "out",
+        seed=1,
+        relatives="skip",
+        private_dir=tmp_path / "priv",
+        workers=1,
+        notify=notes.append,
+    )
     assert any(n.startswith("panel overlap:") for n in notes)
     assert "panel overlap" not in (tmp_path / "out" / "manifest.json").read_text() and man["n_samples"] == 60
 
@@ -147,21 +170,33 @@ def _set_gt(lines, row, sample, gt):
 def test_vcf_gt_0_3_is_refused_at_ingest_and_release(sim, tmp_path):
     vcf = _edit_vcf(sim / "cohort.vcf.gz", tmp_path / "bad.vcf.gz", lambda ls, b: _set_gt(ls, b[5], 2, "0/3"))
     vcf_id = [ln for ln in gzip.open(vcf, "rt").read().splitlines() if not ln.startswith("#")][5].split("\t")[2]
-    p = subprocess.run([*GENOSHARE, "ingest", str(vcf), "--out", str(tmp_path / "bad.vcz")], capture_output=True,
-                       text=True)
+    p = subprocess.run(
+        [*GENOSHARE, "ingest", str(vcf), "--out", str(tmp_path / "bad.vcz")], capture_output=True, text=True
+    )
     _one_line(p, "bad.vcf.gz", "allele index above 1", vcf_id)
     assert not (tmp_path / "bad.vcz").exists()
     with pytest.raises(InputError, match=f"bad.vcf.gz: allele index above 1 at bi-allelic site {vcf_id}"):
-        api.release_store(vcf, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, relatives="skip",
-                          private_dir=tmp_path / "priv", workers=1)
+        api.release_store(
+            vcf,
+            sim / "panel.vcz",
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            relatives="skip",
+            private_dir=tmp_path / "priv",
+            workers=1,
+        )
     assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
 
 
 def _kept_site(root, start=7):
     """A site the alignment keeps: not strand-ambiguous (A/T, C/G)."""
     alleles = root["variant_allele"][:]
-    return next(j for j in range(start, len(alleles)) if {str(alleles[j][0]), str(alleles[j][1])} not in
-                ({"A", "T"}, {"C", "G"}))
+    return next(
+        j
+        for j in range(start, len(alleles))
+        if {str(alleles[j][0]), str(alleles[j][1])} not in ({"A", "T"}, {"C", "G"})
+    )
 
 
 def test_vcz_value_3_is_refused_in_pass_one(sim, tmp_path):
@@ -172,8 +207,16 @@ def test_vcz_value_3_is_refused_in_pass_one(sim, tmp_path):
     root["call_genotype"][j, 3, 1] = 3
     vid = str(root["variant_id"][j])
     with pytest.raises(InputError, match=f"allele index above 1 at bi-allelic variant {vid} .*1 variant") as err:
-        api.release_store(bad, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, relatives="skip",
-                          private_dir=tmp_path / "priv", workers=1)
+        api.release_store(
+            bad,
+            sim / "panel.vcz",
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            relatives="skip",
+            private_dir=tmp_path / "priv",
+            workers=1,
+        )
     assert str(bad) in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # no work or temporary directory left
@@ -186,8 +229,16 @@ def test_panel_value_3_is_refused(sim, tmp_path):
     j = _kept_site(root, 11)
     root["call_genotype"][j, 0, 0] = 2
     with pytest.raises(InputError, match=f"allele index above 1 at bi-allelic site {j + 1} of the reference panel"):
-        api.release_store(sim / "cohort.vcz", bad, 1.0, tmp_path / "out", seed=1, relatives="skip",
-                          private_dir=tmp_path / "priv", workers=1)
+        api.release_store(
+            sim / "cohort.vcz",
+            bad,
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            relatives="skip",
+            private_dir=tmp_path / "priv",
+            workers=1,
+        )
 
 
 def test_csv_values_other_than_genotypes_are_refused(tmp_path):
@@ -206,8 +257,16 @@ def test_manifest_alignment_counts_sites_dropped_at_ingest(sim, tmp_path):
         _set_gt(lines, body[9], 0, "1")  # one haploid call: not diploid
 
     vcf = _edit_vcf(sim / "cohort.vcf.gz", tmp_path / "cohort.vcf.gz", edit)
-    man = api.release_store(vcf, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, relatives="skip",
-                            private_dir=tmp_path / "priv", workers=1)
+    man = api.release_store(
+        vcf,
+        sim / "panel.vcz",
+        1.0,
+        tmp_path / "out",
+        seed=1,
+        relatives="skip",
+        private_dir=tmp_path / "priv",
+        workers=1,
+    )
     al = man["alignment"]
     assert al["dropped_at_ingest"] == {"multiallelic": 1, "missing_allele": 0, "non_diploid": 1}
     assert al["cohort_sites"] == 1198 and al["kept"] <= 1198
@@ -238,14 +297,30 @@ def test_export_ids_with_spaces_refused_before_genotype_work(sim, tmp_path, no_g
     root["sample_id"][:] = np.array(ids, dtype=object)
     for kind in ("plink", "vcf"):
         with pytest.raises(InputError, match=f"sample id 'ind 0005' contains whitespace .*--export {kind}"):
-            api.release_store(bad, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, exports=(kind,),
-                              private_dir=tmp_path / "priv", workers=1)
+            api.release_store(
+                bad,
+                sim / "panel.vcz",
+                1.0,
+                tmp_path / "out",
+                seed=1,
+                exports=(kind,),
+                private_dir=tmp_path / "priv",
+                workers=1,
+            )
         assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
     ids[4] = 'ind"05'
     root["sample_id"][:] = np.array(ids, dtype=object)
     with pytest.raises(InputError, match="sample id 'ind\"05' contains '\"'"):
-        api.release_store(bad, sim / "panel.vcz", 1.0, tmp_path / "out", seed=1, exports=("plink",),
-                          private_dir=tmp_path / "priv", workers=1)
+        api.release_store(
+            bad,
+            sim / "panel.vcz",
+            1.0,
+            tmp_path / "out",
+            seed=1,
+            exports=("plink",),
+            private_dir=tmp_path / "priv",
+            workers=1,
+        )
     assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
 
 
@@ -257,9 +332,16 @@ def test_export_id_rules_match_what_vcztools_rejects(tmp_path):
     G = np.array([[0, 1, 2], [1, 1, 0]], dtype=np.int8)
 
     def store(name, sids, vids):
-        return write_vcz(tmp_path / name, G, sample_ids=sids, contig_ids=["1"], variant_contig=np.zeros(2, int),
-                         variant_position=np.array([1, 2]), variant_allele=np.array([["A", "G"]] * 2, dtype=object),
-                         variant_id=vids)
+        return write_vcz(
+            tmp_path / name,
+            G,
+            sample_ids=sids,
+            contig_ids=["1"],
+            variant_contig=np.zeros(2, int),
+            variant_position=np.array([1, 2]),
+            variant_allele=np.array([["A", "G"]] * 2, dtype=object),
+            variant_id=vids,
+        )
 
     good = store("good.vcz", ["a", "b,c", "d-e"], ["rs1", "rs2"])
     check_export_ids(("plink", "vcf"), ["a", "b,c", "d-e"], ["rs1", "rs2"], good)
@@ -290,22 +372,46 @@ def test_output_inside_input_refused(sim, tmp_path, no_genotype_work):
     d.mkdir()
     shutil.copy(sim / "cohort.csv.gz", d / "cohort.csv.gz")
     with pytest.raises(InputError, match="contains the input"):
-        api.release_csv(d / "cohort.csv.gz", sim / "panel.csv.gz", 1.0, d, overwrite=True, seed=1,
-                        private_dir=tmp_path / "priv")
+        api.release_csv(
+            d / "cohort.csv.gz", sim / "panel.csv.gz", 1.0, d, overwrite=True, seed=1, private_dir=tmp_path / "priv"
+        )
     assert (d / "cohort.csv.gz").exists()
-    p = subprocess.run([*GENOSHARE, "release", str(store), "--reference", str(sim / "panel.vcz"), "--epsilon", "1",
-                        "--out", str(store / "rel")], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            *GENOSHARE,
+            "release",
+            str(store),
+            "--reference",
+            str(sim / "panel.vcz"),
+            "--epsilon",
+            "1",
+            "--out",
+            str(store / "rel"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     _one_line(p, str(store / "rel"), "lies inside the input")
 
 
 def test_phenotype_matching_no_id_refused_before_ledger(sim, tmp_path, no_genotype_work):
     pheno = tmp_path / "pheno.tsv"
     pheno.write_text("IID\tcase\n" + "".join(f"other{i}\t{1 + i % 2}\n" for i in range(20)))
-    for release, cohort, panel in ((api.release_csv, sim / "cohort.csv.gz", sim / "panel.csv.gz"),
-                                   (api.release_store, sim / "cohort.vcz", sim / "panel.vcz")):
+    for release, cohort, panel in (
+        (api.release_csv, sim / "cohort.csv.gz", sim / "panel.csv.gz"),
+        (api.release_store, sim / "cohort.vcz", sim / "panel.vcz"),
+    ):
         with pytest.raises(InputError, match="pheno.tsv: no row matches a cohort sample id"):
-            release(cohort, panel, 1.0, tmp_path / "out", seed=1, phenotypes=pheno, release_phenotype=["case"],
-                    private_dir=tmp_path / "priv")
+            release(
+                cohort,
+                panel,
+                1.0,
+                tmp_path / "out",
+                seed=1,
+                phenotypes=pheno,
+                release_phenotype=["case"],
+                private_dir=tmp_path / "priv",
+            )
         assert not (tmp_path / "out").exists() and _no_rows(tmp_path / "priv")
 
 
@@ -315,8 +421,16 @@ def test_valid_release_is_unchanged_by_the_checks(sim, tmp_path, monkeypatch):
     import json
 
     def run(name):
-        api.release_csv(sim / "cohort.csv.gz", sim / "panel.csv.gz", 1.0, tmp_path / name, seed=3,
-                        relatives="skip", private_dir=tmp_path / f"p{name}")
+        api.release_csv(
+            sim / "cohort.csv.gz",
+            sim / "panel.csv.gz",
+            1.0,
+            tmp_path / name,
+            seed=3,
+            relatives="skip",
+            private_dir=tmp_path / f"p{name}",
+        )
+
         def steady(x):  # without the clock: timings, creation time, seconds
             if isinstance(x, dict):
                 return {k: steady(v) for k, v in x.items() if k not in ("timings", "created", "seconds")}
@@ -334,7 +448,20 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
     c = read_matrix(f"{LACTOSE}/data.csv.gz")
     panel = tmp_path / "panel.csv.gz"
     write_matrix(panel, [f"x{s}" for s in c.sample_ids], c.variant_ids, c.genotypes)
-    p = subprocess.run([*GENOSHARE, "release", f"{LACTOSE}/data.csv.gz", "--reference", str(panel), "--epsilon", "1",
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            *GENOSHARE,
+            "release",
+            f"{LACTOSE}/data.csv.gz",
+            "--reference",
+            str(panel),
+            "--epsilon",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     _one_line(p, "panel.csv.gz", "reference panel holds cohort genotypes")
     assert isinstance(InputError("x", "y"), GenoshareError)

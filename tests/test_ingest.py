@@ -102,8 +102,9 @@ def test_csv_alleles_work_with_plink19_and_vcztools(src, tmp_path):
     d, g, meta = src
     ingest(d / "x.csv.gz", tmp_path / "o.vcz")
     export_plink(tmp_path / "o.vcz", tmp_path / "p")
-    r = subprocess.run([plink, "--bfile", str(tmp_path / "p"), "--freq", "--out", str(tmp_path / "f")],
-                       capture_output=True)
+    r = subprocess.run(
+        [plink, "--bfile", str(tmp_path / "p"), "--freq", "--out", str(tmp_path / "f")], capture_output=True
+    )
     assert r.returncode == 0, r.stdout.decode()[-2000:]
     rows = [ln.split() for ln in (tmp_path / "f.frq").read_text().splitlines()[1:]]
     assert len(rows) == M and {(r[2], r[3]) for r in rows} <= {("N", "<ALT>"), ("<ALT>", "N")}

@@ -80,7 +80,7 @@ def test_matches_literal_formula_with_missing(estimator):
     G = _random(400, 25, 0, 0.08)
     ref = _brute(G, estimator)
     for step in (400, 37, 1):
-        got = king_robust((G[v:v + step] for v in range(0, 400, step)), 25, estimator)
+        got = king_robust((G[v : v + step] for v in range(0, 400, step)), 25, estimator)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
@@ -131,8 +131,9 @@ def _plant(G, ids, founders, rng):
         p3 = founders[2]
         new.append(_child(rng, c1, G[:, p3]))
         names.append("GC")
-        expected.update({("C1", "GC"): first, (ids[p3], "GC"): first,
-                         (P1, "GC"): second, (P2, "GC"): second, ("C2", "GC"): second})
+        expected.update(
+            {("C1", "GC"): first, (ids[p3], "GC"): first, (P1, "GC"): second, (P2, "GC"): second, ("C2", "GC"): second}
+        )
     return np.concatenate([G, np.stack(new, axis=1)], axis=1), list(ids) + names, expected
 
 
@@ -150,8 +151,9 @@ def grown_population():
     dem.add_population_parameters_change(time=400, initial_size=10_000, growth_rate=0)
     blocks = []
     for c in range(10):
-        ts = msprime.sim_ancestry(200, demography=dem, sequence_length=5e6, recombination_rate=1e-8,
-                                  random_seed=100 + c)
+        ts = msprime.sim_ancestry(
+            200, demography=dem, sequence_length=5e6, recombination_rate=1e-8, random_seed=100 + c
+        )
         ts = msprime.sim_mutations(ts, rate=1.25e-8, random_seed=200 + c, model=msprime.BinaryMutationModel())
         h = ts.genotype_matrix()
         g = (h[:, 0::2] + h[:, 1::2]).astype(np.int8)
@@ -172,7 +174,7 @@ def test_planted_relatives_in_grown_population(grown_population):
     src = GenotypeSource.from_matrix(G2, ids2)
     found = find_related(src, sample_block=64)
     assert _as_dict(found) == {tuple(sorted(k)): v for k, v in expected.items()}
-    for a, b, p, d in found:
+    for _a, _b, p, d in found:
         assert (0.2 < p < 0.3) if d == "1st degree" else (0.095 < p < 0.16)
     rep = kinship_report(src, epsilon=1.5)
     assert rep["largest_group"] == 6 and rep["epsilon_largest_group"] == pytest.approx(9.0)
@@ -199,8 +201,10 @@ def test_planted_relatives_in_simulate_cohort(simulated_cohort):
     assert "too little of the genome" in short["warning"]
     np.fill_diagonal(phi, -1)
     het = (G == 1).sum(axis=0)
-    clean = np.flatnonzero((np.nanmax(phi, axis=1) < 0.0442)  # no kinship above 3rd degree with anyone
-                           & (np.abs(het / np.median(het) - 1) < 0.1))  # and not inbred (module docstring)
+    clean = np.flatnonzero(
+        (np.nanmax(phi, axis=1) < 0.0442)  # no kinship above 3rd degree with anyone
+        & (np.abs(het / np.median(het) - 1) < 0.1)
+    )  # and not inbred (module docstring)
     assert clean.size >= 3
     G2, ids2, expected = _plant(G, ids, tuple(clean[:2]), np.random.default_rng(11))
     after = _as_dict(find_related(GenotypeSource.from_matrix(G2, ids2), sample_block=50))
@@ -214,8 +218,20 @@ def test_matches_plink2_make_king_table(simulated_cohort, tmp_path):
 
     import pandas as pd
 
-    subprocess.run([plink2, "--bfile", str(simulated_cohort / "cohort"), "--make-king-table",
-                    "--king-table-filter", "-1", "--out", str(tmp_path / "king")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            plink2,
+            "--bfile",
+            str(simulated_cohort / "cohort"),
+            "--make-king-table",
+            "--king-table-filter",
+            "-1",
+            "--out",
+            str(tmp_path / "king"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     t = pd.read_csv(tmp_path / "king.kin0", sep="\t")
     c = read_matrix(simulated_cohort / "cohort.csv.gz")
     phi = king_robust([c.genotypes], c.n_samples)
@@ -234,8 +250,7 @@ def test_vcz_source_equals_csv_and_thinning(simulated_cohort):
 
 
 def test_refuses_biobank_size_and_bad_input(tmp_path):
-    src = GenotypeSource([f"s{i}" for i in range(MAX_SAMPLES + 1)], 10,
-                         lambda *a: pytest.fail("must not read"))
+    src = GenotypeSource([f"s{i}" for i in range(MAX_SAMPLES + 1)], 10, lambda *a: pytest.fail("must not read"))
     with pytest.raises(GenoshareError, match="plink2 --make-king-table"):
         find_related(src)
     with pytest.raises(GenoshareError, match="threshold"):
@@ -251,8 +266,9 @@ def test_cli_kinship(tmp_path, grown_population):
     from genoshare.cli.privacy import kinship_cmd
 
     # every 4th SNP: thinning keeps the genome span (ten chromosomes), which is what KING's precision needs
-    G2, ids2, expected = _plant(grown_population[::4], [f"p{i:03d}" for i in range(200)], (1, 2),
-                                np.random.default_rng(3))
+    G2, ids2, expected = _plant(
+        grown_population[::4], [f"p{i:03d}" for i in range(200)], (1, 2), np.random.default_rng(3)
+    )
     write_matrix(tmp_path / "c.csv.gz", ids2, [f"v{j}" for j in range(G2.shape[0])], G2)
     runner = CliRunner()
     res = runner.invoke(kinship_cmd, [str(tmp_path / "c.csv.gz"), "--json", "--epsilon", "2"])

@@ -202,7 +202,9 @@ def test_compute_ldstats_lactose_windowed(lactose_ref, zero_cell, window):
     for ctg in (None, np.repeat([1, 2], [m // 3, m - m // 3])):
         ref = dense_ldstats(G, zero_cell, window=window, contigs=ctg)
         got = compute_ldstats(G, zero_cell=zero_cell, window=window, contigs=ctg)
-        _assert_stats_close(got, ref, label=f"lactose {zero_cell} window={window} contigs={'2' if ctg is not None else None}")
+        _assert_stats_close(
+            got, ref, label=f"lactose {zero_cell} window={window} contigs={'2' if ctg is not None else None}"
+        )
 
 
 # ---------------------------------------------------------------- kernels: paths, duplicates, determinism
@@ -249,8 +251,14 @@ def test_bits_do_not_depend_on_threads_or_task_execution_order(window):
     partials = {}
     for t in reversed(tasks):  # executed backwards, one by one
         rows = t.rows()
-        partials[t] = tile_partial(t, np.concatenate([G[a:b] for a, b in rows]),
-                                   np.concatenate([codes[a:b] for a, b in rows]), window, "haldane", n)
+        partials[t] = tile_partial(
+            t,
+            np.concatenate([G[a:b] for a, b in rows]),
+            np.concatenate([codes[a:b] for a, b in rows]),
+            window,
+            "haldane",
+            n,
+        )
     acc = LDAccumulator(m, n, "haldane", window)
     for t in tasks:
         acc.add(t, partials[t])

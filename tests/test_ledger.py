@@ -89,7 +89,7 @@ def test_fingerprint_stable_across_chunkings_and_formats(tmp_path):
     ref = fingerprint_matrix(c)
     assert len(ref) == 64
     for step in (1, 7, 64, 299, 300, 1000):
-        chunks = (c.genotypes[v:v + step] for v in range(0, c.n_variants, step))
+        chunks = (c.genotypes[v : v + step] for v in range(0, c.n_variants, step))
         assert cohort_fingerprint(c.sample_ids, c.variant_ids, chunks) == ref
     # other negative codes for missing are the same missing
     g2 = np.where(c.genotypes < 0, -2, c.genotypes)
@@ -97,9 +97,14 @@ def test_fingerprint_stable_across_chunkings_and_formats(tmp_path):
     # the same cohort as CSV and as VCF Zarr (two chunkings of the store)
     write_matrix(tmp_path / "c.csv.gz", c.sample_ids, c.variant_ids, c.genotypes)
     assert fingerprint_path(tmp_path / "c.csv.gz") == ref
-    sites = dict(sample_ids=c.sample_ids, contig_ids=["1"], variant_contig=np.zeros(c.n_variants, np.int64),
-                 variant_position=np.array([100 + 10 * j for j in range(c.n_variants)]),
-                 variant_allele=np.array([["A", "G"]] * c.n_variants, dtype=object), variant_id=c.variant_ids)
+    sites = dict(
+        sample_ids=c.sample_ids,
+        contig_ids=["1"],
+        variant_contig=np.zeros(c.n_variants, np.int64),
+        variant_position=np.array([100 + 10 * j for j in range(c.n_variants)]),
+        variant_allele=np.array([["A", "G"]] * c.n_variants, dtype=object),
+        variant_id=c.variant_ids,
+    )
     write_vcz(tmp_path / "a.vcz", c.genotypes, chunks=(64, 16), **sites)
     write_vcz(tmp_path / "b.vcz", c.genotypes, chunks=(1000, 1000), **sites)
     assert fingerprint_vcz(tmp_path / "a.vcz") == ref
@@ -144,9 +149,14 @@ def test_fingerprint_digests_follow_their_definition_and_any_chunking(tmp_path):
         assert np.array_equal(parts, truth)
     ref = fingerprint_matrix(c)
     assert fingerprint_from_digests(c.sample_ids, c.variant_ids, truth) == ref
-    sites = dict(sample_ids=c.sample_ids, contig_ids=["1"], variant_contig=np.zeros(c.n_variants, np.int64),
-                 variant_position=np.array([100 + 10 * j for j in range(c.n_variants)]),
-                 variant_allele=np.array([["A", "G"]] * c.n_variants, dtype=object), variant_id=c.variant_ids)
+    sites = dict(
+        sample_ids=c.sample_ids,
+        contig_ids=["1"],
+        variant_contig=np.zeros(c.n_variants, np.int64),
+        variant_position=np.array([100 + 10 * j for j in range(c.n_variants)]),
+        variant_allele=np.array([["A", "G"]] * c.n_variants, dtype=object),
+        variant_id=c.variant_ids,
+    )
     for k, chunks in enumerate([(5, 4), (37, 23), (8, 7)]):
         write_vcz(tmp_path / f"{k}.vcz", c.genotypes, chunks=chunks, **sites)
         with dask.config.set(scheduler="threads"):
@@ -177,8 +187,9 @@ def test_fingerprint_changes_with_any_change():
     assert cohort_fingerprint(c.sample_ids, vids, [c.genotypes]) != ref
     # order of individuals matters (a different matrix), and id boundaries are unambiguous
     assert cohort_fingerprint(c.sample_ids[::-1], c.variant_ids, [c.genotypes[:, ::-1]]) != ref
-    assert (cohort_fingerprint(["ab", "c"], ["x"], [np.zeros((1, 2), np.int8)])
-            != cohort_fingerprint(["a", "bc"], ["x"], [np.zeros((1, 2), np.int8)]))
+    assert cohort_fingerprint(["ab", "c"], ["x"], [np.zeros((1, 2), np.int8)]) != cohort_fingerprint(
+        ["a", "bc"], ["x"], [np.zeros((1, 2), np.int8)]
+    )
 
 
 def test_fingerprint_rejects_inconsistent_blocks():
@@ -198,11 +209,23 @@ def test_fingerprint_rejects_inconsistent_blocks():
 def test_record_cumulative_and_budget(tmp_path):
     with Ledger(tmp_path / "ledger.sqlite") as led:
         assert led.cumulative(FP_A)["n_releases"] == 0
-        i1 = led.record(LedgerEntry(FP_A, stages={"xor": {"epsilon": 3.0, "delta": 0}}, af_source="published",
-                                    cohort_path="/data/c.csv", output_dir="/out/r1", output_checksum="c" * 64))
-        i2 = led.record(LedgerEntry(FP_A, stages=[{"stage": "xor", "epsilon": 2.0},
-                                                  {"stage": "af", "epsilon": 0.5, "delta": 1e-6}],
-                                    test_release=True))
+        i1 = led.record(
+            LedgerEntry(
+                FP_A,
+                stages={"xor": {"epsilon": 3.0, "delta": 0}},
+                af_source="published",
+                cohort_path="/data/c.csv",
+                output_dir="/out/r1",
+                output_checksum="c" * 64,
+            )
+        )
+        i2 = led.record(
+            LedgerEntry(
+                FP_A,
+                stages=[{"stage": "xor", "epsilon": 2.0}, {"stage": "af", "epsilon": 0.5, "delta": 1e-6}],
+                test_release=True,
+            )
+        )
         led.record(LedgerEntry(FP_B, epsilon=100.0))
         assert i2 > i1
         rows = led.releases(FP_A)
@@ -322,9 +345,15 @@ else:
 
 def _run_workers(path, tmp_path, n_workers, n_rows, mode):
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(path), str(go), str(w), str(n_rows), mode],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for w in range(n_workers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(path), str(go), str(w), str(n_rows), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(n_workers)
+    ]
     deadline = time.monotonic() + 120
     while not all(Path(f"{go}.ready{w}").exists() for w in range(n_workers)):  # every interpreter is up
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
@@ -346,8 +375,11 @@ def test_concurrent_processes_lose_no_rows(tmp_path):
     assert len(rows) == n_workers * n_rows
     assert len({r.id for r in rows}) == len(rows)
     got = {(r.fingerprint, r.cohort_path, r.output_dir, r.output_checksum, r.epsilon) for r in rows}
-    want = {(f"{w:064x}", f"/w{w}/r{k}", f"/out/{w}/{k}", f"{w * 100000 + k:064x}", w + k / 1000)
-            for w in range(n_workers) for k in range(n_rows)}
+    want = {
+        (f"{w:064x}", f"/w{w}/r{k}", f"/out/{w}/{k}", f"{w * 100000 + k:064x}", w + k / 1000)
+        for w in range(n_workers)
+        for k in range(n_rows)
+    }
     assert got == want
     for w in range(n_workers):
         cum = led.cumulative(f"{w:064x}")
@@ -404,22 +436,29 @@ def test_entry_from_manifest(csv_release, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(m))
     assert release_checksum(copy) != release_checksum(out)
     # an accountant's stage list wins over the fallback
-    m2 = dict(manifest, privacy={"stages": [{"stage": "xor", "epsilon": 10.0}, {"stage": "af", "epsilon": 1.0,
-                                                                                   "delta": 1e-7}]})
+    m2 = dict(
+        manifest,
+        privacy={"stages": [{"stage": "xor", "epsilon": 10.0}, {"stage": "af", "epsilon": 1.0, "delta": 1e-7}]},
+    )
     e2 = ledger_entry_from_manifest(m2, fp, None)
     assert e2.epsilon == pytest.approx(11.0) and e2.delta == pytest.approx(1e-7) and e2.output_checksum is None
     # the accountant's privacy object (privacy/accountant.py: privacy_object): one entry per stage and a total
-    m3 = dict(manifest, privacy={
-        "neighbours": "replace one individual",
-        "xor": {"mechanism": "xor", "epsilon": 8000.0, "delta": 1e-8, "epsilon_pure": 9091.0},
-        "af": {"source": "published", "epsilon": None, "delta": None, "conditional": True},
-        "phenotype": {"mechanism": "randomized response", "epsilon": 1.0, "delta": 0.0},
-        "total": {"epsilon": 8001.0, "delta": 1e-8, "composition": "basic"},
-    })
+    m3 = dict(
+        manifest,
+        privacy={
+            "neighbours": "replace one individual",
+            "xor": {"mechanism": "xor", "epsilon": 8000.0, "delta": 1e-8, "epsilon_pure": 9091.0},
+            "af": {"source": "published", "epsilon": None, "delta": None, "conditional": True},
+            "phenotype": {"mechanism": "randomized response", "epsilon": 1.0, "delta": 0.0},
+            "total": {"epsilon": 8001.0, "delta": 1e-8, "composition": "basic"},
+        },
+    )
     e3 = ledger_entry_from_manifest(m3, fp, None)
-    assert e3.stages == {"xor": {"epsilon": 8000.0, "delta": 1e-8},
-                         "af": {"epsilon": 0.0, "delta": 0.0, "dp": False},
-                         "phenotype": {"epsilon": 1.0, "delta": 0.0}}
+    assert e3.stages == {
+        "xor": {"epsilon": 8000.0, "delta": 1e-8},
+        "af": {"epsilon": 0.0, "delta": 0.0, "dp": False},
+        "phenotype": {"epsilon": 1.0, "delta": 0.0},
+    }
     assert e3.epsilon == pytest.approx(8001.0) and e3.delta == pytest.approx(1e-8)
     m3["privacy"]["xor"]["epsilon"] = None
     with pytest.raises(GenoshareError, match="no finite epsilon"):
@@ -482,14 +521,29 @@ def test_schema_1_ledger_is_migrated_and_its_rows_still_verify(tmp_path):
             test_release INTEGER NOT NULL, status TEXT NOT NULL, row_sha256 TEXT NOT NULL);
         PRAGMA user_version = 1;
     """)
-    values = ("2026-01-01T00:00:00+00:00", FP_A, None, json.dumps({"xor": {"delta": 0.0, "epsilon": 2.0}}), 2.0,
-              0.0, None, None, None, "0.1", 0, "recorded")
+    values = (
+        "2026-01-01T00:00:00+00:00",
+        FP_A,
+        None,
+        json.dumps({"xor": {"delta": 0.0, "epsilon": 2.0}}),
+        2.0,
+        0.0,
+        None,
+        None,
+        None,
+        "0.1",
+        0,
+        "recorded",
+    )
     # the checksum as version 1 computed it: over these twelve values
     old_hash = hashlib.sha256(json.dumps(list(values), sort_keys=True).encode()).hexdigest()
     assert _row_hash(values) == old_hash
-    con.execute("INSERT INTO releases (created, fingerprint, cohort_path, stages, epsilon, delta, af_source, "
-                "output_dir, output_checksum, tool_version, test_release, status, row_sha256) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*values, old_hash))
+    con.execute(
+        "INSERT INTO releases (created, fingerprint, cohort_path, stages, epsilon, delta, af_source, "
+        "output_dir, output_checksum, tool_version, test_release, status, row_sha256) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (*values, old_hash),
+    )
     con.commit()
     con.close()
     for _ in range(2):  # migrated once; the second open finds version 2

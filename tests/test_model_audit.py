@@ -47,8 +47,9 @@ def test_encode_is_fixed_a_priori():
 
 def test_interpolating_logistic_model_is_found_leaky():
     _, X, y, Xp, yp = _data(0)
-    res = game.play(X, y, Xp, yp, True, lambda a, b, s: models.fit("logistic-l2", a, b, True, C=100.0),
-                    n_models=16, seed=1)
+    res = game.play(
+        X, y, Xp, yp, True, lambda a, b, s: models.fit("logistic-l2", a, b, True, C=100.0), n_models=16, seed=1
+    )
     for name in ("loss", "lira_offline"):
         r = res.attacks[name]
         assert r["auc"] > 0.97, (name, r["auc"])
@@ -84,6 +85,7 @@ def test_no_attack_exceeds_the_dp_sgd_accounted_epsilon():
         cfg = _dp_config(X.shape[0])
         eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
         assert 0.3 < eps < 1.0  # small enough that a leak is visible at this size
+
         def trainer(a, b, s, cfg=cfg):
             return dpsgd.train(a, b, True, cfg, np.random.default_rng(s))
 
@@ -98,9 +100,17 @@ def test_mis_accounted_training_is_caught():
     _, X, y, Xp, yp = _data(20)
     cfg = _dp_config(X.shape[0])
     eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
-    res = game.play(X, y, Xp, yp, True,
-                    lambda a, b, s: dpsgd.train(a, b, True, cfg, np.random.default_rng(s), actual_noise_multiplier=0.0),
-                    n_models=16, seed=0, delta=cfg.delta)
+    res = game.play(
+        X,
+        y,
+        Xp,
+        yp,
+        True,
+        lambda a, b, s: dpsgd.train(a, b, True, cfg, np.random.default_rng(s), actual_noise_multiplier=0.0),
+        n_models=16,
+        seed=0,
+        delta=cfg.delta,
+    )
     assert max(r["epsilon_lower_bound"] for r in res.attacks.values()) > eps
 
 
@@ -142,8 +152,15 @@ def test_dp_sgd_epsilon_matches_dp_accounting():
 # the command
 
 
-def _write_cohort(d: Path, seed: int = 3, n: int = 120, p: int = 600, duplicate: bool = False,
-                  one_class: bool = False, quantitative: bool = False):
+def _write_cohort(
+    d: Path,
+    seed: int = 3,
+    n: int = 120,
+    p: int = 600,
+    duplicate: bool = False,
+    one_class: bool = False,
+    quantitative: bool = False,
+):
     from genoshare.io.csvmatrix import write_matrix
 
     G, *_ = _data(seed, n=n, p=p, n_pool=n)
@@ -175,8 +192,22 @@ def test_audit_model_command_end_to_end(tmp_path):
     ids = _write_cohort(tmp_path, duplicate=True)
     private = tmp_path / "private"
     out = tmp_path / "AUDIT.json"
-    r = _cli("audit-model", "--cohort", str(tmp_path / "cohort.csv.gz"), "--phenotype", str(tmp_path / "pheno.tsv"),
-             "--references", "7", "--dp-sgd", "4", "--max-epsilon", "3", "--out", str(out), private=private)
+    r = _cli(
+        "audit-model",
+        "--cohort",
+        str(tmp_path / "cohort.csv.gz"),
+        "--phenotype",
+        str(tmp_path / "pheno.tsv"),
+        "--references",
+        "7",
+        "--dp-sgd",
+        "4",
+        "--max-epsilon",
+        "3",
+        "--out",
+        str(out),
+        private=private,
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     names = [m["name"] for m in rep["models"]]
@@ -214,14 +245,21 @@ def test_audit_model_dp_epsilon_in_json_matches_accountant(tmp_path):
     from genoshare.audit.run import audit_model
 
     _write_cohort(tmp_path, seed=4)
-    rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=5,
-                      dp_sgd="3", relatives="skip")
+    rep = audit_model(
+        tmp_path / "cohort.csv.gz",
+        tmp_path / "pheno.tsv",
+        tmp_path / "A.json",
+        references=5,
+        dp_sgd="3",
+        relatives="skip",
+    )
     m = rep["models"][1]
     d = m["dp_sgd"]
     assert m["delta"] < 1.0 / rep["game"]["audit_pool"]
     acc = PLDAccountant()
-    acc.compose(dp_accounting.PoissonSampledDpEvent(d["sampling_rate"], dp_accounting.GaussianDpEvent(3.0)),
-                count=d["steps"])
+    acc.compose(
+        dp_accounting.PoissonSampledDpEvent(d["sampling_rate"], dp_accounting.GaussianDpEvent(3.0)), count=d["steps"]
+    )
     assert m["epsilon"] == pytest.approx(acc.get_epsilon(m["delta"]), rel=1e-6)
 
 
@@ -230,8 +268,16 @@ def test_audit_model_catches_mis_accounting_and_refuses_to_recommend_it(tmp_path
     from genoshare.audit.run import audit_model
 
     _write_cohort(tmp_path, seed=5, n=200, p=3000)
-    rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=15,
-                      dp_sgd="16", relatives="skip", dpsgd_epochs=5.0, _actual_noise_multiplier=0.0)
+    rep = audit_model(
+        tmp_path / "cohort.csv.gz",
+        tmp_path / "pheno.tsv",
+        tmp_path / "A.json",
+        references=15,
+        dp_sgd="16",
+        relatives="skip",
+        dpsgd_epochs=5.0,
+        _actual_noise_multiplier=0.0,
+    )
     m = rep["models"][1]
     assert m["exceeds_accounted"], {a: r["epsilon_lower_bound"] for a, r in m["attacks"].items()}
     assert rep["recommendation"]["recommended"] != "dp-sgd:16"
@@ -241,8 +287,9 @@ def test_quantitative_phenotype_ridge(tmp_path):
     from genoshare.audit.run import audit_model
 
     _write_cohort(tmp_path, seed=6, quantitative=True)
-    rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=7,
-                      relatives="skip", C=1e4)
+    rep = audit_model(
+        tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=7, relatives="skip", C=1e4
+    )
     m = rep["models"][0]
     assert m["name"] == "original:ridge" and m["utility"]["metric"] == "r2"
     assert rep["game"]["phenotype"]["type"] == "quantitative"
@@ -252,8 +299,19 @@ def test_quantitative_phenotype_ridge(tmp_path):
 def _bad(tmp_path, *extra, setup=None):
     private = tmp_path / "private"
     out = tmp_path / "AUDIT.json"
-    r = _cli("audit-model", "--cohort", str(tmp_path / "cohort.csv.gz"), "--phenotype", str(tmp_path / "pheno.tsv"),
-             "--references", "5", "--out", str(out), *extra, private=private)
+    r = _cli(
+        "audit-model",
+        "--cohort",
+        str(tmp_path / "cohort.csv.gz"),
+        "--phenotype",
+        str(tmp_path / "pheno.tsv"),
+        "--references",
+        "5",
+        "--out",
+        str(out),
+        *extra,
+        private=private,
+    )
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("genoshare: error:"), r.stderr
@@ -298,11 +356,31 @@ def test_audit_of_a_model_trained_on_a_release(tmp_path):
 
     sim = tmp_path / "sim"
     simulate_cohort(sim, cases=60, controls=60, panel=40, variants=500, seed=7, holdout=0)
-    r = _cli("release", str(sim / "cohort.csv.gz"), "--reference", str(sim / "panel.csv.gz"), "--epsilon", "5",
-             "--seed", "1", "--relatives", "skip", "--out", str(tmp_path / "rel"), private=tmp_path / "private")
+    r = _cli(
+        "release",
+        str(sim / "cohort.csv.gz"),
+        "--reference",
+        str(sim / "panel.csv.gz"),
+        "--epsilon",
+        "5",
+        "--seed",
+        "1",
+        "--relatives",
+        "skip",
+        "--out",
+        str(tmp_path / "rel"),
+        private=tmp_path / "private",
+    )
     assert r.returncode == 0, r.stderr
-    rep = audit_model(sim / "cohort.csv.gz", sim / "phenotype.tsv", tmp_path / "A.json", references=7,
-                      releases=[tmp_path / "rel"], relatives="skip", max_epsilon=10.0)
+    rep = audit_model(
+        sim / "cohort.csv.gz",
+        sim / "phenotype.tsv",
+        tmp_path / "A.json",
+        references=7,
+        releases=[tmp_path / "rel"],
+        relatives="skip",
+        max_epsilon=10.0,
+    )
     names = [m["name"] for m in rep["models"]]
     assert names == ["original:logistic-l2", "release:rel"]
     rel = rep["models"][1]
@@ -315,8 +393,17 @@ def test_audit_of_a_model_trained_on_a_release(tmp_path):
 @pytest.mark.slow
 def test_lira_online_runs_from_64_references_and_finds_the_leak():
     _, X, y, Xp, yp = _data(30, n=150, p=1500, n_pool=120)
-    res = game.play(X, y, Xp, yp, True, lambda a, b, s: models.fit("logistic-l2", a, b, True, C=100.0),
-                    n_models=65, seed=3, by_class=False)
+    res = game.play(
+        X,
+        y,
+        Xp,
+        yp,
+        True,
+        lambda a, b, s: models.fit("logistic-l2", a, b, True, C=100.0),
+        n_models=65,
+        seed=3,
+        by_class=False,
+    )
     assert res.describe["lira_online"] == "run"
     assert res.attacks["lira_online"]["auc"] > 0.95
     assert res.attacks["lira_online"]["tpr_at_fpr"]["0.05"]["ci_low"] > 0.5
@@ -326,8 +413,14 @@ def test_mlp_and_leakage_by_class(tmp_path):
     from genoshare.audit.run import audit_model
 
     _write_cohort(tmp_path, seed=8, n=100, p=300)
-    rep = audit_model(tmp_path / "cohort.csv.gz", tmp_path / "pheno.tsv", tmp_path / "A.json", references=5,
-                      model="mlp", relatives="skip")
+    rep = audit_model(
+        tmp_path / "cohort.csv.gz",
+        tmp_path / "pheno.tsv",
+        tmp_path / "A.json",
+        references=5,
+        model="mlp",
+        relatives="skip",
+    )
     m = rep["models"][0]
     assert m["name"] == "original:mlp"
     assert set(m["leakage_by_class"]) == {"cases", "controls"}
@@ -354,8 +447,13 @@ def test_one_run_audit_respects_the_dp_sgd_epsilon():
         _, X, y, _, _ = _data(40 + seed)
         cfg = _dp_config(X.shape[0])
         eps = dpsgd.dp_epsilon(DP_Q, DP_NOISE, DP_STEPS, cfg.delta)
-        res = onerun.audit(X, y, lambda a, b, s, cfg=cfg: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
-                           delta=cfg.delta, seed=seed)
+        res = onerun.audit(
+            X,
+            y,
+            lambda a, b, s, cfg=cfg: dpsgd.train(a, b, True, cfg, np.random.default_rng(s)),
+            delta=cfg.delta,
+            seed=seed,
+        )
         assert res["epsilon_lower_bound"] <= eps
         assert res["guesses"] == 2 * int(0.1 * res["canaries"])
 
@@ -379,10 +477,25 @@ def _trained_setup(tmp_path, C: float):
 def test_audit_of_an_already_trained_model_with_its_holdout(tmp_path):
     _trained_setup(tmp_path, C=100.0)
     out = tmp_path / "AUDIT.json"
-    r = _cli("audit-model", "--cohort", str(tmp_path / "cohort.csv.gz"), "--phenotype", str(tmp_path / "pheno.tsv"),
-             "--references", "7", "--trained-model", str(tmp_path / "model.npz"), "--member-ids",
-             str(tmp_path / "members.txt"), "--holdout-ids", str(tmp_path / "holdout.txt"), "--no-relatives-filter",
-             "--out", str(out), private=tmp_path / "private")
+    r = _cli(
+        "audit-model",
+        "--cohort",
+        str(tmp_path / "cohort.csv.gz"),
+        "--phenotype",
+        str(tmp_path / "pheno.tsv"),
+        "--references",
+        "7",
+        "--trained-model",
+        str(tmp_path / "model.npz"),
+        "--member-ids",
+        str(tmp_path / "members.txt"),
+        "--holdout-ids",
+        str(tmp_path / "holdout.txt"),
+        "--no-relatives-filter",
+        "--out",
+        str(out),
+        private=tmp_path / "private",
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     m = rep["models"][0]
@@ -400,7 +513,14 @@ def test_bad_trained_model_inputs(tmp_path):
     assert "not a supported model file" in _bad(tmp_path, "--trained-model", str(tmp_path / "pickle.npz"), *base)
     members = (tmp_path / "members.txt").read_text().split()
     (tmp_path / "holdout2.txt").write_text("\n".join(members[:3] + ["s0150"]) + "\n")
-    msg = _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"), "--member-ids", str(tmp_path / "members.txt"),
-               "--holdout-ids", str(tmp_path / "holdout2.txt"))
+    msg = _bad(
+        tmp_path,
+        "--trained-model",
+        str(tmp_path / "model.npz"),
+        "--member-ids",
+        str(tmp_path / "members.txt"),
+        "--holdout-ids",
+        str(tmp_path / "holdout2.txt"),
+    )
     assert "both members and hold-out" in msg
     assert "without a hold-out" in _bad(tmp_path, "--trained-model", str(tmp_path / "model.npz"))

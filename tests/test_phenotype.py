@@ -69,7 +69,7 @@ def test_position_addressed_and_per_column():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, n).astype(float)
     whole = randomize_binary(y, 1.0, KEY, "case")
-    parts = np.concatenate([randomize_binary(y[i:i + 777], 1.0, KEY, "case", s0=i) for i in range(0, n, 777)])
+    parts = np.concatenate([randomize_binary(y[i : i + 777], 1.0, KEY, "case", s0=i) for i in range(0, n, 777)])
     assert np.array_equal(whole, parts)
     again = randomize_binary(y, 1.0, KEY, "case")
     assert np.array_equal(whole, again)

@@ -65,16 +65,19 @@ def test_separators_id_column_fid_and_missing(tmp_path):
     assert t.id_column == "person" and t.columns == ["bmi", "status"] and t.values["bmi"] == ["22.1", None]
 
 
-@pytest.mark.parametrize("values, coding", [
-    (["0", "1", "1", None], "01"),
-    (["1", "2", None], "plink"),
-    (["0", "1", "2"], "plink"),  # PLINK: 0 is missing
-    (["1.0", "2.00"], "plink"),
-    (["1", "1"], "01"),
-    (["0", "1", "3"], None),
-    (["case", "control"], None),
-    ([None, None], None),
-])
+@pytest.mark.parametrize(
+    "values, coding",
+    [
+        (["0", "1", "1", None], "01"),
+        (["1", "2", None], "plink"),
+        (["0", "1", "2"], "plink"),  # PLINK: 0 is missing
+        (["1.0", "2.00"], "plink"),
+        (["1", "1"], "01"),
+        (["0", "1", "3"], None),
+        (["case", "control"], None),
+        ([None, None], None),
+    ],
+)
 def test_binary_coding(tmp_path, values, coding):
     f = tmp_path / "p.tsv"
     f.write_text("id\tx\n" + "".join(f"s{i}\t{'NA' if v is None else v}\n" for i, v in enumerate(values)))
@@ -94,9 +97,17 @@ def test_coding_is_decided_on_the_whole_file(tmp_path):
 
 def test_specs():
     assert parse_release_specs(["age", "case:rr=1.5", "a:b"]) == [
-        ColumnRequest("age"), ColumnRequest("case", 1.5), ColumnRequest("a:b")]
-    for bad, msg in ((["case", "case:rr=1"], "twice"), (["case:rr=x"], "rr= takes an epsilon"),
-                     (["case:rr=0"], "positive"), (["case:rr=-1"], "positive"), ([":rr=1"], "no column name")):
+        ColumnRequest("age"),
+        ColumnRequest("case", 1.5),
+        ColumnRequest("a:b"),
+    ]
+    for bad, msg in (
+        (["case", "case:rr=1"], "twice"),
+        (["case:rr=x"], "rr= takes an epsilon"),
+        (["case:rr=0"], "positive"),
+        (["case:rr=-1"], "positive"),
+        ([":rr=1"], "no column name"),
+    ):
         with pytest.raises(GenoshareError, match=msg):
             parse_release_specs(bad)
 
@@ -108,14 +119,17 @@ def table(tmp_path):
     return f
 
 
-@pytest.mark.parametrize("specs, fragment", [
-    (["nope"], "no column 'nope' (columns: case, age)"),
-    (["age:rr=1"], "column 'age' is not binary (line 2 has '40')"),
-    (["IID"], "sample id"),
-    (["FID"], "sample id / family id"),
-    (["case", "case:rr=1"], "lists column 'case' twice"),
-    (["case:rr=50"], "at most 44"),
-])
+@pytest.mark.parametrize(
+    "specs, fragment",
+    [
+        (["nope"], "no column 'nope' (columns: case, age)"),
+        (["age:rr=1"], "column 'age' is not binary (line 2 has '40')"),
+        (["IID"], "sample id"),
+        (["FID"], "sample id / family id"),
+        (["case", "case:rr=1"], "lists column 'case' twice"),
+        (["case:rr=50"], "at most 44"),
+    ],
+)
 def test_request_errors_name_the_file(table, specs, fragment):
     with pytest.raises(GenoshareError) as e:
         prepare_phenotypes(table, specs)
@@ -124,13 +138,16 @@ def test_request_errors_name_the_file(table, specs, fragment):
         assert str(table) in str(e.value)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("", "empty file"),
-    ("IID\tcase\n", "no individuals"),
-    ("IID\tcase\na\t1\nb\t2\na\t1\n", "duplicate sample id 'a' (lines 2 and 4)"),
-    ("IID\tcase\na\t1\t3\n", "line 2 has 3 fields, the header 2"),
-    ("IID\tcase\tcase\na\t1\t1\n", "names column 'case' twice"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty file"),
+        ("IID\tcase\n", "no individuals"),
+        ("IID\tcase\na\t1\nb\t2\na\t1\n", "duplicate sample id 'a' (lines 2 and 4)"),
+        ("IID\tcase\na\t1\t3\n", "line 2 has 3 fields, the header 2"),
+        ("IID\tcase\tcase\na\t1\t1\n", "names column 'case' twice"),
+    ],
+)
 def test_bad_tables(tmp_path, text, fragment):
     f = tmp_path / "bad.tsv"
     f.write_text(text)
@@ -165,7 +182,7 @@ def test_apply_matches_by_id_and_addresses_by_cohort_index(table):
     truth = np.array([0, np.nan, 1, 0])  # PLINK 1 -> 0, 2 -> 1
     key = derive_phenotype_key(master)
     for i in range(4):
-        one = randomize_binary(truth[i:i + 1], 0.5, key, "case", s0=i)[0]
+        one = randomize_binary(truth[i : i + 1], 0.5, key, "case", s0=i)[0]
         want = "NA" if np.isnan(one) else str(int(one) + 1)
         assert rel.columns["case"][i] == want
     entry = rel.manifest_entry()
@@ -201,14 +218,15 @@ def big(tmp_path_factory):
     ids = [f"p{i:05d}" for i in range(N)]
     for name, rows in (("cohort", ids), ("panel", [f"r{i}" for i in range(120)])):
         G = rng.integers(0, 3, (len(rows), m))
-        (d / f"{name}.csv").write_text(header + "\n" + "\n".join(
-            f"{s}," + ",".join(map(str, g)) for s, g in zip(rows, G)) + "\n")
+        (d / f"{name}.csv").write_text(
+            header + "\n" + "\n".join(f"{s}," + ",".join(map(str, g)) for s, g in zip(rows, G)) + "\n"
+        )
     # the table: shuffled, 50 cohort individuals without a row, 40 rows of other people, missing in every form
     present = [s for s in ids if s not in set(ids[100:150])]
     rows = present + [f"other{i}" for i in range(40)]
     order = rng.permutation(len(rows))
-    case = rng.choice(["1", "2", "1", "2", "-9", "0"], len(rows), p=[.4, .4, .05, .05, .05, .05])
-    smoker = rng.choice(["0", "1", "NA"], len(rows), p=[.6, .35, .05])
+    case = rng.choice(["1", "2", "1", "2", "-9", "0"], len(rows), p=[0.4, 0.4, 0.05, 0.05, 0.05, 0.05])
+    smoker = rng.choice(["0", "1", "NA"], len(rows), p=[0.6, 0.35, 0.05])
     age = [f"{a:.1f}" for a in rng.uniform(18, 90, len(rows))]
     for i in rng.choice(len(rows), 60, replace=False):
         age[i] = rng.choice(["NA", "", "-9"])
@@ -223,8 +241,17 @@ def _release_csv(big, out, specs, seed=5, **kw):
     from genoshare.api import release_csv
 
     kw.setdefault("private_dir", Path(out).parent / "priv")  # module fixtures run outside the per-test private dir
-    return release_csv(big["dir"] / "cohort.csv", big["dir"] / "panel.csv", 30.0, out, seed=seed,
-                       relatives="skip", phenotypes=big["dir"] / "pheno.tsv", release_phenotype=specs, **kw)
+    return release_csv(
+        big["dir"] / "cohort.csv",
+        big["dir"] / "panel.csv",
+        30.0,
+        out,
+        seed=seed,
+        relatives="skip",
+        phenotypes=big["dir"] / "pheno.tsv",
+        release_phenotype=specs,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +311,9 @@ def test_manifest_total_is_xor_plus_af_plus_phenotype(csv_release):
     p = man["privacy"]
     assert p["phenotype"]["epsilon"] == pytest.approx(1.5, abs=1e-9) and p["phenotype"]["epsilon"] <= 1.5
     assert p["af"]["epsilon"] == pytest.approx(1.0)
-    assert p["total"]["epsilon"] == pytest.approx(p["xor"]["epsilon"] + p["af"]["epsilon"] + p["phenotype"]["epsilon"],
-                                                  rel=1e-12)
+    assert p["total"]["epsilon"] == pytest.approx(
+        p["xor"]["epsilon"] + p["af"]["epsilon"] + p["phenotype"]["epsilon"], rel=1e-12
+    )
     assert p["phenotype"]["in_clear"] == ["age"] and "not protected" in p["phenotype"]["statement"]
     assert any(nc["stage"] == "phenotype" for nc in p["total"]["not_covered"])
 
@@ -345,9 +373,24 @@ def lactose_pheno(tmp_path_factory):
 
 def test_cli_release_on_the_real_cohort(lactose_pheno, tmp_path):
     out = tmp_path / "rel"
-    p = run("release", LACTOSE / "data.csv.gz", "--reference", LACTOSE / "reference.csv.gz", "--epsilon", 9091,
-            "--out", out, "--seed", 1, "--phenotypes", lactose_pheno / "lactose.tsv",
-            "--release-phenotype", "lactose_intolerant:rr=2", "--private-dir", tmp_path / "priv")
+    p = run(
+        "release",
+        LACTOSE / "data.csv.gz",
+        "--reference",
+        LACTOSE / "reference.csv.gz",
+        "--epsilon",
+        9091,
+        "--out",
+        out,
+        "--seed",
+        1,
+        "--phenotypes",
+        lactose_pheno / "lactose.tsv",
+        "--release-phenotype",
+        "lactose_intolerant:rr=2",
+        "--private-dir",
+        tmp_path / "priv",
+    )
     assert p.returncode == 0, p.stderr
     assert "phenotypes: lactose_intolerant (randomized response) -> phenotypes.tsv" in p.stdout
     header, rows = read_tsv(out / PHENOTYPES_FILE)
@@ -367,21 +410,56 @@ def _one_line_error(p, *words):
         assert w in errors[0], (w, errors[0])
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--release-phenotype", "lactose_intolerant"], ["--release-phenotype 'lactose_intolerant' needs --phenotypes"]),
-    (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "age"], ["lactose.tsv", "no column 'age'"]),
-    (["--phenotypes", "{d}/dup.tsv", "--release-phenotype", "lactose_intolerant"], ["dup.tsv", "duplicate sample id"]),
-    (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "IID:rr=1"], ["lactose.tsv", "sample id"]),
-    (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "lactose_intolerant",
-      "--release-phenotype", "lactose_intolerant:rr=1"], ["lactose.tsv", "twice"]),
-    (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "lactose_intolerant:rr=x"], ["rr= takes an epsilon"]),
-    (["--phenotypes", "{d}/missing.tsv", "--release-phenotype", "lactose_intolerant"], ["missing.tsv: no such file"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--release-phenotype", "lactose_intolerant"],
+            ["--release-phenotype 'lactose_intolerant' needs --phenotypes"],
+        ),
+        (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "age"], ["lactose.tsv", "no column 'age'"]),
+        (
+            ["--phenotypes", "{d}/dup.tsv", "--release-phenotype", "lactose_intolerant"],
+            ["dup.tsv", "duplicate sample id"],
+        ),
+        (["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "IID:rr=1"], ["lactose.tsv", "sample id"]),
+        (
+            [
+                "--phenotypes",
+                "{d}/lactose.tsv",
+                "--release-phenotype",
+                "lactose_intolerant",
+                "--release-phenotype",
+                "lactose_intolerant:rr=1",
+            ],
+            ["lactose.tsv", "twice"],
+        ),
+        (
+            ["--phenotypes", "{d}/lactose.tsv", "--release-phenotype", "lactose_intolerant:rr=x"],
+            ["rr= takes an epsilon"],
+        ),
+        (
+            ["--phenotypes", "{d}/missing.tsv", "--release-phenotype", "lactose_intolerant"],
+            ["missing.tsv: no such file"],
+        ),
+    ],
+)
 def test_cli_errors_are_one_line_and_leave_nothing(lactose_pheno, tmp_path, args, words):
     out = tmp_path / "rel"
     args = [a.replace("{d}", str(lactose_pheno)) for a in args]
-    p = run("release", LACTOSE / "data.csv.gz", "--reference", LACTOSE / "reference.csv.gz", "--epsilon", 9091,
-            "--out", out, "--private-dir", tmp_path / "priv", *args)
+    p = run(
+        "release",
+        LACTOSE / "data.csv.gz",
+        "--reference",
+        LACTOSE / "reference.csv.gz",
+        "--epsilon",
+        9091,
+        "--out",
+        out,
+        "--private-dir",
+        tmp_path / "priv",
+        *args,
+    )
     _one_line_error(p, *words)
     assert not out.exists() and sorted(f.name for f in tmp_path.iterdir()) in ([], ["priv"])
 
@@ -393,8 +471,20 @@ def test_cli_non_binary_rr_on_the_store_engine(tmp_path):
     simulate_cohort(sim, cases=5, controls=5, panel=10, variants=50, seed=1, holdout=0, formats=("plink",))
     (tmp_path / "covariates.csv").write_text("IID,bmi\n" + "".join(f"ind{i:05d},2{i}.5\n" for i in range(1, 11)))
     out = tmp_path / "rel"
-    p = run("release", sim / "cohort.bed", "--reference", sim / "panel.bed", "--epsilon", 50, "--out", out,
-            "--phenotypes", tmp_path / "covariates.csv", "--release-phenotype", "bmi:rr=1")
+    p = run(
+        "release",
+        sim / "cohort.bed",
+        "--reference",
+        sim / "panel.bed",
+        "--epsilon",
+        50,
+        "--out",
+        out,
+        "--phenotypes",
+        tmp_path / "covariates.csv",
+        "--release-phenotype",
+        "bmi:rr=1",
+    )
     _one_line_error(p, "covariates.csv", "column 'bmi' is not binary (line 2 has '21.5')")
     assert not out.exists() and not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
 
@@ -412,15 +502,29 @@ def engines(tmp_path_factory):
     sim = base / "sim"
     simulate_cohort(sim, cases=40, controls=40, panel=60, variants=300, seed=9, holdout=0, formats=("csv", "plink"))
     header, rows = read_tsv(sim / "phenotype.tsv")
-    (base / "pheno.tsv").write_text("\t".join([*header, "age"]) + "\n" + "".join(
-        f"{r[0]}\t{r[1]}\t{20 + i % 50}\n" for i, r in enumerate(rows)))
-    opts = dict(seed=7, relatives="skip", private_dir=base / "priv", phenotypes=base / "pheno.tsv",
-                release_phenotype=["phenotype:rr=1", "age"])
+    (base / "pheno.tsv").write_text(
+        "\t".join([*header, "age"]) + "\n" + "".join(f"{r[0]}\t{r[1]}\t{20 + i % 50}\n" for i, r in enumerate(rows))
+    )
+    opts = dict(
+        seed=7,
+        relatives="skip",
+        private_dir=base / "priv",
+        phenotypes=base / "pheno.tsv",
+        release_phenotype=["phenotype:rr=1", "age"],
+    )
     out = {}
     for name, samples in (("s16", 16), ("s32", 32)):
         out[name] = base / name
-        release_store(sim / "cohort.bed", sim / "panel.bed", 300.0, out[name], chunk_samples=samples, workers=1,
-                      exports=("plink",), **opts)
+        release_store(
+            sim / "cohort.bed",
+            sim / "panel.bed",
+            300.0,
+            out[name],
+            chunk_samples=samples,
+            workers=1,
+            exports=("plink",),
+            **opts,
+        )
     out["csv"] = base / "csv"
     release_csv(sim / "cohort.csv.gz", sim / "panel.csv.gz", 300.0, out["csv"], **opts)
     return out
@@ -443,8 +547,12 @@ def test_fam_carries_the_released_phenotype_and_check_release_passes(engines, tm
     assert man["phenotypes"]["plink_fam"]["column"] == "phenotype"
     assert check_release(d).ok
     plink = require_tool("plink1.9", "plink")
-    res = subprocess.run([plink, "--bfile", str(d / "release"), "--assoc", "--allow-no-sex", "--out",
-                          str(tmp_path / "assoc")], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [plink, "--bfile", str(d / "release"), "--assoc", "--allow-no-sex", "--out", str(tmp_path / "assoc")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     cases = sum(r[1] == "2" for r in rows)
     assert f"{cases} are cases and {len(rows) - cases} are controls" in res.stdout

@@ -30,8 +30,9 @@ SEED = 77
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "s"
-    simulate_cohort(d, cases=60, controls=70, panel=90, variants=1100, seed=5, holdout=0,
-                    formats=("csv", "vcz", "plink"))
+    simulate_cohort(
+        d, cases=60, controls=70, panel=90, variants=1100, seed=5, holdout=0, formats=("csv", "vcz", "plink")
+    )
     return d
 
 
@@ -45,8 +46,13 @@ def expected(sim):
     R[al.panel_swap] = 2 - R[al.panel_swap]
     stats = compute_ldstats(R, "haldane", window=WINDOW, contigs=cohort.variant_contig[al.cohort_index])
     cal = calibrate(stats, EPS, "exact")
-    res = release_genotypes(G, cal.thresholds, target_counts_published(G), derive_keys(master_key_from_seed(SEED)),
-                            sample_block=SAMPLE_CHUNK)
+    res = release_genotypes(
+        G,
+        cal.thresholds,
+        target_counts_published(G),
+        derive_keys(master_key_from_seed(SEED)),
+        sample_block=SAMPLE_CHUNK,
+    )
     return res.genotypes, cal, al
 
 
@@ -75,14 +81,18 @@ def test_plink_export_frequencies_match_release(sim, tmp_path):
     for f in ["release.bed", "release.bim", "release.fam", "release.vcf.gz", "release.vcf.gz.tbi", "frequencies.tsv"]:
         assert (out / f).exists(), f
     plink = require_tool("plink1.9", "plink")
-    proc = subprocess.run([plink, "--bfile", str(out / "release"), "--freq", "--out", str(tmp_path / "fr"),
-                           "--allow-extra-chr"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [plink, "--bfile", str(out / "release"), "--freq", "--out", str(tmp_path / "fr"), "--allow-extra-chr"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     frq = pd.read_csv(tmp_path / "fr.frq", sep=r"\s+")
     ours = pd.read_csv(out / "frequencies.tsv", sep="\t")
     assert len(frq) == len(ours)
     # PLINK reports the frequency of A1 (its minor allele) with 4 significant digits.
-    a1_is_alt = (frq["A1"].to_numpy() == ours["alt"].to_numpy())
+    a1_is_alt = frq["A1"].to_numpy() == ours["alt"].to_numpy()
     ours_a1 = np.where(a1_is_alt, ours["af"], 1 - ours["af"])
     assert np.allclose(frq["MAF"].to_numpy(), ours_a1, atol=5e-5, rtol=5e-4)
     man = json.loads((out / "manifest.json").read_text())

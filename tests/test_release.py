@@ -48,8 +48,9 @@ def cohort():
 def test_identical_across_variant_chunks_and_threads(cohort, variant_chunk, threads):
     G, t = cohort
     ref = release_genotypes(G, t, target_counts_published(G), keys(5), sample_block=50, variant_chunk=150, threads=1)
-    got = release_genotypes(G, t, target_counts_published(G), keys(5), sample_block=50,
-                            variant_chunk=variant_chunk, threads=threads)
+    got = release_genotypes(
+        G, t, target_counts_published(G), keys(5), sample_block=50, variant_chunk=variant_chunk, threads=threads
+    )
     assert got.genotypes.tobytes() == ref.genotypes.tobytes()
     assert got.flips == ref.flips
 

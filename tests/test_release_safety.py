@@ -81,9 +81,16 @@ def sim(tmp_path_factory):
 def _subset_vcz(src: Path, dst: Path, n: int) -> Path:
     info = open_vcz(src)
     G = read_dosage(info, 0, info.n_variants)[:, :n]
-    write_vcz(dst, G, sample_ids=info.sample_ids[:n], contig_ids=info.contig_ids, variant_contig=info.variant_contig,
-              variant_position=info.variant_position, variant_allele=info.variant_allele,
-              variant_id=info.variant_id)
+    write_vcz(
+        dst,
+        G,
+        sample_ids=info.sample_ids[:n],
+        contig_ids=info.contig_ids,
+        variant_contig=info.variant_contig,
+        variant_position=info.variant_position,
+        variant_allele=info.variant_allele,
+        variant_id=info.variant_id,
+    )
     return dst
 
 
@@ -103,8 +110,9 @@ def test_small_published_cohort_refused_csv(tmp_path, n):
     assert not out.exists() and ledger_rows(private) == []
     assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
     # the same cohort restored to public (panel) frequencies is not refused
-    p = run("release", cohort, "--reference", panel, "--epsilon", 5, "--out", out, "--seed", 1,
-            "--af-source", "reference")
+    p = run(
+        "release", cohort, "--reference", panel, "--epsilon", 5, "--out", out, "--seed", 1, "--af-source", "reference"
+    )
     assert p.returncode == 0, p.stderr
     assert len(ledger_rows(private)) == 1
 
@@ -114,8 +122,9 @@ def test_small_published_cohort_refused_store(sim, tmp_path, n):
     cohort = _subset_vcz(sim / "cohort.vcz", tmp_path / "small.vcz", n)
     private = Path(os.environ["GENOSHARE_PRIVATE_DIR"])
     out = tmp_path / "rel"
-    p = run("release", cohort, "--reference", sim / "panel.vcz", "--epsilon", 400, "--out", out, "--seed", 1,
-            "--workers", 1)
+    p = run(
+        "release", cohort, "--reference", sim / "panel.vcz", "--epsilon", 400, "--out", out, "--seed", 1, "--workers", 1
+    )
     one_line_error(p, "small.vcz", f"{n} individual(s)", "--af-source published")
     assert not out.exists() and ledger_rows(private) == []
     assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
@@ -161,10 +170,23 @@ def made(sim, tmp_path_factory):
     from genoshare.api import release_csv, release_store
 
     base = tmp_path_factory.mktemp("made")
-    release_csv(LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz", 100.0, base / "csv", seed=1,
-                private_dir=base / "private_csv")
-    release_store(sim / "cohort.vcz", sim / "panel.vcz", 400.0, base / "store", seed=1, workers=1,
-                  private_dir=base / "private_store")
+    release_csv(
+        LACTOSE / "data.csv.gz",
+        LACTOSE / "reference.csv.gz",
+        100.0,
+        base / "csv",
+        seed=1,
+        private_dir=base / "private_csv",
+    )
+    release_store(
+        sim / "cohort.vcz",
+        sim / "panel.vcz",
+        400.0,
+        base / "store",
+        seed=1,
+        workers=1,
+        private_dir=base / "private_store",
+    )
     return base
 
 
@@ -296,8 +318,9 @@ def test_release_refuses_to_finish_when_released_equals_cohort(tmp_path, monkeyp
     monkeypatch.setattr(api, "release_genotypes", undo)
     private = tmp_path / "private"
     with pytest.raises(GenoshareError, match="identical to the cohort's"):
-        api.release_csv(LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz", 100.0, tmp_path / "rel", seed=1,
-                        private_dir=private)
+        api.release_csv(
+            LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz", 100.0, tmp_path / "rel", seed=1, private_dir=private
+        )
     assert not (tmp_path / "rel").exists() and ledger_rows(private) == []
     with pytest.raises(GenoshareError):
         refuse_identical("ab" * 32, "ab" * 32)
@@ -315,11 +338,19 @@ def test_monomorphic_cohort_with_published_frequencies_is_refused_on_both_paths(
     late_error(p, "identical to the cohort's")
     info = open_vcz(sim / "cohort.vcz")
     mono = tmp_path / "mono.vcz"
-    write_vcz(mono, np.zeros((info.n_variants, info.n_samples), dtype=np.int8), sample_ids=info.sample_ids,
-              contig_ids=info.contig_ids, variant_contig=info.variant_contig, variant_position=info.variant_position,
-              variant_allele=info.variant_allele, variant_id=info.variant_id)
-    p = run("release", mono, "--reference", sim / "panel.vcz", "--epsilon", 400, "--out", tmp_path / "b",
-            "--workers", 1)
+    write_vcz(
+        mono,
+        np.zeros((info.n_variants, info.n_samples), dtype=np.int8),
+        sample_ids=info.sample_ids,
+        contig_ids=info.contig_ids,
+        variant_contig=info.variant_contig,
+        variant_position=info.variant_position,
+        variant_allele=info.variant_allele,
+        variant_id=info.variant_id,
+    )
+    p = run(
+        "release", mono, "--reference", sim / "panel.vcz", "--epsilon", 400, "--out", tmp_path / "b", "--workers", 1
+    )
     late_error(p, "identical to the cohort's")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and ledger_rows(private) == []
     assert [f for f in os.listdir(tmp_path) if f.startswith(".")] == []
@@ -351,13 +382,19 @@ def test_manifest_has_no_private_cohort_facts_and_the_ledger_has_them(made, sim)
             assert row.details["cohort_sites_fingerprint"] != row.fingerprint
 
 
-@pytest.mark.parametrize("plant, fragment", [
-    ({"inputs": {"cohort": {"path": "/home/owner/cohort.csv.gz", "format": "csv"}}}, "inputs.cohort' publishes path"),
-    ({"inputs": {"cohort": {"name": "c.csv", "sha256": "ab" * 32}}}, "publishes sha256"),
-    ({"inputs": {"phenotypes": {"path": "pheno/p.tsv"}}}, "inputs.phenotypes' publishes path"),
-    ({"relatives": {"checked": True, "related_pairs": 3}}, "exact kinship counts"),
-    ({"relatives": {"checked": True, "largest_group": 2, "groups": 1}}, "exact kinship counts"),
-])
+@pytest.mark.parametrize(
+    "plant, fragment",
+    [
+        (
+            {"inputs": {"cohort": {"path": "/home/owner/cohort.csv.gz", "format": "csv"}}},
+            "inputs.cohort' publishes path",
+        ),
+        ({"inputs": {"cohort": {"name": "c.csv", "sha256": "ab" * 32}}}, "publishes sha256"),
+        ({"inputs": {"phenotypes": {"path": "pheno/p.tsv"}}}, "inputs.phenotypes' publishes path"),
+        ({"relatives": {"checked": True, "related_pairs": 3}}, "exact kinship counts"),
+        ({"relatives": {"checked": True, "largest_group": 2, "groups": 1}}, "exact kinship counts"),
+    ],
+)
 def test_check_release_fails_manifest_with_private_facts(made, tmp_path, plant, fragment):
     d = _copy(made, "csv", tmp_path)
     m = json.loads((d / "manifest.json").read_text())
@@ -383,13 +420,17 @@ def test_ledger_schema_1_is_migrated_in_place(tmp_path):
     path = tmp_path / LEDGER_FILE
     old_schema = L._SCHEMA.replace(",\n    details         TEXT\n", "\n")
     assert "details" not in old_schema
-    e = L.LedgerEntry(fingerprint="ab" * 32, stages={"xor": {"epsilon": 1.0, "delta": 0.0}},
-                      cohort_path="/data/c.csv").normalised()
+    e = L.LedgerEntry(
+        fingerprint="ab" * 32, stages={"xor": {"epsilon": 1.0, "delta": 0.0}}, cohort_path="/data/c.csv"
+    ).normalised()
     values = L._row_values(e)
     with sqlite3.connect(path) as conn:
         conn.executescript(old_schema)
-        conn.execute(f"INSERT INTO releases ({', '.join(L._COLUMNS)}, row_sha256) VALUES "
-                     f"({', '.join('?' * (len(L._COLUMNS) + 1))})", (*values, L._row_hash(values)))
+        conn.execute(
+            f"INSERT INTO releases ({', '.join(L._COLUMNS)}, row_sha256) VALUES "
+            f"({', '.join('?' * (len(L._COLUMNS) + 1))})",
+            (*values, L._row_hash(values)),
+        )
         conn.execute("PRAGMA user_version = 1")
     led = Ledger(path)
     (old,) = led.releases()

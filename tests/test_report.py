@@ -26,8 +26,15 @@ LACTOSE = ROOT / "data" / "opensnp-lactose"
 DATA, REF = LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz"
 EPSILONS = (1.0, 20.0)
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def invoke(*args):
@@ -47,11 +54,35 @@ def run(tmp_path_factory):
             rel = d / f"lactose-e{eps:g}"
             res = invoke("release", DATA, "--reference", REF, "--epsilon", eps, "--out", rel, "--seed", 1)
             assert res.exit_code == 0, res.output
-            res = invoke("retention-table", "--original", DATA, "--reference", REF, "--release", rel,
-                         "--controls", REF, "-k", 2, "--seed", 5)
+            res = invoke(
+                "retention-table",
+                "--original",
+                DATA,
+                "--reference",
+                REF,
+                "--release",
+                rel,
+                "--controls",
+                REF,
+                "-k",
+                2,
+                "--seed",
+                5,
+            )
             assert res.exit_code == 0, res.output
-            res = invoke("attack", "--original", DATA, "--release", rel, "--nonmembers", REF, "--split-panel",
-                         "--attacks", "nn,lrt", "--json")
+            res = invoke(
+                "attack",
+                "--original",
+                DATA,
+                "--release",
+                rel,
+                "--nonmembers",
+                REF,
+                "--split-panel",
+                "--attacks",
+                "nn,lrt",
+                "--json",
+            )
             assert res.exit_code == 0, res.output
             att = d / f"attack-e{eps:g}.json"
             att.write_text(res.output)
@@ -66,8 +97,14 @@ def run(tmp_path_factory):
         args += [a for r in rels for a in ("--evaluation", d / "evaluation" / f"{r.name}.json")]
         res = invoke("report", *args, "--ledger", "--budget", 100, "--retention-target", 0.5, "--out", out)
         assert res.exit_code == 0, res.output
-        yield {"dir": d, "rels": rels, "attacks": attacks, "out": out, "args": args,
-               "report": json.loads((out.parent / "report.json").read_text())}
+        yield {
+            "dir": d,
+            "rels": rels,
+            "attacks": attacks,
+            "out": out,
+            "args": args,
+            "report": json.loads((out.parent / "report.json").read_text()),
+        }
     finally:
         if old is None:
             os.environ.pop("GENOSHARE_PRIVATE_DIR", None)
@@ -143,9 +180,11 @@ def test_attack_numbers_equal_the_attack_json_and_clopper_pearson(run):
                 hi = 1.0 if kk == n else beta.ppf(0.975, kk + 1, n - kk)
                 assert (t["ci_low"], t["ci_high"]) == (pytest.approx(lo, abs=2e-6), pytest.approx(hi, abs=2e-6))
             fpr1 = src["fpr_at_threshold"]["0.01"]["fpr"]
-            assert a["sentence"] == (f"At the threshold set for 1 in 100 false alarms, this attack caught "
-                                     f"{round(100 * src['tpr_at_fpr']['0.01']['tpr'])} of 100 members while "
-                                     f"wrongly flagging {round(100 * fpr1)} of 100 non-members.")
+            assert a["sentence"] == (
+                f"At the threshold set for 1 in 100 false alarms, this attack caught "
+                f"{round(100 * src['tpr_at_fpr']['0.01']['tpr'])} of 100 members while "
+                f"wrongly flagging {round(100 * fpr1)} of 100 non-members."
+            )
             assert a["within_guarantee"] == (src["epsilon_lower_bound"] <= r["epsilon_xor"])
 
 
@@ -179,8 +218,9 @@ def test_no_recommendation_when_no_release_meets_the_target(run, tmp_path):
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "report.json").read_text())
     rec = rep["cohorts"][0]["recommendation"]
-    assert rec["release"] is None and rec["text"] == ("No release of this sweep reaches the retention target "
-                                                 "of 0.99 (genotypic test).")
+    assert rec["release"] is None and rec["text"] == (
+        "No release of this sweep reaches the retention target of 0.99 (genotypic test)."
+    )
     assert rec["text"] in out.read_text()
 
 
@@ -263,8 +303,9 @@ def test_other_settings_form_their_own_sweep(run, tmp_path):
     (other / "manifest.json").write_text(json.dumps(m))
     (other / "retention.json").unlink()
     out = tmp_path / "r.html"
-    res = CliRunner().invoke(main, ["report", "--release", str(run["rels"][0]), "--release", str(other),
-                                    "--out", str(out)])
+    res = CliRunner().invoke(
+        main, ["report", "--release", str(run["rels"][0]), "--release", str(other), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "report.json").read_text())
     assert [[r["name"] for r in c["releases"]] for c in rep["cohorts"]] == [[run["rels"][0].name], [other.name]]
@@ -329,11 +370,13 @@ def test_page_in_chromium(run, tmp_path):
             assert shot.stat().st_size > 10_000
             # every expected figure is an SVG with marks
             expected = []
-            for ri, r in enumerate(c["releases"]):
+            for ri in range(len(c["releases"])):
                 expected += [f"c0-r{ri}-posterior", f"c0-r{ri}-icons", f"c0-r{ri}-roc-linear", f"c0-r{ri}-roc-log"]
             expected += ["sweep-0-utility", "sweep-0-risk", "sweep-0-bound", "sweep-0-errors", "ledger-0"]
-            found = page.eval_on_selector_all("svg[data-fig]", "els => els.map(e => [e.dataset.fig, "
-                                              "e.querySelectorAll('.mark').length, e.getBBox().width])")
+            found = page.eval_on_selector_all(
+                "svg[data-fig]",
+                "els => els.map(e => [e.dataset.fig, e.querySelectorAll('.mark').length, e.getBBox().width])",
+            )
             marks = {f: (n, w) for f, n, w in found}
             for fig in expected:
                 assert fig in marks, (fig, sorted(marks))
@@ -341,6 +384,7 @@ def test_page_in_chromium(run, tmp_path):
             for ri, r in enumerate(c["releases"]):
                 filled = page.locator(f'svg[data-fig="c0-r{ri}-icons"] .person.member').count()
                 assert filled == r["guarantee"]["people_of_100_at_50"]
+
             # key numbers and sentences on the page equal report.json
             def key(k):
                 return page.locator(f'[data-key="{k}"]').inner_text().strip()
@@ -366,8 +410,11 @@ def test_page_in_chromium(run, tmp_path):
             assert page.get_by_text("ln 99").first.is_visible()
             # accessibility: no serious or critical violation
             result = Axe().run(page)
-            bad = [(v["id"], v["impact"], len(v["nodes"])) for v in result.response["violations"]
-                   if v["impact"] in ("serious", "critical")]
+            bad = [
+                (v["id"], v["impact"], len(v["nodes"]))
+                for v in result.response["violations"]
+                if v["impact"] in ("serious", "critical")
+            ]
             assert not bad, bad
         finally:
             browser.close()

@@ -20,8 +20,17 @@ PUBLISHED_POINT_ERROR = {1: 0.39, 2: 0.3576, 3: 0.3191, 4: 0.2797, 5: 0.2433}
 @pytest.mark.parametrize("e", sorted(PUBLISHED_POINT_ERROR))
 def test_point_error_matches_published(tmp_path, e):
     out = tmp_path / f"e{e}"
-    man = release_csv(LACTOSE / "data.csv.gz", LACTOSE / "reference.csv.gz", e * 9091, out,
-                      calibration="nominal", zero_cell="provgen", af_source="published", window="all", seed=e)
+    man = release_csv(
+        LACTOSE / "data.csv.gz",
+        LACTOSE / "reference.csv.gz",
+        e * 9091,
+        out,
+        calibration="nominal",
+        zero_cell="provgen",
+        af_source="published",
+        window="all",
+        seed=e,
+    )
     got = evaluate_release(LACTOSE / "data.csv.gz", out)
     assert abs(got["point_error"] - PUBLISHED_POINT_ERROR[e]) < 0.02, got
     assert got["mean_error"] == 0.0  # published frequencies are restored exactly

@@ -113,9 +113,7 @@ def test_deterministic(tmp_path):
 
 def _allelic_chi2_p(g: np.ndarray, case: np.ndarray) -> float:
     alt_case, alt_ctrl = g[case].sum(), g[~case].sum()
-    table = np.array(
-        [[alt_case, 2 * case.sum() - alt_case], [alt_ctrl, 2 * (~case).sum() - alt_ctrl]], dtype=float
-    )
+    table = np.array([[alt_case, 2 * case.sum() - alt_case], [alt_ctrl, 2 * (~case).sum() - alt_ctrl]], dtype=float)
     expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
     chi2 = float(((table - expected) ** 2 / expected).sum())
     return math.erfc(math.sqrt(chi2 / 2))  # chi-square survival function, 1 degree of freedom
@@ -243,7 +241,10 @@ def test_formats_files_and_contents(sim_all, tmp_path):
             assert f"{ds}{suffix}" in names
     assert not [n for n in names if n.startswith(".")]  # no scratch stores left
     assert summary["files"]["formats"]["cohort"] == {
-        "csv": "cohort.csv.gz", "vcz": "cohort.vcz", "vcf": "cohort.vcf.gz", "plink": "cohort.bed"
+        "csv": "cohort.csv.gz",
+        "vcz": "cohort.vcz",
+        "vcf": "cohort.vcf.gz",
+        "plink": "cohort.bed",
     }
     for ds, n in (("cohort", 120), ("panel", 30), ("holdout", 40)):
         csv = read_matrix(out / f"{ds}.csv.gz")

@@ -19,19 +19,16 @@ from genoshare.errors import GenoshareError
 pytestmark = pytest.mark.timeout(90)
 
 
-
-
 def _run(cmd: list[str], timeout: float = 15) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-
-
 
 
 @pytest.fixture
 def slurm_config(tmp_path):
     logs = tmp_path / "logs"
     p = tmp_path / "cluster.yaml"
-    p.write_text(textwrap.dedent(f"""\
+    p.write_text(
+        textwrap.dedent(f"""\
         slurm:
           cores: 1
           memory: 1GB
@@ -41,7 +38,8 @@ def slurm_config(tmp_path):
           jobs: 1
           log_directory: {logs}
           startup_timeout: 45
-        """))
+        """)
+    )
     return p
 
 
@@ -102,8 +100,23 @@ def test_no_job_left_after_an_exception(slurm, slurm_config):
 
 def test_pending_worker_times_out_naming_squeue_state(slurm, slurm_config):
     # Fill the node with a job that takes every CPU, so our worker job stays PENDING.
-    res = _run(["sbatch", "--parsable", "-J", "genoshare-test-blocker", "-c", str(slurm["cpus"]), "--mem=100M",
-                "-t", "2", "-o", "/dev/null", "--wrap", "sleep 60"])
+    res = _run(
+        [
+            "sbatch",
+            "--parsable",
+            "-J",
+            "genoshare-test-blocker",
+            "-c",
+            str(slurm["cpus"]),
+            "--mem=100M",
+            "-t",
+            "2",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            "sleep 60",
+        ]
+    )
     assert res.returncode == 0, res.stderr
     blocker = res.stdout.strip().split(";")[0]
     try:
@@ -126,7 +139,7 @@ def test_pending_worker_times_out_naming_squeue_state(slurm, slurm_config):
 
 def test_rejected_job_fails_fast(slurm, tmp_path):
     p = tmp_path / "bad.yaml"
-    p.write_text('slurm:\n  cores: 1\n  memory: 1GB\n  interface: lo\n  queue: no-such-partition\n')
+    p.write_text("slurm:\n  cores: 1\n  memory: 1GB\n  interface: lo\n  queue: no-such-partition\n")
     t0 = time.monotonic()
     with pytest.raises(GenoshareError) as ei:
         with dask_client("slurm", config=p, quiet=True, timeout=30):
@@ -148,8 +161,15 @@ def test_release_with_slurm_workers_equals_local(slurm, slurm_config, tmp_path):
     simulate_cohort(sim, cases=20, controls=20, panel=30, variants=300, seed=4, holdout=0, formats=("vcz",))
     common = dict(seed=8, window=50)
     local = release_store(sim / "cohort.vcz", sim / "panel.vcz", 500.0, tmp_path / "local", workers=1, **common)
-    on_slurm = release_store(sim / "cohort.vcz", sim / "panel.vcz", 500.0, tmp_path / "slurm", scheduler="slurm",
-                             cluster_config=slurm_config, **common)
+    on_slurm = release_store(
+        sim / "cohort.vcz",
+        sim / "panel.vcz",
+        500.0,
+        tmp_path / "slurm",
+        scheduler="slurm",
+        cluster_config=slurm_config,
+        **common,
+    )
     assert on_slurm["scheduler"] == "slurm" and local["scheduler"] == "local"
     a, b = open_vcz(tmp_path / "local" / "release.vcz"), open_vcz(tmp_path / "slurm" / "release.vcz")
     assert np.array_equal(read_dosage(a, 0, a.n_variants), read_dosage(b, 0, b.n_variants))

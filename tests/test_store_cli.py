@@ -28,8 +28,9 @@ def run(*args, check=False, timeout=300):
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("sim") / "s"
-    simulate_cohort(d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0,
-                    formats=("csv", "vcz", "plink", "vcf"))
+    simulate_cohort(
+        d, cases=40, controls=40, panel=60, variants=600, seed=9, holdout=0, formats=("csv", "vcz", "plink", "vcf")
+    )
     return d
 
 
@@ -44,13 +45,38 @@ def _one_line_error(p, *words):
 
 def test_plink_input_to_release_with_exports(sim, tmp_path):
     out = tmp_path / "rel"
-    p = run("release", sim / "cohort.bed", "--reference", sim / "panel.vcf.gz", "--epsilon", 1200, "--out", out,
-            "--seed", 3, "--workers", 1, "--chunk-variants", 200, "--chunk-samples", 32, "--export", "plink,csv",
-            check=True)
+    p = run(
+        "release",
+        sim / "cohort.bed",
+        "--reference",
+        sim / "panel.vcf.gz",
+        "--epsilon",
+        1200,
+        "--out",
+        out,
+        "--seed",
+        3,
+        "--workers",
+        1,
+        "--chunk-variants",
+        200,
+        "--chunk-samples",
+        32,
+        "--export",
+        "plink,csv",
+        check=True,
+    )
     assert "sites:" in p.stdout
     names = sorted(f.name for f in out.iterdir())
-    assert names == ["frequencies.tsv", "manifest.json", "release.bed", "release.bim", "release.csv.gz",
-                     "release.fam", "release.vcz"]
+    assert names == [
+        "frequencies.tsv",
+        "manifest.json",
+        "release.bed",
+        "release.bim",
+        "release.csv.gz",
+        "release.fam",
+        "release.vcz",
+    ]
     man = json.loads((out / "manifest.json").read_text())
     assert man["inputs"]["cohort"]["format"] == "plink" and man["inputs"]["reference"]["format"] == "vcf"
     assert man["sample_block"] == 32 and man["window"] == 1000
@@ -63,13 +89,27 @@ def test_plink_input_to_release_with_exports(sim, tmp_path):
 
 
 def test_rerun_after_killed_run_is_identical(sim, tmp_path):
-    args = ["release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--seed", 5,
-            "--workers", 1]
+    args = [
+        "release",
+        sim / "cohort.vcz",
+        "--reference",
+        sim / "panel.vcz",
+        "--epsilon",
+        1200,
+        "--seed",
+        5,
+        "--workers",
+        1,
+    ]
     clean = tmp_path / "clean"
     run(*args, "--out", clean, check=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*GENOSHARE, *map(str, args), "--out", str(killed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*GENOSHARE, *map(str, args), "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     # kill as soon as the work directory exists (the run is under way), whole process group
     deadline = time.time() + 60
     while time.time() < deadline and not any(f.name.startswith(".killed") for f in tmp_path.iterdir()):
@@ -89,12 +129,23 @@ def test_store_bad_input(sim, tmp_path):
 
     panel = open_vcz(sim / "panel.vcz")
     other = tmp_path / "other.vcz"
-    write_vcz(other, read_dosage(panel, 0, panel.n_variants), sample_ids=panel.sample_ids, contig_ids=["7"],
-              variant_contig=np.zeros(panel.n_variants, dtype=int), variant_position=panel.variant_position,
-              variant_allele=panel.variant_allele, variant_id=panel.variant_id)
+    write_vcz(
+        other,
+        read_dosage(panel, 0, panel.n_variants),
+        sample_ids=panel.sample_ids,
+        contig_ids=["7"],
+        variant_contig=np.zeros(panel.n_variants, dtype=int),
+        variant_position=panel.variant_position,
+        variant_allele=panel.variant_allele,
+        variant_id=panel.variant_id,
+    )
     cases.append((["release", sim / "cohort.vcz", "--reference", other, "--epsilon", 10], ["overlap"]))
-    cases.append((["release", sim / "cohort.bed", "--reference", sim / "panel.vcz", "--epsilon", 10,
-                   "--chunk-variants", 0], ["chunk"]))
+    cases.append(
+        (
+            ["release", sim / "cohort.bed", "--reference", sim / "panel.vcz", "--epsilon", 10, "--chunk-variants", 0],
+            ["chunk"],
+        )
+    )
     bad_bed = tmp_path / "bad"
     for ext in (".bim", ".fam"):
         (tmp_path / f"bad{ext}").write_bytes((sim / f"cohort{ext}").read_bytes())
@@ -111,8 +162,7 @@ def test_store_bad_input(sim, tmp_path):
     # unwritable output: its parent is a file (root may write anywhere else)
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    p = run("release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 10, "--out",
-            blocker / "x")
+    p = run("release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 10, "--out", blocker / "x")
     _one_line_error(p, "blocker")
     leftovers = [f.name for f in tmp_path.iterdir() if f.name.startswith(".")]
     assert leftovers == []
@@ -122,8 +172,19 @@ def test_ldstats_file_reused_by_releases(sim, tmp_path):
     """LD statistics computed once give the same release as computing them inline; a file made
     for other settings or other sites is refused."""
     ld = tmp_path / "ld.npz"
-    run("ldstats", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--out", ld, "--window", 100, "--workers", 1,
-        check=True)
+    run(
+        "ldstats",
+        sim / "cohort.vcz",
+        "--reference",
+        sim / "panel.vcz",
+        "--out",
+        ld,
+        "--window",
+        100,
+        "--workers",
+        1,
+        check=True,
+    )
     common = ["--reference", sim / "panel.vcz", "--epsilon", 900, "--seed", 4, "--workers", 1, "--window", 100]
     run("release", sim / "cohort.vcz", *common, "--ldstats", ld, "--out", tmp_path / "a", check=True)
     run("release", sim / "cohort.vcz", *common, "--out", tmp_path / "b", check=True)
@@ -133,8 +194,20 @@ def test_ldstats_file_reused_by_releases(sim, tmp_path):
     assert "ldstats" in man["inputs"]
     p = run("release", sim / "cohort.vcz", *common[:-2], "--window", 50, "--ldstats", ld, "--out", tmp_path / "c")
     _one_line_error(p, "ld.npz", "window")
-    p = run("release", sim / "cohort.csv.gz", "--reference", sim / "panel.csv.gz", "--epsilon", 900,
-            "--window", 100, "--ldstats", ld, "--out", tmp_path / "d")
+    p = run(
+        "release",
+        sim / "cohort.csv.gz",
+        "--reference",
+        sim / "panel.csv.gz",
+        "--epsilon",
+        900,
+        "--window",
+        100,
+        "--ldstats",
+        ld,
+        "--out",
+        tmp_path / "d",
+    )
     _one_line_error(p, "ld.npz", "different set of sites")
 
 
@@ -146,8 +219,25 @@ def test_reference_frequencies_restored_across_variant_chunks(sim, tmp_path):
     from genoshare.io.align import align
 
     out = tmp_path / "rel"
-    run("release", sim / "cohort.bed", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--out", out,
-        "--seed", 6, "--workers", 1, "--chunk-variants", 150, "--af-source", "reference", check=True)
+    run(
+        "release",
+        sim / "cohort.bed",
+        "--reference",
+        sim / "panel.vcz",
+        "--epsilon",
+        1200,
+        "--out",
+        out,
+        "--seed",
+        6,
+        "--workers",
+        1,
+        "--chunk-variants",
+        150,
+        "--af-source",
+        "reference",
+        check=True,
+    )
     freq = pd.read_csv(out / "frequencies.tsv", sep="\t")
     cohort, panel = open_vcz(sim / "cohort.vcz"), open_vcz(sim / "panel.vcz")
     al = align(cohort, panel)
@@ -165,8 +255,25 @@ def test_dp_frequencies_on_a_store(sim, tmp_path):
     import pandas as pd
 
     out = tmp_path / "rel"
-    run("release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--out", out,
-        "--seed", 6, "--workers", 1, "--af-source", "dp:20", "--export", "csv", check=True)
+    run(
+        "release",
+        sim / "cohort.vcz",
+        "--reference",
+        sim / "panel.vcz",
+        "--epsilon",
+        1200,
+        "--out",
+        out,
+        "--seed",
+        6,
+        "--workers",
+        1,
+        "--af-source",
+        "dp:20",
+        "--export",
+        "csv",
+        check=True,
+    )
     man = json.loads((out / "manifest.json").read_text())
     af = man["privacy"]["af"]
     assert af["source"] == "dp" and af["epsilon"] == 20 and af["sigma"] > 0
@@ -189,9 +296,26 @@ def test_ledger_fingerprint_is_the_whole_cohort_with_or_without_budget(sim, tmp_
     truth = fingerprint_vcz(sim / "cohort.vcz")
     for k, budget in enumerate((None, 1e12)):
         private = tmp_path / f"private{k}"
-        args = ["release", sim / "cohort.vcz", "--reference", sim / "panel.vcz", "--epsilon", 1200, "--out",
-                tmp_path / f"rel{k}", "--seed", 3, "--workers", 1, "--chunk-variants", 128, "--chunk-samples", 32,
-                "--private-dir", private]
+        args = [
+            "release",
+            sim / "cohort.vcz",
+            "--reference",
+            sim / "panel.vcz",
+            "--epsilon",
+            1200,
+            "--out",
+            tmp_path / f"rel{k}",
+            "--seed",
+            3,
+            "--workers",
+            1,
+            "--chunk-variants",
+            128,
+            "--chunk-samples",
+            32,
+            "--private-dir",
+            private,
+        ]
         p = run(*args, *(["--budget", budget] if budget else []), check=True)
         man = json.loads((tmp_path / f"rel{k}" / "manifest.json").read_text())
         assert man["alignment"]["dropped"], "the simulation has strand-ambiguous sites to drop"

@@ -86,7 +86,8 @@ def test_without_seed_every_member_has_its_own_key(sim, tmp_path):
     assert _differing_fraction(tmp_path / "fresh", 1000, "1000.001") > 0.05
     for name in ("epsilon-1000", "epsilon-1000.001"):
         assert not json.loads((tmp_path / "fresh" / name / "manifest.json").read_text()).get(
-            "reproducible_test_release", False)
+            "reproducible_test_release", False
+        )
 
 
 def test_budget_refuses_the_whole_sweep_before_genotype_work(sim, tmp_path, monkeypatch):
@@ -130,14 +131,19 @@ def test_failed_member_removes_the_whole_sweep(sim, tmp_path, monkeypatch):
         assert ledger.cumulative(rows[0].fingerprint)["epsilon"] == 0
 
 
-@pytest.mark.parametrize("value, words", [
-    ("1000,,x", ["empty item"]), ("0,5", ["0 is not a positive"]), ("1000,x", ["'x' is not a number"]),
-    ("5,5.0", ["listed twice"]), ("-3", ["-3"]),
-])
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("1000,,x", ["empty item"]),
+        ("0,5", ["0 is not a positive"]),
+        ("1000,x", ["'x' is not a number"]),
+        ("5,5.0", ["listed twice"]),
+        ("-3", ["-3"]),
+    ],
+)
 def test_bad_epsilon_lists_are_one_line_errors(sim, tmp_path, value, words):
     out = tmp_path / "o"
-    p = subprocess.run([*GENOSHARE, *csv_args(sim, "--epsilon", value, "--out", out)], capture_output=True,
-                       text=True)
+    p = subprocess.run([*GENOSHARE, *csv_args(sim, "--epsilon", value, "--out", out)], capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("genoshare: error: Invalid value for '--epsilon'"), p.stderr
@@ -149,8 +155,12 @@ def test_store_sweep_members_equal_single_releases(sim, tmp_path):
     common = ["--reference", sim / "panel.vcz", "--seed", 4, "--workers", 1, "--window", 100]
 
     def run(*args):
-        p = subprocess.run([*GENOSHARE, "release", str(sim / "chunked.vcz"), *map(str, common), *map(str, args)],
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [*GENOSHARE, "release", str(sim / "chunked.vcz"), *map(str, common), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr
 
     run("--epsilon", "900,2000", "--out", tmp_path / "sweep")
@@ -181,11 +191,30 @@ def test_store_sweep_budget_refused_before_genotype_work(sim, tmp_path, monkeypa
 
         info = open_vcz(sim / "cohort.vcz")
         fp = cohort_ids_key(info.sample_ids, info.variant_id)
-        ledger.record(LedgerEntry(fingerprint=fingerprint_path(sim / "cohort.vcz"), cohort_ids=fp,
-                                  stages={"xor": {"epsilon": 700.0, "delta": 0.0}}))
+        ledger.record(
+            LedgerEntry(
+                fingerprint=fingerprint_path(sim / "cohort.vcz"),
+                cohort_ids=fp,
+                stages={"xor": {"epsilon": 700.0, "delta": 0.0}},
+            )
+        )
     out = tmp_path / "sweep"
-    res = invoke(["release", str(sim / "cohort.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon", "500,600",
-                  "--budget", 1500, "--workers", 1, "--out", str(out)])
+    res = invoke(
+        [
+            "release",
+            str(sim / "cohort.vcz"),
+            "--reference",
+            str(sim / "panel.vcz"),
+            "--epsilon",
+            "500,600",
+            "--budget",
+            1500,
+            "--workers",
+            1,
+            "--out",
+            str(out),
+        ]
+    )
     assert res.exit_code == 2, res.output
     assert "1100" in res.stderr and "budget 1500" in res.stderr and fp[:12] in res.stderr, res.stderr
     assert not out.exists()
@@ -210,14 +239,36 @@ def test_store_sweep_reads_each_cohort_chunk_once(sim, tmp_path, monkeypatch):
         return real(self, collections, progress)
 
     monkeypatch.setattr(sweep.Rendezvous, "compute", spy)
-    res = invoke(["release", str(sim / "chunked.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon",
-                  "900,2000,4000", "--seed", 2, "--workers", 1, "--window", 100, "--out", str(tmp_path / "sweep")])
+    res = invoke(
+        [
+            "release",
+            str(sim / "chunked.vcz"),
+            "--reference",
+            str(sim / "panel.vcz"),
+            "--epsilon",
+            "900,2000,4000",
+            "--seed",
+            2,
+            "--workers",
+            1,
+            "--window",
+            100,
+            "--out",
+            str(tmp_path / "sweep"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert len(seen) == 3
 
     def read_keys(dsk):
-        return {k for k in dsk if isinstance(k, tuple) and str(k[0]).startswith(("from-zarr", "original-array"))
-                or isinstance(k, str) and k.startswith("original-array")}
+        return {
+            k
+            for k in dsk
+            if isinstance(k, tuple)
+            and str(k[0]).startswith(("from-zarr", "original-array"))
+            or isinstance(k, str)
+            and k.startswith("original-array")
+        }
 
     z = zarr.open_array(str(sim / "chunked.vcz" / "call_genotype"), mode="r")
     n_chunks = int(np.prod([-(-s // c) for s, c in zip(z.shape, z.chunks)]))
@@ -240,8 +291,24 @@ def test_store_sweep_member_failing_before_the_passes_stops_all(sim, tmp_path, m
 
     monkeypatch.setattr(api, "calibrate", fail_2000)
     out = tmp_path / "sweep"
-    res = invoke(["release", str(sim / "chunked.vcz"), "--reference", str(sim / "panel.vcz"), "--epsilon",
-                  "900,2000,4000", "--seed", 2, "--workers", 1, "--window", 100, "--out", str(out)])
+    res = invoke(
+        [
+            "release",
+            str(sim / "chunked.vcz"),
+            "--reference",
+            str(sim / "panel.vcz"),
+            "--epsilon",
+            "900,2000,4000",
+            "--seed",
+            2,
+            "--workers",
+            1,
+            "--window",
+            100,
+            "--out",
+            str(out),
+        ]
+    )
     assert res.exit_code == 2 and "simulated calibration failure at 2000" in res.stderr, res.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
     with Ledger.open() as ledger:

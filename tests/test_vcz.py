@@ -204,8 +204,7 @@ def test_bio2zarr_store_opens(tmp_path):
     from bio2zarr import vcf as b2z_vcf
 
     _tool("bgzip")
-    ts = msprime.sim_ancestry(12, sequence_length=50_000, recombination_rate=1e-8, population_size=1e4,
-                              random_seed=3)
+    ts = msprime.sim_ancestry(12, sequence_length=50_000, recombination_rate=1e-8, population_size=1e4, random_seed=3)
     ts = msprime.sim_mutations(ts, rate=3e-7, random_seed=4)  # JC69: a few sites get 3+ alleles
     with open(tmp_path / "t.vcf", "w") as f:
         ts.write_vcf(f)
@@ -213,16 +212,18 @@ def test_bio2zarr_store_opens(tmp_path):
     subprocess.run(["bgzip", str(tmp_path / "t.vcf")], check=True)
     for fmt in (2, 3):
         out = tmp_path / f"t{fmt}.vcz"
-        b2z_vcf.convert([str(tmp_path / "t.vcf.gz")], str(out), variants_chunk_size=100, samples_chunk_size=5,
-                        zarr_format=fmt)
+        b2z_vcf.convert(
+            [str(tmp_path / "t.vcf.gz")], str(out), variants_chunk_size=100, samples_chunk_size=5, zarr_format=fmt
+        )
         info = open_vcz(out)
         assert info.zarr_format == fmt
         assert (info.n_variants, info.n_samples, info.ploidy) == (ts.num_sites, 12, 2)
         assert info.chunks == (100, 5)
         assert info.attrs["vcf_zarr_version"] == "0.5"
         np.testing.assert_array_equal(info.variant_position, vcf_pos)
-        n_alleles = np.array([len(set([s.ancestral_state] + [mu.derived_state for mu in s.mutations]))
-                              for s in ts.sites()])
+        n_alleles = np.array(
+            [len(set([s.ancestral_state] + [mu.derived_state for mu in s.mutations])) for s in ts.sites()]
+        )
         assert (info.biallelic == (n_alleles == 2)).all() and (~info.biallelic).any()
         hap = ts.genotype_matrix()
         dosage = (hap[:, 0::2] > 0).astype(np.int8) + (hap[:, 1::2] > 0)

@@ -32,8 +32,6 @@ RULE_LOG = re.compile(r"^rule=(\w+) slurm_job_id=(\S+) host=")
 pytestmark = pytest.mark.timeout(900)
 
 
-
-
 def _env() -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -48,8 +46,14 @@ def _tail(text: str, n: int = 60) -> str:
 def run(cmd, cwd, timeout: int) -> subprocess.CompletedProcess:
     """Run ``cmd`` under `timeout -k 10 TIMEOUT`; fail the test if it had to be killed."""
     t0 = time.monotonic()
-    res = subprocess.run(["timeout", "-k", "10", str(timeout), *map(str, cmd)], cwd=cwd, env=_env(),
-                         capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        ["timeout", "-k", "10", str(timeout), *map(str, cmd)],
+        cwd=cwd,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     res.seconds = time.monotonic() - t0
     res.text = res.stdout + res.stderr
     assert res.returncode not in (124, 137), f"timed out after {timeout} s: {cmd}\n{_tail(res.text)}"
@@ -62,8 +66,7 @@ def snakemake(workdir, *args, timeout: int = 300) -> subprocess.CompletedProcess
     return run(cmd, cwd=workdir, timeout=timeout)
 
 
-def write_config(path: Path, source: str = "config/examples/test.yaml", results: str = "results",
-                 **changes) -> Path:
+def write_config(path: Path, source: str = "config/examples/test.yaml", results: str = "results", **changes) -> Path:
     """A copy of a repository config with absolute input paths, results under ``results``."""
     cfg = yaml.safe_load((REPO / source).read_text())
     cfg["results"] = results
@@ -84,7 +87,7 @@ def job_counts(text: str) -> dict[str, int]:
     if not starts:
         return {}
     counts = {}
-    for line in lines[starts[-1] + 3:]:
+    for line in lines[starts[-1] + 3 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
@@ -127,25 +130,53 @@ def test_snakefmt_check_is_clean():
     assert res.returncode == 0, res.text
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": -1}]},
-     "config: releases[0].epsilon: -1 is less than or equal to the minimum of 0"),
-    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "calibraton": "exact"}]},
-     "config: releases[0]: Additional properties are not allowed ('calibraton' was unexpected)"),
-    ({"releases": [{"name": "r", "cohort": "nobody", "epsilon": 9091}]},
-     "config: release 'r': cohort 'nobody' is not under 'cohorts'"),
-    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "release_phenotype": ["case"]}]},
-     "config: releases[0]: 'phenotypes' is a dependency of 'release_phenotype'"),
-    ({"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "phenotypes": "p.tsv",
-                    "release_phenotype": ["case:rr=x"]}]},
-     "config: releases[0].release_phenotype[0]: 'case:rr=x' does not match"),
-    ({"report": {"cohorts": {"nobody": {"attack": True}}}},
-     "config: report.cohorts: 'nobody' is not under 'cohorts'"),
-    ({"report": {"cohorts": {"lactose": {"retention": "phenotype"}}}},
-     "config: report.cohorts.lactose.retention: phenotype needs a simulated cohort"),
-    ({"report": {"retention_target": 1.5}},
-     "config: report.retention_target: 1.5 is greater than the maximum of 1"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"releases": [{"name": "r", "cohort": "lactose", "epsilon": -1}]},
+            "config: releases[0].epsilon: -1 is less than or equal to the minimum of 0",
+        ),
+        (
+            {"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "calibraton": "exact"}]},
+            "config: releases[0]: Additional properties are not allowed ('calibraton' was unexpected)",
+        ),
+        (
+            {"releases": [{"name": "r", "cohort": "nobody", "epsilon": 9091}]},
+            "config: release 'r': cohort 'nobody' is not under 'cohorts'",
+        ),
+        (
+            {"releases": [{"name": "r", "cohort": "lactose", "epsilon": 9091, "release_phenotype": ["case"]}]},
+            "config: releases[0]: 'phenotypes' is a dependency of 'release_phenotype'",
+        ),
+        (
+            {
+                "releases": [
+                    {
+                        "name": "r",
+                        "cohort": "lactose",
+                        "epsilon": 9091,
+                        "phenotypes": "p.tsv",
+                        "release_phenotype": ["case:rr=x"],
+                    }
+                ]
+            },
+            "config: releases[0].release_phenotype[0]: 'case:rr=x' does not match",
+        ),
+        (
+            {"report": {"cohorts": {"nobody": {"attack": True}}}},
+            "config: report.cohorts: 'nobody' is not under 'cohorts'",
+        ),
+        (
+            {"report": {"cohorts": {"lactose": {"retention": "phenotype"}}}},
+            "config: report.cohorts.lactose.retention: phenotype needs a simulated cohort",
+        ),
+        (
+            {"report": {"retention_target": 1.5}},
+            "config: report.retention_target: 1.5 is greater than the maximum of 1",
+        ),
+    ],
+)
 def test_bad_config_is_rejected_in_one_line(tmp_path, change, message):
     cfg = write_config(tmp_path / "bad.yaml", **change)
     res = snakemake(tmp_path, "--dry-run", "--configfile", cfg, timeout=120)
@@ -158,21 +189,34 @@ def test_bad_config_is_rejected_in_one_line(tmp_path, change, message):
 def test_configfile_replaces_the_demo_config(tmp_path):
     """A --configfile is not merged into config/config.yaml: the demo's seed and cohorts stay out."""
     write_config(tmp_path / "config" / "config.yaml", "config/config.yaml")
-    mine = write_config(tmp_path / "mine.yaml", "config/examples/sweep.yaml",
-                        releases=[{"name": "only", "cohort": "lactose", "epsilon": 9091}])
+    mine = write_config(
+        tmp_path / "mine.yaml",
+        "config/examples/sweep.yaml",
+        releases=[{"name": "only", "cohort": "lactose", "epsilon": 9091}],
+    )
     res = snakemake(tmp_path, "--dry-run", "--printshellcmds", "--configfile", mine, timeout=120)
     assert res.returncode == 0, res.text
-    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "report": 1,
-                                    "all": 1}, res.text
+    assert job_counts(res.text) == {"ldstats": 1, "release": 1, "evaluate": 1, "compare": 1, "report": 1, "all": 1}, (
+        res.text
+    )
     assert "genoshare release" in res.text and "--seed" not in res.text, res.text
 
 
 def test_phenotype_keys_reach_the_release_command(tmp_path):
     pheno = tmp_path / "pheno tsv"
     pheno.write_text("IID\tcase\n")
-    cfg = write_config(tmp_path / "mine.yaml", releases=[
-        {"name": "ph", "cohort": "lactose", "epsilon": 9091, "phenotypes": str(pheno),
-         "release_phenotype": ["case:rr=1", "age"]}])
+    cfg = write_config(
+        tmp_path / "mine.yaml",
+        releases=[
+            {
+                "name": "ph",
+                "cohort": "lactose",
+                "epsilon": 9091,
+                "phenotypes": str(pheno),
+                "release_phenotype": ["case:rr=1", "age"],
+            }
+        ],
+    )
     res = snakemake(tmp_path, "--dry-run", "--printshellcmds", "--configfile", cfg, timeout=120)
     assert res.returncode == 0, res.text
     cmd = next(line for line in res.text.splitlines() if "genoshare release" in line)
@@ -190,13 +234,27 @@ def test_compare_table(tmp_path):
         d.mkdir()
         # the current manifest names the private cohort by base name; older ones had its path
         cohort = {"name": "c.csv.gz", "format": "csv"} if name == "b-release" else {"path": "/data/c.csv.gz"}
-        (d / "manifest.json").write_text(json.dumps({
-            "inputs": {"cohort": cohort, "reference": {"path": "/data/p.csv.gz"}},
-            "n_samples": 3, "n_variants": 4, "epsilon_requested": eps, "epsilon_xor": eps * 0.999,
-            "epsilon_nominal": eps * 2, "calibration": "exact", "zero_cell": "haldane", "window": "all",
-            "af_source": {"kind": "published"}, "flips": {"total": 7}, "reproducible_test_release": False}))
-        (tmp_path / f"{name}.json").write_text(json.dumps({"point_error": err, "sample_error": 0.5,
-                                                           "mean_error": 0.0, "variance_error": 0.1}))
+        (d / "manifest.json").write_text(
+            json.dumps(
+                {
+                    "inputs": {"cohort": cohort, "reference": {"path": "/data/p.csv.gz"}},
+                    "n_samples": 3,
+                    "n_variants": 4,
+                    "epsilon_requested": eps,
+                    "epsilon_xor": eps * 0.999,
+                    "epsilon_nominal": eps * 2,
+                    "calibration": "exact",
+                    "zero_cell": "haldane",
+                    "window": "all",
+                    "af_source": {"kind": "published"},
+                    "flips": {"total": 7},
+                    "reproducible_test_release": False,
+                }
+            )
+        )
+        (tmp_path / f"{name}.json").write_text(
+            json.dumps({"point_error": err, "sample_error": 0.5, "mean_error": 0.0, "variance_error": 0.1})
+        )
         pairs.append((d, tmp_path / f"{name}.json"))
     rows = write_comparison(pairs, tmp_path / "t.tsv", tmp_path / "t.md")
     table = read_table(tmp_path / "t.tsv")
@@ -210,8 +268,10 @@ def test_compare_table(tmp_path):
     with pytest.raises(GenoshareError, match="two releases are named"):
         write_comparison([pairs[0], pairs[0]], tmp_path / "u.tsv")
     (tmp_path / "broken.json").write_text("{")
-    assert compare_main(["--release", str(pairs[0][0]), str(tmp_path / "broken.json"),
-                         "--out", str(tmp_path / "u.tsv")]) == 2
+    assert (
+        compare_main(["--release", str(pairs[0][0]), str(tmp_path / "broken.json"), "--out", str(tmp_path / "u.tsv")])
+        == 2
+    )
     assert not (tmp_path / "u.tsv").exists()
 
 
@@ -250,11 +310,23 @@ def test_demo_runs_end_to_end(demo):
     assert (out / "releases" / "sim-eps2000" / "release.vcz").is_dir()
     assert (out / "releases" / "lactose-e1" / "release.csv.gz").is_file()
     # LD statistics once per cohort x panel.
-    assert sorted(p.relative_to(out / "ldstats").as_posix() for p in (out / "ldstats").rglob("*.npz")) == \
-        ["lactose/lactose_ref.npz", "sim/sim_panel.npz"]
+    assert sorted(p.relative_to(out / "ldstats").as_posix() for p in (out / "ldstats").rglob("*.npz")) == [
+        "lactose/lactose_ref.npz",
+        "sim/sim_panel.npz",
+    ]
     logs = rule_logs(out)
-    assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate",
-                                                   "compare", "audit_release", "attack", "retention", "report"}
+    assert {rule for rule, _ in logs.values()} == {
+        "simulate",
+        "ingest",
+        "ldstats",
+        "release",
+        "evaluate",
+        "compare",
+        "audit_release",
+        "attack",
+        "retention",
+        "report",
+    }
     assert {job for _, job in logs.values()} == {"none"}  # local execution
     # The committee's report: every release, the lactose attacks (5 seeds each) and every retention table.
     assert f"privacy report      {out}/report.html" in res.stdout, res.stdout
@@ -277,13 +349,22 @@ def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
 
     def smk(*args):
         # Same working directory as `make demo` (the repository): its .snakemake records the demo's jobs.
-        return run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", more, *args], cwd=REPO,
-                   timeout=300)
+        return run(
+            [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", more, *args], cwd=REPO, timeout=300
+        )
 
     dry = smk("--dry-run")
     assert dry.returncode == 0, dry.text
-    jobs = {"release": 1, "evaluate": 1, "compare": 1, "audit_release": 4, "attack": 1, "retention": 1, "report": 1,
-            "all": 1}  # lactose releases are attacked (5 seeds) and get a retention table
+    jobs = {
+        "release": 1,
+        "evaluate": 1,
+        "compare": 1,
+        "audit_release": 4,
+        "attack": 1,
+        "retention": 1,
+        "report": 1,
+        "all": 1,
+    }  # lactose releases are attacked (5 seeds) and get a retention table
     assert job_counts(dry.text) == jobs, dry.text
     assert "wildcards: release=lactose-e2" in dry.text
     res = smk()
@@ -298,8 +379,6 @@ def test_adding_a_release_reruns_only_it_and_the_comparison(demo, tmp_path):
 # --------------------------------------------------------------------------------------------- SLURM
 
 
-
-
 def _submitted(text: str) -> set[str]:
     return set(re.findall(r"has been submitted with SLURM jobid (\d+)", text))
 
@@ -307,13 +386,11 @@ def _submitted(text: str) -> set[str]:
 @pytest.mark.slow
 def test_every_job_goes_through_sbatch(slurm, tmp_path):
     cfg = write_config(tmp_path / "config.yaml")
-    res = snakemake(tmp_path, "--profile", REPO / "profiles" / "slurm", "--configfile", cfg, *SLURM_FAST,
-                    timeout=600)
+    res = snakemake(tmp_path, "--profile", REPO / "profiles" / "slurm", "--configfile", cfg, *SLURM_FAST, timeout=600)
     assert res.returncode == 0, _tail(res.text, 120)
     print(f"test workflow on SLURM: {res.seconds:.1f} s")
     logs = rule_logs(tmp_path / "results")
-    assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate",
-                                                   "compare"}
+    assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate", "compare"}
     jobs = [job for _, job in logs.values()]
     assert all(job.isdigit() for job in jobs), logs  # SLURM_JOB_ID was set in every rule's shell
     assert len(set(jobs)) == len(jobs), "two rules ran in one SLURM job"
@@ -328,7 +405,8 @@ def test_release_with_dask_jobqueue_workers(slurm, tmp_path):
     """dask.scheduler slurm: ldstats and release run here, their Dask workers are SLURM jobs."""
     worker_logs = tmp_path / "dask-workers"
     cluster = tmp_path / "cluster.yaml"
-    cluster.write_text(textwrap.dedent(f"""\
+    cluster.write_text(
+        textwrap.dedent(f"""\
         slurm:
           cores: 1
           memory: 1GB
@@ -338,12 +416,16 @@ def test_release_with_dask_jobqueue_workers(slurm, tmp_path):
           jobs: 1
           log_directory: {worker_logs}
           startup_timeout: 120
-        """))
+        """)
+    )
     base = yaml.safe_load((REPO / "config" / "examples" / "test.yaml").read_text())
-    cfg = write_config(tmp_path / "config.yaml", cohorts={"tiny": base["cohorts"]["tiny"]},
-                       panels={"tiny_panel": base["panels"]["tiny_panel"]},
-                       dask={"scheduler": "slurm", "cluster_config": str(cluster)},
-                       releases=[{"name": "tiny-jobqueue", "cohort": "tiny", "epsilon": 1000}])
+    cfg = write_config(
+        tmp_path / "config.yaml",
+        cohorts={"tiny": base["cohorts"]["tiny"]},
+        panels={"tiny_panel": base["panels"]["tiny_panel"]},
+        dask={"scheduler": "slurm", "cluster_config": str(cluster)},
+        releases=[{"name": "tiny-jobqueue", "cohort": "tiny", "epsilon": 1000}],
+    )
     res = snakemake(tmp_path, "--cores", "2", "--configfile", cfg, timeout=600)
     assert res.returncode == 0, _tail(res.text, 120)
     print(f"jobqueue workflow: {res.seconds:.1f} s")
@@ -364,12 +446,14 @@ def test_failing_rule_is_reported_failed_under_slurm(slurm, tmp_path):
     bad.write_text("id,rs1,rs2,rs3\nc1,0,1,2\nc2,1,3,0\n")  # 3 is not a genotype
     panel = tmp_path / "panel.csv"
     panel.write_text("id,rs1,rs2,rs3\np1,0,1,2\np2,1,1,0\np3,2,0,1\n")
-    cfg = write_config(tmp_path / "config.yaml", simulations={},
-                       cohorts={"bad": {"path": str(bad), "panel": "panel"}},
-                       panels={"panel": {"path": str(panel)}},
-                       releases=[{"name": "never", "cohort": "bad", "epsilon": 10}])
-    res = snakemake(tmp_path, "--profile", REPO / "profiles" / "slurm", "--configfile", cfg, *SLURM_FAST,
-                    timeout=300)
+    cfg = write_config(
+        tmp_path / "config.yaml",
+        simulations={},
+        cohorts={"bad": {"path": str(bad), "panel": "panel"}},
+        panels={"panel": {"path": str(panel)}},
+        releases=[{"name": "never", "cohort": "bad", "epsilon": 10}],
+    )
+    res = snakemake(tmp_path, "--profile", REPO / "profiles" / "slurm", "--configfile", cfg, *SLURM_FAST, timeout=300)
     assert res.returncode == 1, res.text
     assert "Error in rule ldstats" in res.text, res.text
     submitted = _submitted(res.text)
@@ -382,4 +466,3 @@ def test_failing_rule_is_reported_failed_under_slurm(slurm, tmp_path):
     assert not (tmp_path / "results" / "ldstats" / "bad" / "panel.npz").exists()
     assert not (tmp_path / "results" / "releases").exists()
     print(f"failing workflow on SLURM reported in {res.seconds:.1f} s")
-

@@ -11,8 +11,15 @@ import shutil
 
 import pytest
 
-DEBIAN_PACKAGE = {"plink1.9": "plink1.9", "plink": "plink1.9", "plink2": "plink2", "bcftools": "bcftools",
-                  "bgzip": "tabix", "tabix": "tabix", "chromium": "chromium"}
+DEBIAN_PACKAGE = {
+    "plink1.9": "plink1.9",
+    "plink": "plink1.9",
+    "plink2": "plink2",
+    "bcftools": "bcftools",
+    "bgzip": "tabix",
+    "tabix": "tabix",
+    "chromium": "chromium",
+}
 
 
 def in_ci() -> bool:

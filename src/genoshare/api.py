@@ -138,7 +138,7 @@ def _privacy(cal, n: int, af_source: str, af_cal=None, af_file=None, phenotype=N
 
 
 def _af_file(af_source: str):
-    return af_source[len("public:"):] if af_source.startswith("public:") else None
+    return af_source[len("public:") :] if af_source.startswith("public:") else None
 
 
 def _check_common(epsilon: float, af_source: str) -> None:
@@ -188,13 +188,30 @@ def release(cohort, reference, epsilon: float, out, **options) -> dict:
     """Release a cohort: CSV matrices in memory (release.csv.gz), anything else through the
     blockwise VCF Zarr pipeline (release.vcz plus exports)."""
     if is_csv(cohort) and is_csv(reference):
-        csv_only = {"calibration", "zero_cell", "window", "af_source", "seed", "sample_block", "threads", "overwrite",
-                    "progress", "ldstats", "private_dir", "budget", "relatives", "notify", "phenotypes",
-                    "release_phenotype"}
+        csv_only = {
+            "calibration",
+            "zero_cell",
+            "window",
+            "af_source",
+            "seed",
+            "sample_block",
+            "threads",
+            "overwrite",
+            "progress",
+            "ldstats",
+            "private_dir",
+            "budget",
+            "relatives",
+            "notify",
+            "phenotypes",
+            "release_phenotype",
+        }
         unused = [k for k, v in options.items() if k not in csv_only and v not in (None, (), "", False)]
         if unused:
-            raise GenoshareError(f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
-                                 "VCF Zarr/PLINK/VCF inputs, not to CSV matrices")
+            raise GenoshareError(
+                f"option(s) {', '.join('--' + u.replace('_', '-') for u in unused)} apply to "
+                "VCF Zarr/PLINK/VCF inputs, not to CSV matrices"
+            )
         return release_csv(cohort, reference, epsilon, out, **{k: v for k, v in options.items() if k in csv_only})
     options.pop("sample_block", None)
     options.pop("threads", None)
@@ -209,17 +226,22 @@ def _csv_targets(af_source: str, cohort: GenotypeMatrix, reference: GenotypeMatr
         from genoshare.privacy.dp_af import derive_af_key, dp_allele_counts
 
         eps, delta = parse_dp(af_source, cohort.n_samples)
-        counts, gcal = dp_allele_counts(target_counts_published(G), (G >= 0).sum(axis=1), eps, delta,
-                                        derive_af_key(master))
+        counts, gcal = dp_allele_counts(
+            target_counts_published(G), (G >= 0).sum(axis=1), eps, delta, derive_af_key(master)
+        )
         return counts, af_info("dp", epsilon_af=eps, delta_af=delta), None, gcal
     if af_source == "reference":
         R = reference.genotypes
         af = np.where(R >= 0, R, 0).sum(axis=1) / (2.0 * np.maximum((R >= 0).sum(axis=1), 1))
         return target_counts_from_af(G, af), af_info("reference"), None, None
-    path = Path(af_source[len("public:"):])
+    path = Path(af_source[len("public:") :])
     af = read_af_tsv(path, cohort.variant_ids)
-    return (target_counts_from_af(G, af),
-            af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())), path, None)
+    return (
+        target_counts_from_af(G, af),
+        af_info("public", file=str(path), snps_without_frequency=int(np.isnan(af).sum())),
+        path,
+        None,
+    )
 
 
 @cancels_reservations_on_failure
@@ -229,16 +251,32 @@ def _csv_af_plan(af_source: str, cohort: GenotypeMatrix):
         from genoshare.privacy.dp_af import gaussian_calibration
 
         return None, gaussian_calibration(*parse_dp(af_source, cohort.n_samples), cohort.n_variants)
-    return (Path(af_source[len("public:"):]) if af_source.startswith("public:") else None), None
+    return (Path(af_source[len("public:") :]) if af_source.startswith("public:") else None), None
 
 
 @cancels_reservations_on_failure
-def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
-                zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
-                seed: int | None = None, sample_block: int = DEFAULT_SAMPLE_BLOCK, threads: int | None = None,
-                overwrite: bool = False, progress=None, ldstats: str | Path | None = None, private_dir=None,
-                budget: float | None = None, relatives: str = "auto", notify=None, phenotypes=None,
-                release_phenotype=()) -> dict:
+def release_csv(
+    cohort_path,
+    reference_path,
+    epsilon: float,
+    out,
+    calibration: str = "exact",
+    zero_cell: str = DEFAULT_ZERO_CELL,
+    window=DEFAULT_WINDOW,
+    af_source: str = "published",
+    seed: int | None = None,
+    sample_block: int = DEFAULT_SAMPLE_BLOCK,
+    threads: int | None = None,
+    overwrite: bool = False,
+    progress=None,
+    ldstats: str | Path | None = None,
+    private_dir=None,
+    budget: float | None = None,
+    relatives: str = "auto",
+    notify=None,
+    phenotypes=None,
+    release_phenotype=(),
+) -> dict:
     """Release a CSV-matrix cohort in memory; returns the manifest written to OUT/manifest.json."""
     timer = Timer()
     w = parse_window(window)
@@ -256,20 +294,25 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         reference = _sweep_shared(("read", str(reference_path)), lambda: read_matrix(reference_path))
         validate_same_variants(cohort, reference, cohort_path, reference_path)
         if reference.n_missing:
-            raise InputError(reference_path, f"reference panel has {reference.n_missing} missing genotypes; "
-                                             "impute or drop them first")
+            raise InputError(
+                reference_path,
+                f"reference panel has {reference.n_missing} missing genotypes; impute or drop them first",
+            )
         _check_disjoint(cohort.sample_ids, reference.sample_ids, reference_path)
         check_published_n(cohort.n_samples, af_source, cohort_path)
         from genoshare.privacy.panel_overlap import check_matrices
 
-        overlap = check_matrices(cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids,
-                                 reference_path)
+        overlap = check_matrices(
+            cohort.genotypes, reference.genotypes, cohort.sample_ids, reference.sample_ids, reference_path
+        )
         master = _master(seed)
         af_path, af_cal = _csv_af_plan(af_source, cohort)
     with timer("ldstats"):
         if ldstats is None:
-            stats = _sweep_shared(("csv-ldstats", str(reference_path), zero_cell, w),
-                                  lambda: compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w))
+            stats = _sweep_shared(
+                ("csv-ldstats", str(reference_path), zero_cell, w),
+                lambda: compute_ldstats(reference.genotypes, zero_cell=zero_cell, window=w),
+            )
         else:
             from genoshare.io.ldstore import load_ldstats, sites_digest
 
@@ -277,8 +320,9 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     with timer("calibrate"):
         cal = calibrate(stats, epsilon, calibration)
     with timer("account"):
-        privacy, eps_total = _privacy(cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
-                                      pheno.privacy_entry())
+        privacy, eps_total = _privacy(
+            cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path), pheno.privacy_entry()
+        )
     book = _Bookkeeping(out, private_dir, budget, relatives, notify)
     book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
     book.notify(overlap["message"])
@@ -286,15 +330,26 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
         from genoshare.privacy.kinship import GenotypeSource
         from genoshare.privacy.ledger import cohort_ids_key, fingerprint_matrix
 
-        kin = book.before(cohort_ids_key(cohort.sample_ids, cohort.variant_ids), privacy,
-                          GenotypeSource.from_matrix(cohort.genotypes, cohort.sample_ids,
-                                                     max_variants=KINSHIP_MAX_VARIANTS),
-                          cohort_path=cohort_path, af_source=af_source, test_release=seed is not None)
+        kin = book.before(
+            cohort_ids_key(cohort.sample_ids, cohort.variant_ids),
+            privacy,
+            GenotypeSource.from_matrix(cohort.genotypes, cohort.sample_ids, max_variants=KINSHIP_MAX_VARIANTS),
+            cohort_path=cohort_path,
+            af_source=af_source,
+            test_release=seed is not None,
+        )
     with timer("release"):
         cohort_fp = fingerprint_matrix(cohort)
         targets, af, af_path, af_cal = _csv_targets(af_source, cohort, reference, master)
-        res = release_genotypes(cohort.genotypes, cal.thresholds, targets, derive_keys(master), sample_block=sample_block,
-                                threads=threads, progress=progress)
+        res = release_genotypes(
+            cohort.genotypes,
+            cal.thresholds,
+            targets,
+            derive_keys(master),
+            sample_block=sample_block,
+            threads=threads,
+            progress=progress,
+        )
         release_fp = fingerprint_matrix(dataclasses.replace(cohort, genotypes=res.genotypes))
         refuse_identical(release_fp, cohort_fp)
     book.private_input("cohort", cohort_path, "csv", release_fp)
@@ -307,14 +362,29 @@ def release_csv(cohort_path, reference_path, epsilon: float, out, calibration: s
     with atomic_store(out, overwrite=overwrite) as tmp:
         tmp.mkdir(mode=0o755)
         with timer("write"):
-            write_matrix(tmp / RELEASE_CSV, cohort.sample_ids, cohort.variant_ids, res.genotypes,
-                         id_column=cohort.id_column)
+            write_matrix(
+                tmp / RELEASE_CSV, cohort.sample_ids, cohort.variant_ids, res.genotypes, id_column=cohort.id_column
+            )
             ph_text, _ = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, extra, book=book)
         manifest = build_manifest(
-            release_file=RELEASE_CSV, inputs=inputs, n_samples=cohort.n_samples, n_variants=cohort.n_variants,
-            n_reference=reference.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w, af=af,
-            sample_block=res.sample_block, flips=(res.flips_down, res.flips_up), seed_given=seed is not None,
-            timings=timer.timings, extra=extra, privacy=privacy, phenotypes=ph_text)
+            release_file=RELEASE_CSV,
+            inputs=inputs,
+            n_samples=cohort.n_samples,
+            n_variants=cohort.n_variants,
+            n_reference=reference.n_samples,
+            n_missing=res.n_missing,
+            cal=cal,
+            zero_cell=zero_cell,
+            window=w,
+            af=af,
+            sample_block=res.sample_block,
+            flips=(res.flips_down, res.flips_up),
+            seed_given=seed is not None,
+            timings=timer.timings,
+            extra=extra,
+            privacy=privacy,
+            phenotypes=ph_text,
+        )
         _finish_release_dir(tmp, manifest)
         book.check(tmp)
     book.after(manifest, cohort_fp)
@@ -361,10 +431,12 @@ class _Bookkeeping:
         ``row``: cohort_path, af_source, test_release (ledger.reservation_entry)."""
         from genoshare.privacy.ledger import format_cumulative, reservation_entry
 
-        self.reservation = self.ledger.reserve(reservation_entry(cohort_key, privacy, output_dir=self.out, **row),
-                                               budget=self.budget)
-        self.notify(format_cumulative(self.ledger.cumulative(cohort_key, cohort_ids=cohort_key,
-                                                             exclude_id=self.reservation)))
+        self.reservation = self.ledger.reserve(
+            reservation_entry(cohort_key, privacy, output_dir=self.out, **row), budget=self.budget
+        )
+        self.notify(
+            format_cumulative(self.ledger.cumulative(cohort_key, cohort_ids=cohort_key, exclude_id=self.reservation))
+        )
 
     def relatives_check(self, n: int, source_fn, epsilon_fn) -> dict:
         """Related individuals (KING kinship) when asked or for small cohorts; ``source_fn()`` gives the
@@ -372,8 +444,11 @@ class _Bookkeeping:
         from genoshare.privacy.kinship import check_relatives, format_relatives
 
         if self.relatives == "skip" or (self.relatives == "auto" and n > RELATIVES_AUTO_MAX):
-            reason = "--relatives skip" if self.relatives == "skip" else (
-                f"{n:,} individuals > {RELATIVES_AUTO_MAX:,}: run 'genoshare kinship' or --relatives check")
+            reason = (
+                "--relatives skip"
+                if self.relatives == "skip"
+                else (f"{n:,} individuals > {RELATIVES_AUTO_MAX:,}: run 'genoshare kinship' or --relatives check")
+            )
             self.notify(f"relatives: not checked ({reason})")
             return {"checked": False, "reason": reason}
         report = check_relatives(source_fn(), epsilon_fn(), refuse=self.relatives == "refuse")
@@ -381,11 +456,18 @@ class _Bookkeeping:
         if report.get("skipped"):
             return {"checked": False, "reason": report["skipped"]}
         # The counts are statistics of the cohort outside the accounting: the ledger keeps them, not the manifest.
-        self.details["relatives"] = {"threshold": report["threshold"], "related_pairs": len(report["pairs"]),
-                                     "groups": len(report["groups"]), "largest_group": report["largest_group"]}
-        return {"checked": True, "threshold": report["threshold"],
-                "group_privacy": "a group of k related individuals is protected with k x epsilon (group sizes "
-                                 "are in the owner's ledger)"}
+        self.details["relatives"] = {
+            "threshold": report["threshold"],
+            "related_pairs": len(report["pairs"]),
+            "groups": len(report["groups"]),
+            "largest_group": report["largest_group"],
+        }
+        return {
+            "checked": True,
+            "threshold": report["threshold"],
+            "group_privacy": "a group of k related individuals is protected with k x epsilon (group sizes "
+            "are in the owner's ledger)",
+        }
 
     def check(self, directory: Path, verify_data: bool = True) -> None:
         from genoshare.privacy.checkrelease import check_release
@@ -402,9 +484,11 @@ class _Bookkeeping:
         from genoshare.privacy.ledger import ledger_entry_from_manifest
 
         try:
-            self.ledger.finalize(self.reservation, entry=ledger_entry_from_manifest(manifest, fingerprint, self.out,
-                                                                                     details=self.details),
-                                 budget=self.budget)
+            self.ledger.finalize(
+                self.reservation,
+                entry=ledger_entry_from_manifest(manifest, fingerprint, self.out, details=self.details),
+                budget=self.budget,
+            )
         except BaseException:
             shutil.rmtree(self.out, ignore_errors=True)  # not counted (the reservation is deleted): not released
             raise
@@ -414,8 +498,11 @@ class _Bookkeeping:
 def _check_disjoint(cohort_ids, panel_ids, panel_path) -> None:
     shared = set(cohort_ids) & set(panel_ids)
     if shared:
-        raise InputError(panel_path, f"reference panel shares {len(shared)} individual id(s) with the cohort "
-                                     f"(e.g. {sorted(shared)[0]!r}); it must be public or disjoint")
+        raise InputError(
+            panel_path,
+            f"reference panel shares {len(shared)} individual id(s) with the cohort "
+            f"(e.g. {sorted(shared)[0]!r}); it must be public or disjoint",
+        )
 
 
 def _finish_release_dir(tmp: Path, manifest: dict) -> None:
@@ -433,8 +520,9 @@ def _phenotype_plan(path, specs, notify):
     return plan
 
 
-def _write_phenotypes(tmp: Path, plan, sample_ids, master: bytes, inputs: dict, extra: dict, plink: bool = False,
-                      book=None):
+def _write_phenotypes(
+    tmp: Path, plan, sample_ids, master: bytes, inputs: dict, extra: dict, plink: bool = False, book=None
+):
     """DIR/phenotypes.tsv and its manifest entries. Returns (privacy text, .fam phenotype codes): (None, None)
     when nothing is released; codes None (-9) without a PLINK export or unless exactly one column is binary."""
     from genoshare.io.phenotypes import PHENOTYPES_FILE
@@ -482,8 +570,10 @@ class _StoreInputs:
         cohort_path, reference_path, out, chunks, ambiguous, unmatched, timer = self.args
         self.work = work_dir(out)  # 0700, named with host and pid: a killed run's is removed by the next one
         try:
-            with timer("ingest"), filesystem_errors_as(out, f"cannot write the work directory in {self.work.parent}",
-                                                       inside=self.work):
+            with (
+                timer("ingest"),
+                filesystem_errors_as(out, f"cannot write the work directory in {self.work.parent}", inside=self.work),
+            ):
                 self.cohort, self.cohort_kind = _as_vcz(cohort_path, self.work, "cohort", chunks)
                 self.panel, self.panel_kind = _as_vcz(reference_path, self.work, "panel", chunks)
             _check_disjoint(self.cohort.sample_ids, self.panel.sample_ids, reference_path)
@@ -520,25 +610,50 @@ class _StoreInputs:
 
         if ldstats_path is not None:
             return load_ldstats(ldstats_path, sites=self.sites(), zero_cell=zero_cell, window=window)
-        return pipeline.panel_ldstats(client, str(self.panel.path), self.alignment.panel_index,
-                                      self.alignment.panel_swap, self.cohort.variant_contig[self.index],
-                                      self.panel.n_samples, window, zero_cell, progress=progress)
+        return pipeline.panel_ldstats(
+            client,
+            str(self.panel.path),
+            self.alignment.panel_index,
+            self.alignment.panel_swap,
+            self.cohort.variant_contig[self.index],
+            self.panel.n_samples,
+            window,
+            zero_cell,
+            progress=progress,
+        )
 
     def alignment_summary(self, ambiguous, unmatched) -> dict:
         al = self.alignment
         from genoshare.io.ingest import dropped_at_ingest
 
-        return {"cohort_sites": al.n_cohort_sites, "kept": al.n_kept, "panel_swapped": int(al.panel_swap.sum()),
-                "panel_strand_flipped": int(al.panel_strand_flip.sum()), "dropped": al.dropped,
-                "ambiguous": ambiguous, "unmatched": unmatched,
-                **dropped_at_ingest(self.cohort, "dropped_at_ingest"),
-                **dropped_at_ingest(self.panel, "panel_dropped_at_ingest")}
+        return {
+            "cohort_sites": al.n_cohort_sites,
+            "kept": al.n_kept,
+            "panel_swapped": int(al.panel_swap.sum()),
+            "panel_strand_flipped": int(al.panel_strand_flip.sum()),
+            "dropped": al.dropped,
+            "ambiguous": ambiguous,
+            "unmatched": unmatched,
+            **dropped_at_ingest(self.cohort, "dropped_at_ingest"),
+            **dropped_at_ingest(self.panel, "panel_dropped_at_ingest"),
+        }
 
 
-def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFAULT_ZERO_CELL,
-                    window=DEFAULT_WINDOW, scheduler: str = "local", cluster_config=None, workers=None,
-                    chunk_variants=None, chunk_samples=None, ambiguous: str = "drop", unmatched: str = "drop",
-                    progress=None) -> dict:
+def ldstats_command(
+    cohort_path,
+    reference_path,
+    out_file,
+    zero_cell: str = DEFAULT_ZERO_CELL,
+    window=DEFAULT_WINDOW,
+    scheduler: str = "local",
+    cluster_config=None,
+    workers=None,
+    chunk_variants=None,
+    chunk_samples=None,
+    ambiguous: str = "drop",
+    unmatched: str = "drop",
+    progress=None,
+) -> dict:
     """Compute the epsilon-free LD statistics once and save them for every release of a sweep."""
     from genoshare.io.ldstore import save_ldstats, sites_digest
     from genoshare.manifest import sha256_path
@@ -558,26 +673,55 @@ def ldstats_command(cohort_path, reference_path, out_file, zero_cell: str = DEFA
     else:
         from genoshare.cluster import dask_client
 
-        with _StoreInputs(cohort_path, reference_path, out_file, (chunk_variants, chunk_samples), ambiguous,
-                          unmatched, timer) as inp, dask_client(scheduler, config=cluster_config,
-                                                                n_workers=workers) as client:
+        with (
+            _StoreInputs(
+                cohort_path, reference_path, out_file, (chunk_variants, chunk_samples), ambiguous, unmatched, timer
+            ) as inp,
+            dask_client(scheduler, config=cluster_config, n_workers=workers) as client,
+        ):
             with timer("ldstats"):
                 stats, panel_af = inp.ldstats(client, w, zero_cell, progress=progress)
             sites, n = inp.sites(), inp.alignment.n_kept
     save_ldstats(out_file, stats, panel_af, sites, sha256_path(reference_path))
-    return {"out": str(out_file), "n_variants": n, "zero_cell": zero_cell, "window": "all" if w is None else w,
-            "f2": stats.f2, "timings": timer.timings}
+    return {
+        "out": str(out_file),
+        "n_variants": n,
+        "zero_cell": zero_cell,
+        "window": "all" if w is None else w,
+        "f2": stats.f2,
+        "timings": timer.timings,
+    }
 
 
 @cancels_reservations_on_failure
-def release_store(cohort_path, reference_path, epsilon: float, out, calibration: str = "exact",
-                  zero_cell: str = DEFAULT_ZERO_CELL, window=DEFAULT_WINDOW, af_source: str = "published",
-                  seed: int | None = None, overwrite: bool = False, progress=None, scheduler: str = "local",
-                  cluster_config=None, exports=(), chunk_variants: int | None = None,
-                  chunk_samples: int | None = None, ambiguous: str = "drop", unmatched: str = "drop",
-                  workers: int | None = None, ldstats: str | Path | None = None, private_dir=None,
-                  budget: float | None = None, relatives: str = "auto", notify=None, phenotypes=None,
-                  release_phenotype=()) -> dict:
+def release_store(
+    cohort_path,
+    reference_path,
+    epsilon: float,
+    out,
+    calibration: str = "exact",
+    zero_cell: str = DEFAULT_ZERO_CELL,
+    window=DEFAULT_WINDOW,
+    af_source: str = "published",
+    seed: int | None = None,
+    overwrite: bool = False,
+    progress=None,
+    scheduler: str = "local",
+    cluster_config=None,
+    exports=(),
+    chunk_variants: int | None = None,
+    chunk_samples: int | None = None,
+    ambiguous: str = "drop",
+    unmatched: str = "drop",
+    workers: int | None = None,
+    ldstats: str | Path | None = None,
+    private_dir=None,
+    budget: float | None = None,
+    relatives: str = "auto",
+    notify=None,
+    phenotypes=None,
+    release_phenotype=(),
+) -> dict:
     """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
@@ -595,13 +739,16 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
     check_output(out, overwrite, notify)  # before any work; removes what killed runs left beside it
     af_table = af_path = None
     if af_source.startswith("public:"):
-        af_path = Path(af_source[len("public:"):])
+        af_path = Path(af_source[len("public:") :])
         af_table = read_af_table(af_path)
     # The small-cohort refusal (check_published_n) runs once the inputs are read, before a Dask cluster starts.
-    with _StoreInputs(cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched,
-                      timer) as inp, contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source,
-                                                                              cohort_path)), \
-            _sweep_client(dask_client, scheduler, cluster_config, workers) as client:
+    with (
+        _StoreInputs(
+            cohort_path, reference_path, out, (chunk_variants, chunk_samples), ambiguous, unmatched, timer
+        ) as inp,
+        contextlib.nullcontext(check_published_n(inp.cohort.n_samples, af_source, cohort_path)),
+        _sweep_client(dask_client, scheduler, cluster_config, workers) as client,
+    ):
         from genoshare.privacy.panel_overlap import check_stores
 
         cohort, idx = inp.cohort, inp.index
@@ -612,9 +759,20 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
         with timer("ldstats"):
             stats, panel_af = _sweep_shared(
-                ("store-ldstats", str(cohort_path), str(reference_path), w, zero_cell, str(ldstats), ambiguous,
-                 unmatched, chunk_variants, chunk_samples),
-                lambda: inp.ldstats(client, w, zero_cell, ldstats, progress))
+                (
+                    "store-ldstats",
+                    str(cohort_path),
+                    str(reference_path),
+                    w,
+                    zero_cell,
+                    str(ldstats),
+                    ambiguous,
+                    unmatched,
+                    chunk_variants,
+                    chunk_samples,
+                ),
+                lambda: inp.ldstats(client, w, zero_cell, ldstats, progress),
+            )
         with timer("calibrate"):
             cal = calibrate(stats, epsilon, calibration)
         master, target_fn, af_cal = _master(seed), None, None
@@ -625,12 +783,22 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
 
             eps_af, delta_af = parse_dp(af_source, cohort.n_samples)
             af_cal = gaussian_calibration(eps_af, delta_af, inp.alignment.n_kept)
-            target_fn = functools.partial(dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master),
-                                          m=inp.alignment.n_kept)
+            target_fn = functools.partial(
+                dp_targets, epsilon=eps_af, delta=delta_af, key=derive_af_key(master), m=inp.alignment.n_kept
+            )
         # The accountant (dp-accounting: ~1 s per 10^5 SNPs plus its imports) runs as a task beside the passes,
         # first in line; in this process it would compete for the GIL with the scheduler and the main thread.
-        accounted = client.submit(_privacy, cal, cohort.n_samples, af_source, af_cal, af_path and str(af_path),
-                                  pheno.privacy_entry(), priority=1, pure=False)
+        accounted = client.submit(
+            _privacy,
+            cal,
+            cohort.n_samples,
+            af_source,
+            af_cal,
+            af_path and str(af_path),
+            pheno.privacy_entry(),
+            priority=1,
+            pure=False,
+        )
 
         fetched = []
 
@@ -646,11 +814,18 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             from genoshare.privacy.ledger import cohort_ids_key, fingerprint_from_digests
 
             book.notify(overlap["message"])
-            book.reserve(cohort_ids_key(cohort.sample_ids, cohort.variant_id), privacy()[0], cohort_path=cohort_path,
-                         af_source=af_source, test_release=seed is not None)
-            kin = book.relatives_check(cohort.n_samples,
-                                       lambda: GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS),
-                                       lambda: privacy()[1])
+            book.reserve(
+                cohort_ids_key(cohort.sample_ids, cohort.variant_id),
+                privacy()[0],
+                cohort_path=cohort_path,
+                af_source=af_source,
+                test_release=seed is not None,
+            )
+            kin = book.relatives_check(
+                cohort.n_samples,
+                lambda: GenotypeSource.from_path(cohort.path, KINSHIP_MAX_VARIANTS),
+                lambda: privacy()[1],
+            )
         if af_source == "published":
             target_af, af = None, af_info("published")
         elif af_source.startswith("dp:"):
@@ -663,8 +838,10 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         book.private_input("cohort", cohort_path, inp.cohort_kind)
         from genoshare.io.parts import manifest_parts
 
-        inputs = {"cohort": {**private_input_entry(cohort_path, inp.cohort_kind), **manifest_parts(cohort_path)},
-                  "reference": {**input_entry(reference_path, inp.panel_kind), **manifest_parts(reference_path)}}
+        inputs = {
+            "cohort": {**private_input_entry(cohort_path, inp.cohort_kind), **manifest_parts(cohort_path)},
+            "reference": {**input_entry(reference_path, inp.panel_kind), **manifest_parts(reference_path)},
+        }
         if af_path is not None:
             inputs["af_file"] = input_entry(af_path)
         if ldstats is not None:
@@ -672,23 +849,42 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
         with atomic_store(out, overwrite=overwrite) as tmp:
             tmp.mkdir(mode=0o755)
             store = tmp / RELEASE_VCZ
-            group = init_vcz(store, sample_ids=cohort.sample_ids, contig_ids=cohort.contig_ids,
-                             variant_contig=cohort.variant_contig[idx], variant_position=cohort.variant_position[idx],
-                             variant_allele=cohort.variant_allele[idx][:, :2], variant_id=cohort.variant_id[idx],
-                             chunks=cohort.chunks, contig_lengths=cohort.contig_lengths,
-                             call_clevels=RELEASE_CALL_CLEVELS, deferred_writes=(metadata := []))
+            group = init_vcz(
+                store,
+                sample_ids=cohort.sample_ids,
+                contig_ids=cohort.contig_ids,
+                variant_contig=cohort.variant_contig[idx],
+                variant_position=cohort.variant_position[idx],
+                variant_allele=cohort.variant_allele[idx][:, :2],
+                variant_id=cohort.variant_id[idx],
+                chunks=cohort.chunks,
+                contig_lengths=cohort.contig_lengths,
+                call_clevels=RELEASE_CALL_CLEVELS,
+                deferred_writes=(metadata := []),
+            )
             with timer("release"), ThreadPoolExecutor(max_workers=1) as beside:
                 # The per-variant metadata arrays are written while the passes run (this process waits anyway).
                 written = beside.submit(write_deferred, metadata)
-                calls = _sweep_shared(("calls", str(cohort.path), idx.tobytes(), cohort.chunks),  # one read
-                                      lambda: pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks))
+                calls = _sweep_shared(
+                    ("calls", str(cohort.path), idx.tobytes(), cohort.chunks),  # one read
+                    lambda: pipeline.cohort_calls(str(cohort.path), idx, cohort.chunks),
+                )
                 # the ledger row is reserved under the cohort's ids before this (book.reserve); pass 1 computes
                 # the genotype fingerprint on the way (plus the dropped sites' own read), recorded by book.after
                 dropped = np.setdiff1d(np.arange(cohort.n_variants), idx)
                 res = pipeline.release_passes(
-                    calls, cal.thresholds, derive_keys(master), target_af, group, progress=progress,
-                    target_fn=target_fn, digests=True, source=cohort_path, variant_ids=cohort.variant_id[idx],
-                    extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if dropped.size else ())
+                    calls,
+                    cal.thresholds,
+                    derive_keys(master),
+                    target_af,
+                    group,
+                    progress=progress,
+                    target_fn=target_fn,
+                    digests=True,
+                    source=cohort_path,
+                    variant_ids=cohort.variant_id[idx],
+                    extra=(pipeline.cohort_digests(str(cohort.path), dropped),) if dropped.size else (),
+                )
                 written.result()
             digests = np.zeros((cohort.n_variants, res.digests.shape[1]), dtype=np.uint64)
             digests[idx] = res.digests
@@ -702,8 +898,9 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
             book.details.update({RELEASE_DIGEST: release_fp, "cohort_sites_fingerprint": sites_fp})
             _write_frequencies(tmp / FREQ_FILE, cohort, idx, res.released_counts, res.n_called)
             ph_extra = {}
-            ph_text, fam = _write_phenotypes(tmp, pheno, cohort.sample_ids, master, inputs, ph_extra,
-                                             plink="plink" in exports, book=book)
+            ph_text, fam = _write_phenotypes(
+                tmp, pheno, cohort.sample_ids, master, inputs, ph_extra, plink="plink" in exports, book=book
+            )
             with timer("export"):
                 _export(store, tmp, exports, fam)
             extra = {
@@ -717,11 +914,24 @@ def release_store(cohort_path, reference_path, epsilon: float, out, calibration:
                 **ph_extra,
             }
             manifest = build_manifest(
-                release_file=RELEASE_VCZ, inputs=inputs, n_samples=cohort.n_samples, n_variants=inp.alignment.n_kept,
-                n_reference=inp.panel.n_samples, n_missing=res.n_missing, cal=cal, zero_cell=zero_cell, window=w,
-                af=af, sample_block=cohort.chunks[1], flips=(res.flips_down, res.flips_up),
-                seed_given=seed is not None, timings=timer.timings, extra=extra, privacy=privacy()[0],
-                phenotypes=ph_text)
+                release_file=RELEASE_VCZ,
+                inputs=inputs,
+                n_samples=cohort.n_samples,
+                n_variants=inp.alignment.n_kept,
+                n_reference=inp.panel.n_samples,
+                n_missing=res.n_missing,
+                cal=cal,
+                zero_cell=zero_cell,
+                window=w,
+                af=af,
+                sample_block=cohort.chunks[1],
+                flips=(res.flips_down, res.flips_up),
+                seed_given=seed is not None,
+                timings=timer.timings,
+                extra=extra,
+                privacy=privacy()[0],
+                phenotypes=ph_text,
+            )
             group.attrs["genoshare_manifest"] = manifest
             _finish_release_dir(tmp, manifest)
             # Without exports the data check would only re-read release.vcz to recount frequencies.tsv,
@@ -739,11 +949,18 @@ def _write_frequencies(path: Path, cohort, idx: np.ndarray, alt_counts: np.ndarr
     alleles = cohort.variant_allele[idx]
     with np.errstate(invalid="ignore", divide="ignore"):
         af = np.where(n_called > 0, alt_counts / (2.0 * n_called), np.nan)
-    pd.DataFrame({
-        "id": cohort.variant_id[idx], "contig": np.asarray(cohort.contig_ids, dtype=object)[cohort.variant_contig[idx]],
-        "position": cohort.variant_position[idx], "ref": alleles[:, 0], "alt": alleles[:, 1],
-        "alt_count": alt_counts, "n_called": n_called, "af": af,
-    }).to_csv(path, sep="\t", index=False, float_format="%.6g")
+    pd.DataFrame(
+        {
+            "id": cohort.variant_id[idx],
+            "contig": np.asarray(cohort.contig_ids, dtype=object)[cohort.variant_contig[idx]],
+            "position": cohort.variant_position[idx],
+            "ref": alleles[:, 0],
+            "alt": alleles[:, 1],
+            "alt_count": alt_counts,
+            "n_called": n_called,
+            "af": af,
+        }
+    ).to_csv(path, sep="\t", index=False, float_format="%.6g")
 
 
 def _export(store: Path, outdir: Path, exports, fam_phenotype=None) -> None:

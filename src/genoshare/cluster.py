@@ -30,7 +30,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from genoshare.errors import GenoshareError, InputError
 
@@ -43,8 +44,13 @@ SLURM_STARTUP_TIMEOUT = 300.0
 
 # Logger -> the least level shown while a client is open. Tornado's errors are tracebacks of
 # background tasks (e.g. a failed sbatch) that reach the user as one GenoshareError anyway.
-_NOISY_LOGGERS = {"distributed": logging.ERROR, "dask_jobqueue": logging.ERROR, "bokeh": logging.ERROR,
-                  "tornado": logging.CRITICAL, "asyncio": logging.CRITICAL}
+_NOISY_LOGGERS = {
+    "distributed": logging.ERROR,
+    "dask_jobqueue": logging.ERROR,
+    "bokeh": logging.ERROR,
+    "tornado": logging.CRITICAL,
+    "asyncio": logging.CRITICAL,
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,8 +104,10 @@ def _jobqueue_problem(kwargs: dict[str, Any]) -> str | None:
     except TypeError as exc:
         m = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
         if m:
-            return f"unknown key {m.group(1)} (neither genoshare's ({', '.join(OWN_KEYS)}) nor a parameter of " \
-                   "dask_jobqueue.SLURMCluster)"
+            return (
+                f"unknown key {m.group(1)} (neither genoshare's ({', '.join(OWN_KEYS)}) nor a parameter of "
+                "dask_jobqueue.SLURMCluster)"
+            )
         return " ".join(str(exc).split())
     except (ValueError, ZeroDivisionError) as exc:
         text = " ".join(str(exc).split())
@@ -163,12 +171,18 @@ def load_slurm_config(path: str | Path, section: str = "slurm") -> SlurmConfig:
     if "processes" in jobqueue:
         processes = positive_int("processes", jobqueue["processes"])
         if isinstance(jobqueue.get("cores"), int) and processes > jobqueue["cores"]:
-            raise bad("processes", f"{processes} worker processes per job cannot share {jobqueue['cores']} cores "
-                                   "(each needs at least one thread)")
+            raise bad(
+                "processes",
+                f"{processes} worker processes per job cannot share {jobqueue['cores']} cores "
+                "(each needs at least one thread)",
+            )
     walltime = jobqueue.get("walltime")
     if walltime is not None and not isinstance(walltime, str):
-        raise bad("walltime", f"must be a quoted string like '01:30:00', not {walltime!r} "
-                              "(YAML reads unquoted 1:30:00 as a number of seconds)")
+        raise bad(
+            "walltime",
+            f"must be a quoted string like '01:30:00', not {walltime!r} "
+            "(YAML reads unquoted 1:30:00 as a number of seconds)",
+        )
     extra = jobqueue.get("job_extra_directives")
     if extra is not None and (not isinstance(extra, list) or not all(isinstance(x, str) for x in extra)):
         raise bad("job_extra_directives", "must be a list of strings like ['--qos=normal']")
@@ -178,8 +192,11 @@ def load_slurm_config(path: str | Path, section: str = "slurm") -> SlurmConfig:
 
         have = sorted(psutil.net_if_addrs())
         if interface not in have:
-            raise bad("interface", f"no network interface '{interface}' on this machine "
-                                   f"(have: {', '.join(have)}); on the test SLURM use 'lo'")
+            raise bad(
+                "interface",
+                f"no network interface '{interface}' on this machine "
+                f"(have: {', '.join(have)}); on the test SLURM use 'lo'",
+            )
     for key in _PATH_KEYS:
         if isinstance(jobqueue.get(key), str):
             jobqueue[key] = os.path.expandvars(os.path.expanduser(jobqueue[key]))
@@ -213,8 +230,9 @@ def _slurm_allocation() -> tuple[int | None, int | None]:
     return cpus, mem
 
 
-def local_cluster_size(n_workers: int | None = None, threads_per_worker: int | None = None,
-                       memory_limit: str | int | None = None) -> tuple[int, int, int]:
+def local_cluster_size(
+    n_workers: int | None = None, threads_per_worker: int | None = None, memory_limit: str | int | None = None
+) -> tuple[int, int, int]:
     """(workers, threads per worker, memory bytes per worker) of the default local cluster.
 
     CPUs: dask's count (honours CPU affinity and cgroup quotas), capped by the SLURM allocation
@@ -251,10 +269,17 @@ def local_cluster_size(n_workers: int | None = None, threads_per_worker: int | N
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str = "local", *, config: str | Path | None = None, section: str = "slurm",
-                n_workers: int | None = None, threads_per_worker: int | None = None,
-                memory_limit: str | None = None, quiet: bool = False,
-                timeout: float | None = None) -> Iterator["distributed.Client"]:  # noqa: F821
+def dask_client(
+    scheduler: str = "local",
+    *,
+    config: str | Path | None = None,
+    section: str = "slurm",
+    n_workers: int | None = None,
+    threads_per_worker: int | None = None,
+    memory_limit: str | None = None,
+    quiet: bool = False,
+    timeout: float | None = None,
+) -> Iterator[distributed.Client]:  # noqa: F821
     """A distributed.Client for ``scheduler``: "local", "slurm" or "tcp://HOST:PORT".
 
     n_workers, threads_per_worker and memory_limit size the "local" cluster only (defaults:
@@ -267,11 +292,21 @@ def dask_client(scheduler: str = "local", *, config: str | Path | None = None, s
     if not isinstance(scheduler, str) or not scheduler:
         raise GenoshareError(f"unknown scheduler {scheduler!r}: use 'local', 'slurm' or 'tcp://HOST:PORT'")
     if scheduler != "local":
-        given = [k for k, v in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker),
-                                ("memory_limit", memory_limit)) if v is not None]
+        given = [
+            k
+            for k, v in (
+                ("n_workers", n_workers),
+                ("threads_per_worker", threads_per_worker),
+                ("memory_limit", memory_limit),
+            )
+            if v is not None
+        ]
         if given:
-            what = "the config file's section sizes the SLURM jobs" if scheduler == "slurm" else \
-                "the existing scheduler has its own workers"
+            what = (
+                "the config file's section sizes the SLURM jobs"
+                if scheduler == "slurm"
+                else "the existing scheduler has its own workers"
+            )
             raise GenoshareError(f"{', '.join(given)} apply to the local scheduler only ({what})")
 
     with _quiet_logs():
@@ -279,8 +314,7 @@ def dask_client(scheduler: str = "local", *, config: str | Path | None = None, s
             cm = _local(n_workers, threads_per_worker, memory_limit)
         elif scheduler == "slurm":
             if config is None:
-                raise GenoshareError("scheduler 'slurm' needs a cluster config file "
-                                     "(see config/cluster.example.yaml)")
+                raise GenoshareError("scheduler 'slurm' needs a cluster config file (see config/cluster.example.yaml)")
             cm = _slurm(load_slurm_config(config, section), timeout)
         elif "://" in scheduler:
             cm = _connect(scheduler, CONNECT_TIMEOUT if timeout is None else timeout)
@@ -288,8 +322,11 @@ def dask_client(scheduler: str = "local", *, config: str | Path | None = None, s
             raise GenoshareError(f"unknown scheduler {scheduler!r}: use 'local', 'slurm' or 'tcp://HOST:PORT'")
         with cm as client:
             if not quiet:
-                print(f"genoshare: Dask scheduler {client.scheduler.address}, {_dashboard(client)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"genoshare: Dask scheduler {client.scheduler.address}, {_dashboard(client)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             yield client
 
 
@@ -335,10 +372,22 @@ def _local(n_workers, threads_per_worker, memory_limit):
     # The nanny's default MALLOC_TRIM_THRESHOLD_ disables glibc's dynamic mmap threshold, so every
     # chunk-sized buffer is mapped, page-faulted and unmapped anew (measured: ~25% of worker time
     # on this kind of VM); let the allocator keep and reuse them.
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-               "MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, memory_limit=per_worker,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
+    environ = {
+        **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+        "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
+        "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    }
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            memory_limit=per_worker,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+    ):
         with Client(cluster) as client:
             yield client
 
@@ -361,8 +410,10 @@ def _connect(address: str, timeout: float):
 @contextlib.contextmanager
 def _sigterm_as_exit():
     """Turn SIGTERM into SystemExit while SLURM jobs are ours, so `finally` cancels them."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
@@ -420,8 +471,9 @@ def _slurm(cfg: SlurmConfig, timeout: float | None):
         try:
             cluster = SLURMCluster(**cfg.cluster_kwargs())
         except (ValueError, OSError) as exc:
-            raise InputError(cfg.path, f"section '{cfg.section}': cannot set up SLURM workers: "
-                                       f"{' '.join(str(exc).split())}") from None
+            raise InputError(
+                cfg.path, f"section '{cfg.section}': cannot set up SLURM workers: {' '.join(str(exc).split())}"
+            ) from None
         try:
             _preflight(cluster, cfg)
             cluster.scale(jobs=cfg.jobs)
@@ -477,8 +529,9 @@ def _wait_for_first_worker(client, cluster, cfg: SlurmConfig, wait: float, seen:
         jobs += f" in {cfg.log_directory})" if cfg.log_directory else ", slurm-<jobid>.out)"
     else:
         jobs = "no job was submitted"
-    raise GenoshareError(f"no Dask worker joined from SLURM within {wait:g} s ({cfg.path} [{cfg.section}]): "
-                         f"squeue says {jobs}")
+    raise GenoshareError(
+        f"no Dask worker joined from SLURM within {wait:g} s ({cfg.path} [{cfg.section}]): squeue says {jobs}"
+    )
 
 
 def _cancel_leftovers(job_ids: set[str]):
@@ -534,7 +587,8 @@ def _StderrProgressBar(futures, **kwargs):  # noqa: N802 - a class defined on fi
             def _draw_bar(self, remaining, all, **kw):
                 frac = (1 - remaining / all) if all else 1.0
                 msg = "\r[{0:<{1}}] | {2}% Completed | {3}".format(
-                    "#" * int(self.width * frac), self.width, int(100 * frac), format_time(self.elapsed))
+                    "#" * int(self.width * frac), self.width, int(100 * frac), format_time(self.elapsed)
+                )
                 with contextlib.suppress(ValueError, OSError):
                     sys.stderr.write(msg)
                     sys.stderr.flush()

@@ -10,15 +10,17 @@ their path and SHA-256, and exact kinship counts, are kept in the owner's ledger
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from genoshare import __version__
 from genoshare.mechanism.calibrate import Calibration
 
 AF_PRIVACY = {
-    "published": ("restored to the cohort's own allele frequencies: the guarantee holds conditionally on "
-                  "those frequencies being published"),
+    "published": (
+        "restored to the cohort's own allele frequencies: the guarantee holds conditionally on "
+        "those frequencies being published"
+    ),
     "reference": "public reference-panel frequencies: post-processing, no privacy cost",
     "public": "public allele-frequency file: post-processing, no privacy cost",
     "dp": "differentially private allele frequencies (Gaussian mechanism, own epsilon_af and delta_af)",
@@ -57,16 +59,32 @@ def af_info(kind: str, **extra) -> dict:
     return {"kind": kind, "privacy": AF_PRIVACY[kind], **extra}
 
 
-def build_manifest(*, release_file: str, inputs: dict, n_samples: int, n_variants: int, n_reference: int,
-                   n_missing: int, cal: Calibration, zero_cell: str, window, af: dict, sample_block: int,
-                   flips: tuple[int, int], seed_given: bool, timings: dict, extra: dict | None = None,
-                   privacy: dict | None = None, phenotypes: str | None = None) -> dict:
+def build_manifest(
+    *,
+    release_file: str,
+    inputs: dict,
+    n_samples: int,
+    n_variants: int,
+    n_reference: int,
+    n_missing: int,
+    cal: Calibration,
+    zero_cell: str,
+    window,
+    af: dict,
+    sample_block: int,
+    flips: tuple[int, int],
+    seed_given: bool,
+    timings: dict,
+    extra: dict | None = None,
+    privacy: dict | None = None,
+    phenotypes: str | None = None,
+) -> dict:
     """phenotypes: what the release says about its phenotype columns (None: none released)."""
     down, up = flips
     manifest = {
         "tool": "genoshare",
         "version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "release_file": release_file,
         "inputs": inputs,
         "n_samples": n_samples,

@@ -58,14 +58,19 @@ def _panel_rows(panel_path: str, panel_index: np.ndarray, swap: np.ndarray) -> n
         calls = z.get_orthogonal_selection((rows, slice(None), slice(None)))
     if calls.size and calls.max() > 1:
         bad = int(panel_index[order][np.flatnonzero((calls > 1).any(axis=(1, 2)))[0]])
-        raise InputError(panel_path, f"allele index above 1 at bi-allelic site {bad + 1} of the reference panel "
-                                     "(e.g. GT 0/3 with one ALT allele): not a valid genotype there")
+        raise InputError(
+            panel_path,
+            f"allele index above 1 at bi-allelic site {bad + 1} of the reference panel "
+            "(e.g. GT 0/3 with one ALT allele): not a valid genotype there",
+        )
     G = np.empty((panel_index.size, z.shape[1]), dtype=np.int8)
     G[order] = dosage_from_calls(np.ascontiguousarray(calls))
     if (G < 0).any():
         bad = int((G < 0).any(axis=1).sum())
-        raise GenoshareError(f"{panel_path}: reference panel has missing genotypes at {bad} of the aligned sites "
-                             "(impute or drop them first: the LD statistics need complete panel genotypes)")
+        raise GenoshareError(
+            f"{panel_path}: reference panel has missing genotypes at {bad} of the aligned sites "
+            "(impute or drop them first: the LD statistics need complete panel genotypes)"
+        )
     G[swap] = 2 - G[swap]
     return G
 
@@ -74,8 +79,9 @@ def _task_rows(task: TileTask, x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[a:b] for a, b in task.rows()])
 
 
-def _ld_task(task: TileTask, panel_path: str, idx: np.ndarray, sw: np.ndarray, c: np.ndarray, window,
-             zero_cell: str, n_ref: int):
+def _ld_task(
+    task: TileTask, panel_path: str, idx: np.ndarray, sw: np.ndarray, c: np.ndarray, window, zero_cell: str, n_ref: int
+):
     """LD partial sums of one tile from the panel rows idx (recoded where sw), contig codes c (task.rows() order)."""
     G = _panel_rows(panel_path, idx, sw)
     partial = tile_partial(task, G, c, window, zero_cell, n_ref)
@@ -86,15 +92,37 @@ def _ld_task(task: TileTask, panel_path: str, idx: np.ndarray, sw: np.ndarray, c
     return partial, counts
 
 
-def panel_ldstats(client, panel_path: str, panel_index: np.ndarray, panel_swap: np.ndarray,
-                  contig_codes: np.ndarray, n_ref: int, window: int | None, zero_cell: str,
-                  tile: int = DEFAULT_TILE, progress=None) -> tuple[LDStats, np.ndarray]:
+def panel_ldstats(
+    client,
+    panel_path: str,
+    panel_index: np.ndarray,
+    panel_swap: np.ndarray,
+    contig_codes: np.ndarray,
+    n_ref: int,
+    window: int | None,
+    zero_cell: str,
+    tile: int = DEFAULT_TILE,
+    progress=None,
+) -> tuple[LDStats, np.ndarray]:
     """LD statistics of the panel at the aligned sites, and the panel's ALT frequencies there."""
     m = panel_index.size
     tasks = plan_tiles(m, window, tile)
     # Each task gets only its own rows' indices: cheaper than broadcasting whole (m,) arrays to every worker.
-    futures = [client.submit(_ld_task, t, str(panel_path), _task_rows(t, panel_index), _task_rows(t, panel_swap),
-                             _task_rows(t, contig_codes), window, zero_cell, n_ref, pure=False) for t in tasks]
+    futures = [
+        client.submit(
+            _ld_task,
+            t,
+            str(panel_path),
+            _task_rows(t, panel_index),
+            _task_rows(t, panel_swap),
+            _task_rows(t, contig_codes),
+            window,
+            zero_cell,
+            n_ref,
+            pure=False,
+        )
+        for t in tasks
+    ]
     if progress is not None:
         progress(futures)
     acc = LDAccumulator(m, n_ref, zero_cell, window)
@@ -139,8 +167,19 @@ def _pass1_task(calls, thresholds, keys: ReleaseKeys, layout: _Layout, c: int, b
     for a in range(0, v, step):
         e = min(a + step, v)
         words = noise_words(keys.noise, layout.n_total, v0 + a, v0 + e, s0, s0 + s)
-        noise_pack_count(calls[a:e], words, t_hi[a:e], t_lo[a:e], weights, packed[a:e], ones[a:e], nonmiss[a:e],
-                         original[a:e], digests[a:e], invalid[a:e])
+        noise_pack_count(
+            calls[a:e],
+            words,
+            t_hi[a:e],
+            t_lo[a:e],
+            weights,
+            packed[a:e],
+            ones[a:e],
+            nonmiss[a:e],
+            original[a:e],
+            digests[a:e],
+            invalid[a:e],
+        )
     counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] = ones, nonmiss, original, invalid
     return counts, packed, digests if layout.digests else None
 
@@ -153,8 +192,16 @@ def _pass2_task(part, planned, keys: ReleaseKeys, layout: _Layout, c: int, b: in
     codes = unpack_codes(part[1], s)
     k = planned[0][:, b]
     direction = np.sign(k).astype(np.int8)
-    restore(codes, np.abs(k), direction, keys, v0, s0, layout.n_total,
-            eligible_bits(part[0][:, 0], part[0][:, 1], direction))
+    restore(
+        codes,
+        np.abs(k),
+        direction,
+        keys,
+        v0,
+        s0,
+        layout.n_total,
+        eligible_bits(part[0][:, 0], part[0][:, 1], direction),
+    )
     alt = np.empty(codes.shape[0], dtype=np.int64)
     calls = calls_from_codes(codes, np.empty((codes.shape[0], s, 2), dtype=np.int8), alt)
     digests = add_row_digests(dosage_from_calls(calls), s0, np.zeros((codes.shape[0], LANES), dtype=np.uint64))
@@ -167,8 +214,9 @@ def cohort_calls(cohort_path: str, variant_index: np.ndarray | None, chunks: tup
     if z.ndim != 3 or z.shape[2] != 2:
         raise GenoshareError(f"{cohort_path}: call_genotype must be variants x samples x 2 (diploid), got {z.shape}")
     calls = da.from_zarr(z)
-    if variant_index is not None and not (variant_index.size == z.shape[0]
-                                          and np.array_equal(variant_index, np.arange(z.shape[0]))):
+    if variant_index is not None and not (
+        variant_index.size == z.shape[0] and np.array_equal(variant_index, np.arange(z.shape[0]))
+    ):
         calls = calls[variant_index]
     cv, cs = chunks
     return calls.rechunk((cv, cs, 2))
@@ -182,14 +230,23 @@ def cohort_digests(cohort_path: str, rows: np.ndarray | None = None) -> da.Array
     if rows is not None:
         calls = calls[np.asarray(rows, dtype=np.int64)]
     cs = calls.chunksize[1]
-    parts = da.map_blocks(_digest_block, calls, cs, dtype=np.uint64, drop_axis=2, new_axis=2,
-                          chunks=(calls.chunks[0], (1,) * len(calls.chunks[1]), (LANES,)), name="genoshare-digest")
+    parts = da.map_blocks(
+        _digest_block,
+        calls,
+        cs,
+        dtype=np.uint64,
+        drop_axis=2,
+        new_axis=2,
+        chunks=(calls.chunks[0], (1,) * len(calls.chunks[1]), (LANES,)),
+        name="genoshare-digest",
+    )
     return parts.sum(axis=1, dtype=np.uint64)  # uint64 addition wraps: the digests' mod 2^64
 
 
 def _digest_block(calls, cs: int, block_id=None):
-    return add_row_digests(dosage_from_calls(calls), block_id[1] * cs,
-                           np.zeros((calls.shape[0], LANES), dtype=np.uint64))[:, None, :]
+    return add_row_digests(
+        dosage_from_calls(calls), block_id[1] * cs, np.zeros((calls.shape[0], LANES), dtype=np.uint64)
+    )[:, None, :]
 
 
 SUMMARY = 6  # per-variant columns of the plan: original, called, released, 1->0 flips, 0->1 flips, invalid alleles
@@ -230,18 +287,36 @@ def _plan_task(parts, target_af, keys: ReleaseKeys, target_fn, layout: _Layout, 
     k, direction = plan(ones, called, targets, keys, v0)
     k_signed = k * direction[:, None]
     flips = k.sum(axis=1)
-    summary = np.stack([original, n_called, ones.sum(axis=1) + k_signed.sum(axis=1),
-                        np.where(direction < 0, flips, 0), np.where(direction > 0, flips, 0),
-                        counts[..., 3].sum(axis=1)], axis=1)
+    summary = np.stack(
+        [
+            original,
+            n_called,
+            ones.sum(axis=1) + k_signed.sum(axis=1),
+            np.where(direction < 0, flips, 0),
+            np.where(direction > 0, flips, 0),
+            counts[..., 3].sum(axis=1),
+        ],
+        axis=1,
+    )
     digests = None
     if layout.digests:  # uint64 sums wrap: the digests are mod 2^64
         digests = np.sum(np.stack([p[2] for p in parts]), axis=0, dtype=np.uint64)
     return k_signed, summary, digests
 
 
-def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, target_af: np.ndarray | None,
-                   out_group: zarr.Group, progress=None, target_fn=None, digests: bool = False,
-                   extra: tuple = (), source=None, variant_ids=None) -> PassResult:
+def release_passes(
+    calls: da.Array,
+    thresholds: np.ndarray,
+    keys: ReleaseKeys,
+    target_af: np.ndarray | None,
+    out_group: zarr.Group,
+    progress=None,
+    target_fn=None,
+    digests: bool = False,
+    extra: tuple = (),
+    source=None,
+    variant_ids=None,
+) -> PassResult:
     """Run pass 1, the flip plan and pass 2, writing call_genotype/mask/phased into ``out_group``.
 
     Targets of the restoration: ``target_af`` None restores the cohort's own (published)
@@ -267,9 +342,10 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     af = np.full(m, np.nan) if target_af is None else np.asarray(target_af, dtype=np.float64)
     # A random token, not a hash of the arguments: the graph must not carry anything derived from the keys.
     tok = uuid.uuid4().hex
-    p1, pl, p2, rel, alt, sm, dg, rdg = (f"genoshare-{what}-{tok}" for what in
-                                         ("pass1", "plan", "pass2", "released", "written", "summary", "digests",
-                                          "released-digests"))
+    p1, pl, p2, rel, alt, sm, dg, rdg = (
+        f"genoshare-{what}-{tok}"
+        for what in ("pass1", "plan", "pass2", "released", "written", "summary", "digests", "released-digests")
+    )
     dsk = {}
     v0 = 0
     for c, cv in enumerate(vchunks):
@@ -287,8 +363,9 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
         v0 += cv
 
     def array(name, chunks, dtype):  # the outputs share the tasks; Dask merges them on compute
-        return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=[calls]), name, chunks=chunks,
-                        dtype=dtype)
+        return da.Array(
+            HighLevelGraph.from_collections(name, dsk, dependencies=[calls]), name, chunks=chunks, dtype=dtype
+        )
 
     released = array(rel, calls.chunks, np.int8)
     summary = array(sm, (vchunks, (SUMMARY,)), np.int64)
@@ -296,9 +373,12 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     released_digests = array(rdg, (vchunks, (1,) * nb, (LANES,)), np.uint64).sum(axis=1, dtype=np.uint64)
     mask = released < 0
     phased = da.zeros((m, n), dtype=bool, chunks=(vchunks, schunks))
-    store = da.store([released, mask, phased],
-                     [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
-                     lock=False, compute=False)
+    store = da.store(
+        [released, mask, phased],
+        [out_group["call_genotype"], out_group["call_genotype_mask"], out_group["call_genotype_phased"]],
+        lock=False,
+        compute=False,
+    )
     outputs = [store, summary, written, released_digests]
     if digests:
         outputs.append(array(dg, (vchunks, (LANES,)), np.uint64))
@@ -309,17 +389,31 @@ def release_passes(calls: da.Array, thresholds: np.ndarray, keys: ReleaseKeys, t
     if invalid.any():
         bad = np.flatnonzero(invalid)
         where = f"variant {variant_ids[bad[0]]}" if variant_ids is not None else f"kept variant {bad[0]}"
-        raise InputError(source or "cohort", f"allele index above 1 at bi-allelic {where} (e.g. GT 0/3 or "
-                         f"call_genotype 3 with one ALT allele; {bad.size} variant(s), {int(invalid.sum())} "
-                         "allele(s)): not a valid genotype there; nothing was released")
+        raise InputError(
+            source or "cohort",
+            f"allele index above 1 at bi-allelic {where} (e.g. GT 0/3 or "
+            f"call_genotype 3 with one ALT allele; {bad.size} variant(s), {int(invalid.sum())} "
+            "allele(s)): not a valid genotype there; nothing was released",
+        )
     if not np.array_equal(written, released_counts):
         bad = int(np.flatnonzero(written != released_counts)[0])
-        raise GenoshareError(f"internal error: variant {bad} was written with {int(written[bad])} ALT alleles, "
-                             f"the plan says {int(released_counts[bad])}; nothing was released")
+        raise GenoshareError(
+            f"internal error: variant {bad} was written with {int(written[bad])} ALT alleles, "
+            f"the plan says {int(released_counts[bad])}; nothing was released"
+        )
     down, up = int(down.sum()), int(up.sum())
-    return PassResult(flips=down + up, flips_down=down, flips_up=up, n_missing=int(m * n - n_called.sum()),
-                      original_counts=original, n_called=n_called, released_counts=released_counts,
-                      digests=digest_rows, released_digests=released_digests, extra=tuple(rest))
+    return PassResult(
+        flips=down + up,
+        flips_down=down,
+        flips_up=up,
+        n_missing=int(m * n - n_called.sum()),
+        original_counts=original,
+        n_called=n_called,
+        released_counts=released_counts,
+        digests=digest_rows,
+        released_digests=released_digests,
+        extra=tuple(rest),
+    )
 
 
 # Set by genoshare.sweep while the members of a store sweep run: their pass graphs are computed together, so

@@ -154,7 +154,7 @@ def _simulate_common_snps(n_individuals: int, sequence_length: int, maf_min: flo
     def flush(k: int) -> None:
         block = buf[:k]
         count = block.sum(axis=1, dtype=np.int32)
-        keep = (np.minimum(count, n_hap - count) >= max(lo, 1))
+        keep = np.minimum(count, n_hap - count) >= max(lo, 1)
         if keep.any():
             b = block[keep]
             genos.append(b[:, 0::2] + b[:, 1::2])

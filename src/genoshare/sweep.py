@@ -53,8 +53,10 @@ def parse_epsilons(text: str) -> tuple[float, ...]:
     names = [member_name(v) for v in values]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise GenoshareError(f"{text!r}: {dup.split('-', 1)[1]} is listed twice (each member is one "
-                             f"directory DIR/{dup}; sweep distinct values)")
+        raise GenoshareError(
+            f"{text!r}: {dup.split('-', 1)[1]} is listed twice (each member is one "
+            f"directory DIR/{dup}; sweep distinct values)"
+        )
     return tuple(values)
 
 
@@ -88,8 +90,10 @@ def _precheck_budget(cohort, epsilons, budget, private_dir, out, af_source) -> s
         info = open_vcz(cohort)
         key, n = cohort_ids_key(info.sample_ids, info.variant_id), info.n_samples
     else:
-        raise GenoshareError(f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
-                             "'genoshare ingest' first, so the whole sweep is checked against the budget up front)")
+        raise GenoshareError(
+            f"{cohort}: a sweep with --budget needs a CSV matrix or a VCF Zarr store (run "
+            "'genoshare ingest' first, so the whole sweep is checked against the budget up front)"
+        )
     total = float(sum(epsilons)) + len(epsilons) * _extra_epsilon_per_member(af_source, n)
     with Ledger.open(private_dir, release_dir=out) as ledger:
         cum = ledger._retry(lambda: ledger.cumulative(key, cohort_ids=key))
@@ -158,8 +162,9 @@ def _store_members(api, cohort, reference, epsilons, out: Path, options: dict) -
     from genoshare.cluster import dask_client
 
     rendezvous = Rendezvous(len(epsilons), options.get("progress"))
-    with dask_client(options.get("scheduler", "local"), config=options.get("cluster_config"),
-                     n_workers=options.get("workers")) as client:
+    with dask_client(
+        options.get("scheduler", "local"), config=options.get("cluster_config"), n_workers=options.get("workers")
+    ) as client:
         api._SWEEP_SHARED["client"] = client
         pipeline.RENDEZVOUS = rendezvous
 
@@ -177,8 +182,9 @@ def _store_members(api, cohort, reference, epsilons, out: Path, options: dict) -
         finally:
             pipeline.RENDEZVOUS = None
     # the first member's own error, not the "another member failed" of the members it stopped
-    first = next((e for e in errors if e is not None and not isinstance(e, _Aborted)), None) or \
-        next((e for e in errors if e is not None), None)
+    first = next((e for e in errors if e is not None and not isinstance(e, _Aborted)), None) or next(
+        (e for e in errors if e is not None), None
+    )
     if first is not None:
         raise first
     return [f.result() for f in futures]
@@ -227,7 +233,7 @@ class Rendezvous:
                     raise
                 self.results, i = [], 0
                 for part in self.parts:
-                    self.results.append(computed[i:i + len(part)])
+                    self.results.append(computed[i : i + len(part)])
                     i += len(part)
                 self.cond.notify_all()
             while self.results is None and self.error is None:

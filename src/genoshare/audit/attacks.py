@@ -57,8 +57,9 @@ def _probability(sig: np.ndarray, binary: bool, scale2: float) -> np.ndarray:
     return np.exp(-np.minimum(sig * sig / (2.0 * scale2), 700.0))
 
 
-def scores(S: np.ndarray, IN: np.ndarray, P: np.ndarray, t: int, cal_refs: np.ndarray, binary: bool,
-           attacks=ATTACKS) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def scores(
+    S: np.ndarray, IN: np.ndarray, P: np.ndarray, t: int, cal_refs: np.ndarray, binary: bool, attacks=ATTACKS
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For target t: {attack: (target scores (N,), calibration scores (len(cal_refs), N))}.
 
     The calibration scores are those of reference r attacked as if it were the target, with the target t and r
@@ -89,7 +90,7 @@ def scores(S: np.ndarray, IN: np.ndarray, P: np.ndarray, t: int, cal_refs: np.nd
         ref = np.ones(K, bool)
         ref[t] = False
         resid = (S[ref] - mu_o[0][None]) * OUTf[ref]
-        sd = float(np.sqrt(max((resid ** 2).sum() / max(OUTf[ref].sum() - N, 1.0), _VAR_FLOOR)))
+        sd = float(np.sqrt(max((resid**2).sum() / max(OUTf[ref].sum() - N, 1.0), _VAR_FLOOR)))
         z = (own - mu_o) / sd
         out["lira_offline"] = (z[0], z[1:])
     if "lira_online" in attacks and K - 1 >= ONLINE_MIN_REFERENCES:

@@ -48,7 +48,8 @@ def dp_epsilon(sampling_rate: float, noise_multiplier: float, steps: int, delta:
     if noise_multiplier <= 0:
         return float("inf")
     event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), steps)
+        dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), steps
+    )
     acc = PLDAccountant(neighboring_relation=dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE)
     acc.compose(event)
     return float(acc.get_epsilon(delta))
@@ -70,8 +71,14 @@ def parse_noise_list(text: str) -> list[float]:
     return out
 
 
-def train(X: np.ndarray, y: np.ndarray, binary: bool, config: DPSGDConfig, rng: np.random.Generator,
-          actual_noise_multiplier: float | None = None) -> Fitted:
+def train(
+    X: np.ndarray,
+    y: np.ndarray,
+    binary: bool,
+    config: DPSGDConfig,
+    rng: np.random.Generator,
+    actual_noise_multiplier: float | None = None,
+) -> Fitted:
     """One DP-SGD run on (X, y); returns a linear Fitted (coef, intercept)."""
     n, p = X.shape
     q, steps, _ = config.resolved(n)  # fix sampling_rate and steps in the config to account for every run alike

@@ -67,11 +67,23 @@ def draw_membership(n_models: int, y: np.ndarray, binary: bool, rng: np.random.G
     return IN
 
 
-def play(X: np.ndarray, y: np.ndarray, Xpop: np.ndarray, ypop: np.ndarray, binary: bool,
-         trainer: Callable[[np.ndarray, np.ndarray, int], Fitted], *, n_models: int = 64, seed: int = 0,
-         delta: float = 0.0, confidence: float = 0.95, calibration_references: int = 8,
-         features_attack: tuple[np.ndarray, np.ndarray] | None = None, by_class: bool = True,
-         progress=None) -> GameResult:
+def play(
+    X: np.ndarray,
+    y: np.ndarray,
+    Xpop: np.ndarray,
+    ypop: np.ndarray,
+    binary: bool,
+    trainer: Callable[[np.ndarray, np.ndarray, int], Fitted],
+    *,
+    n_models: int = 64,
+    seed: int = 0,
+    delta: float = 0.0,
+    confidence: float = 0.95,
+    calibration_references: int = 8,
+    features_attack: tuple[np.ndarray, np.ndarray] | None = None,
+    by_class: bool = True,
+    progress=None,
+) -> GameResult:
     """Train ``n_models`` models with ``trainer(X_in, y_in, model_seed)`` and attack each.
 
     ``features_attack``: (X, Xpop) the attacker queries with, when the models are trained on other features (a
@@ -81,13 +93,41 @@ def play(X: np.ndarray, y: np.ndarray, Xpop: np.ndarray, ypop: np.ndarray, binar
     # One BLAS thread: the fits are small matrix products, and a multi-threaded BLAS on a busy 2-core machine
     # was measured 19x slower (14 s against 0.76 s for one 400 x 10,000 logistic fit).
     with threadpool_limits(limits=1):
-        return _play(X, y, Xpop, ypop, binary, trainer, n_models=n_models, seed=seed, delta=delta,
-                     confidence=confidence, calibration_references=calibration_references,
-                     features_attack=features_attack, by_class=by_class, progress=progress)
+        return _play(
+            X,
+            y,
+            Xpop,
+            ypop,
+            binary,
+            trainer,
+            n_models=n_models,
+            seed=seed,
+            delta=delta,
+            confidence=confidence,
+            calibration_references=calibration_references,
+            features_attack=features_attack,
+            by_class=by_class,
+            progress=progress,
+        )
 
 
-def _play(X, y, Xpop, ypop, binary, trainer, *, n_models, seed, delta, confidence, calibration_references,
-          features_attack, by_class, progress) -> GameResult:
+def _play(
+    X,
+    y,
+    Xpop,
+    ypop,
+    binary,
+    trainer,
+    *,
+    n_models,
+    seed,
+    delta,
+    confidence,
+    calibration_references,
+    features_attack,
+    by_class,
+    progress,
+) -> GameResult:
     N = y.size
     if n_models < 4:
         raise GenoshareError(f"the game needs at least 4 models (2k with k >= 2), not {n_models}")
@@ -107,7 +147,7 @@ def _play(X, y, Xpop, ypop, binary, trainer, *, n_models, seed, delta, confidenc
             progress(j + 1, n_models)
     res = GameResult(S, IN, P, decisions_out)
     perm = np.random.default_rng(np.random.SeedSequence([seed, 13, 2])).permutation(N)
-    cal_idx, eval_idx = np.sort(perm[: N // 2]), np.sort(perm[N // 2:])
+    cal_idx, eval_idx = np.sort(perm[: N // 2]), np.sort(perm[N // 2 :])
     res.cal_idx, res.eval_idx = cal_idx, eval_idx
     names = [a for a in _attacks.ATTACKS if a != "lira_online" or n_models - 1 >= _attacks.ONLINE_MIN_REFERENCES]
     per_attack: dict[str, list[SeedScores]] = {a: [] for a in names}
@@ -127,8 +167,9 @@ def _play(X, y, Xpop, ypop, binary, trainer, *, n_models, seed, delta, confidenc
             per_attack[a].append(SeedScores(cal_s[cal_in], cal_s[~cal_in], ev_s[ev_in], ev_s[~ev_in]))
             for c, mask in classes.items():
                 cm, em = np.broadcast_to(mask[cal_idx], cal_in.shape), mask[eval_idx]
-                per_class[c][a].append(SeedScores(cal_s[cal_in & cm], cal_s[~cal_in & cm],
-                                                  ev_s[ev_in & em], ev_s[~ev_in & em]))
+                per_class[c][a].append(
+                    SeedScores(cal_s[cal_in & cm], cal_s[~cal_in & cm], ev_s[ev_in & em], ev_s[~ev_in & em])
+                )
     res.seed_scores = per_attack
     for a in names:
         res.attacks[a] = summarise_attack(per_attack[a], confidence=confidence, delta=delta, aggregation="fixed")
@@ -136,33 +177,46 @@ def _play(X, y, Xpop, ypop, binary, trainer, *, n_models, seed, delta, confidenc
         res.by_class[c] = {}
         for a in names:
             seeds = per_class[c][a]
-            if all(min(len(s.cal_members), len(s.cal_nonmembers), len(s.eval_members), len(s.eval_nonmembers)) > 0
-                   for s in seeds):
+            if all(
+                min(len(s.cal_members), len(s.cal_nonmembers), len(s.eval_members), len(s.eval_nonmembers)) > 0
+                for s in seeds
+            ):
                 r = summarise_attack(seeds, confidence=confidence, delta=delta, aggregation="fixed")
-                res.by_class[c][a] = {"auc": r["auc"], "tpr_at_fpr": r["tpr_at_fpr"],
-                                      "epsilon_lower_bound": r["epsilon_lower_bound"]}
+                res.by_class[c][a] = {
+                    "auc": r["auc"],
+                    "tpr_at_fpr": r["tpr_at_fpr"],
+                    "epsilon_lower_bound": r["epsilon_lower_bound"],
+                }
     n_eval_non = int(np.mean([(~IN[t, eval_idx]).sum() for t in range(n_models)]))
     n_eval_mem = int(np.mean([IN[t, eval_idx].sum() for t in range(n_models)]))
     zero_fp_hi = clopper_pearson(0, max(n_eval_non, 1), confidence)[1]
     res.describe = {
-        "models": n_models, "references_per_target": n_models - 1, "audit_pool": int(N),
-        "population_set": int(ypop.size), "calibration_individuals": int(cal_idx.size),
-        "evaluation_individuals": int(eval_idx.size), "calibration_references": int(min(calibration_references,
-                                                                                        n_models - 1)),
-        "evaluation_members_per_target": n_eval_mem, "evaluation_nonmembers_per_target": n_eval_non,
+        "models": n_models,
+        "references_per_target": n_models - 1,
+        "audit_pool": int(N),
+        "population_set": int(ypop.size),
+        "calibration_individuals": int(cal_idx.size),
+        "evaluation_individuals": int(eval_idx.size),
+        "calibration_references": int(min(calibration_references, n_models - 1)),
+        "evaluation_members_per_target": n_eval_mem,
+        "evaluation_nonmembers_per_target": n_eval_non,
         "membership": "independent Bernoulli(1/2) per model and individual",
         "aggregation": "per-target bounds at Bonferroni-corrected confidence, maximum reported (auditstats "
-                       "aggregation='fixed')",
-        "confidence": confidence, "delta": delta,
+        "aggregation='fixed')",
+        "confidence": confidence,
+        "delta": delta,
         "fpr_resolution": {
             "zero_false_positive_fpr_ci_high": round(float(zero_fp_hi), 6),
             "note": f"with {n_eval_non} evaluation non-members per target, zero false positives still only means "
-                    f"FPR <= {100 * zero_fp_hi:.2g}% ({confidence:g} Clopper-Pearson); TPR at FPR 0.1% is "
-                    f"{'not resolved' if zero_fp_hi > 0.001 else 'resolved'} at this size"},
+            f"FPR <= {100 * zero_fp_hi:.2g}% ({confidence:g} Clopper-Pearson); TPR at FPR 0.1% is "
+            f"{'not resolved' if zero_fp_hi > 0.001 else 'resolved'} at this size",
+        },
         "attacks_run": names,
-        "lira_online": ("run" if "lira_online" in names else
-                        f"skipped: needs at least {_attacks.ONLINE_MIN_REFERENCES} references, the game has "
-                        f"{n_models - 1}"),
+        "lira_online": (
+            "run"
+            if "lira_online" in names
+            else f"skipped: needs at least {_attacks.ONLINE_MIN_REFERENCES} references, the game has {n_models - 1}"
+        ),
     }
     return res
 
@@ -187,18 +241,34 @@ def utility(res: GameResult, binary: bool, seed: int = 0, resamples: int = 500) 
         v = metric(yy[i], dd[i])
         if np.isfinite(v):
             boot.append(v)
-    lo, hi = (np.percentile(boot, [2.5, 97.5]) if boot else (float("nan"), float("nan")))
-    return {"metric": "auc" if binary else "r2", "value": round(metric(yy, dd), 6),
-            "ci_low": round(float(lo), 6), "ci_high": round(float(hi), 6),
-            "mean_over_models": round(float(np.nanmean(vals)), 6),
-            "split": "model 0 on the audit-pool half it did not train on (95% percentile bootstrap over those "
-                     "individuals); mean_over_models: every model on its own held-out half"}
+    lo, hi = np.percentile(boot, [2.5, 97.5]) if boot else (float("nan"), float("nan"))
+    return {
+        "metric": "auc" if binary else "r2",
+        "value": round(metric(yy, dd), 6),
+        "ci_low": round(float(lo), 6),
+        "ci_high": round(float(hi), 6),
+        "mean_over_models": round(float(np.nanmean(vals)), 6),
+        "split": "model 0 on the audit-pool half it did not train on (95% percentile bootstrap over those "
+        "individuals); mean_over_models: every model on its own held-out half",
+    }
 
 
-def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitted, Xpop: np.ndarray,
-                 ypop: np.ndarray, binary: bool, trainer: Callable[[np.ndarray, np.ndarray, int], Fitted], *,
-                 n_references: int = 64, seed: int = 0, delta: float = 0.0, confidence: float = 0.95,
-                 calibration_references: int = 8) -> GameResult:
+def play_trained(
+    X: np.ndarray,
+    y: np.ndarray,
+    members: np.ndarray,
+    target: Fitted,
+    Xpop: np.ndarray,
+    ypop: np.ndarray,
+    binary: bool,
+    trainer: Callable[[np.ndarray, np.ndarray, int], Fitted],
+    *,
+    n_references: int = 64,
+    seed: int = 0,
+    delta: float = 0.0,
+    confidence: float = 0.95,
+    calibration_references: int = 8,
+) -> GameResult:
     """Audit ONE already-trained model: members = its training set, non-members = a hold-out set aside before
     training (``members`` is the boolean mask over the rows of X). References are trained with the same recipe on
     independent Bernoulli(1/2) halves of members + hold-out; thresholds are fitted on references attacked as if
@@ -220,13 +290,14 @@ def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitt
     IN = np.vstack([IN_ref, members[None, :]])
     res = GameResult(S, IN, P, [(y[~members], target.decision(X)[~members])])
     perm = np.random.default_rng(np.random.SeedSequence([seed, 13, 2])).permutation(N)
-    cal_idx, eval_idx = np.sort(perm[: N // 2]), np.sort(perm[N // 2:])
+    cal_idx, eval_idx = np.sort(perm[: N // 2]), np.sort(perm[N // 2 :])
     res.cal_idx, res.eval_idx = cal_idx, eval_idx
     t = K - 1
     names = [a for a in _attacks.ATTACKS if a != "lira_online" or n_references >= _attacks.ONLINE_MIN_REFERENCES]
     crng = np.random.default_rng(np.random.SeedSequence([seed, 13, 3]))
-    cal_refs = np.sort(crng.choice(np.arange(n_references), size=min(calibration_references, n_references),
-                                   replace=False))
+    cal_refs = np.sort(
+        crng.choice(np.arange(n_references), size=min(calibration_references, n_references), replace=False)
+    )
     sc = _attacks.scores(S, IN, P, t, cal_refs, binary, attacks=names)
     for a in names:
         tgt, cal = sc[a]
@@ -239,19 +310,30 @@ def play_trained(X: np.ndarray, y: np.ndarray, members: np.ndarray, target: Fitt
     n_eval_non = int((~IN[t, eval_idx]).sum())
     zero_fp_hi = clopper_pearson(0, max(n_eval_non, 1), confidence)[1]
     res.describe = {
-        "models": K, "references_per_target": n_references, "audit_pool": int(N), "population_set": int(ypop.size),
+        "models": K,
+        "references_per_target": n_references,
+        "audit_pool": int(N),
+        "population_set": int(ypop.size),
         "target": "the owner's trained model (members = its training set, non-members = its hold-out)",
-        "members": int(members.sum()), "holdout": int((~members).sum()),
-        "calibration_individuals": int(cal_idx.size), "evaluation_individuals": int(eval_idx.size),
-        "calibration_references": int(cal_refs.size), "evaluation_nonmembers_per_target": n_eval_non,
-        "confidence": confidence, "delta": delta,
-        "fpr_resolution": {"zero_false_positive_fpr_ci_high": round(float(zero_fp_hi), 6),
-                           "note": f"with {n_eval_non} evaluation non-members, zero false positives still only "
-                                   f"means FPR <= {100 * zero_fp_hi:.2g}% ({confidence:g} Clopper-Pearson)"},
+        "members": int(members.sum()),
+        "holdout": int((~members).sum()),
+        "calibration_individuals": int(cal_idx.size),
+        "evaluation_individuals": int(eval_idx.size),
+        "calibration_references": int(cal_refs.size),
+        "evaluation_nonmembers_per_target": n_eval_non,
+        "confidence": confidence,
+        "delta": delta,
+        "fpr_resolution": {
+            "zero_false_positive_fpr_ci_high": round(float(zero_fp_hi), 6),
+            "note": f"with {n_eval_non} evaluation non-members, zero false positives still only "
+            f"means FPR <= {100 * zero_fp_hi:.2g}% ({confidence:g} Clopper-Pearson)",
+        },
         "attacks_run": names,
-        "lira_online": ("run" if "lira_online" in names else
-                        f"skipped: needs at least {_attacks.ONLINE_MIN_REFERENCES} references, the game has "
-                        f"{n_references}"),
+        "lira_online": (
+            "run"
+            if "lira_online" in names
+            else f"skipped: needs at least {_attacks.ONLINE_MIN_REFERENCES} references, the game has {n_references}"
+        ),
     }
     return res
 
@@ -261,5 +343,7 @@ def corrected_bounds(res: GameResult, n_tests: int, delta: float, confidence: fl
     and any other test of the same claim), so that "some attack exceeds the accounted epsilon" holds at
     ``confidence``."""
     conf = 1.0 - (1.0 - confidence) / max(n_tests, 1)
-    return {a: summarise_attack(seeds, confidence=conf, delta=delta, aggregation="fixed")["epsilon_lower_bound"]
-            for a, seeds in res.seed_scores.items()}
+    return {
+        a: summarise_attack(seeds, confidence=conf, delta=delta, aggregation="fixed")["epsilon_lower_bound"]
+        for a, seeds in res.seed_scores.items()
+    }

@@ -122,4 +122,3 @@ class ConstantModel:
     def __init__(self, n_features: int, binary: bool, seed: int = 0):
         rng = np.random.default_rng(seed)
         self.fitted = Fitted("constant", binary, coef=rng.normal(0, 0.05, n_features), intercept=0.0)
-

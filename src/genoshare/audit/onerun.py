@@ -53,8 +53,16 @@ def epsilon_lower_bound(m: int, r: int, v: int, delta: float, confidence: float 
     return lo
 
 
-def audit(X: np.ndarray, y: np.ndarray, trainer, *, delta: float, seed: int = 0, confidence: float = 0.95,
-          guess_fraction: float = GUESS_FRACTION) -> dict:
+def audit(
+    X: np.ndarray,
+    y: np.ndarray,
+    trainer,
+    *,
+    delta: float,
+    seed: int = 0,
+    confidence: float = 0.95,
+    guess_fraction: float = GUESS_FRACTION,
+) -> dict:
     """One training run with half of the pool as canaries; returns the aggregate result (no per-individual data)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 13, 5]))
     N = y.size
@@ -71,11 +79,17 @@ def audit(X: np.ndarray, y: np.ndarray, trainer, *, delta: float, seed: int = 0,
     m = idx.size
     k = int(math.floor(guess_fraction * m))
     order = np.argsort(s, kind="stable")
-    guess_in, guess_out = order[m - k:], order[:k]
+    guess_in, guess_out = order[m - k :], order[:k]
     truth = coin[idx]
     v = int(truth[guess_in].sum() + (~truth[guess_out]).sum())
     r = 2 * k
-    return {"method": "Steinke, Nasr and Jagielski 2023, one training run; guesses: the top and bottom "
-                      f"{guess_fraction:g} of the canaries' signals (fixed in advance)",
-            "canaries": int(m), "guesses": r, "correct": v, "confidence": confidence, "delta": delta,
-            "epsilon_lower_bound": round(epsilon_lower_bound(m, r, v, delta, confidence), 6)}
+    return {
+        "method": "Steinke, Nasr and Jagielski 2023, one training run; guesses: the top and bottom "
+        f"{guess_fraction:g} of the canaries' signals (fixed in advance)",
+        "canaries": int(m),
+        "guesses": r,
+        "correct": v,
+        "confidence": confidence,
+        "delta": delta,
+        "epsilon_lower_bound": round(epsilon_lower_bound(m, r, v, delta, confidence), 6),
+    }

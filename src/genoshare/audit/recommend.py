@@ -43,17 +43,27 @@ def recommend(entries: list[dict], max_epsilon: float | None = None, max_tpr: fl
         if not why:
             ok.append(e)
     ok.sort(key=_noisiness)
-    out = {"max_epsilon": max_epsilon, "max_tpr_at_1pct": max_tpr,
-           "rule": "the least noisy setting whose accounted epsilon and largest measured TPR at FPR 1% (over the "
-                   "attacks) meet the limits, and whose accounting no attack contradicts",
-           "rejected": {k: v for k, v in reasons.items() if v}}
+    out = {
+        "max_epsilon": max_epsilon,
+        "max_tpr_at_1pct": max_tpr,
+        "rule": "the least noisy setting whose accounted epsilon and largest measured TPR at FPR 1% (over the "
+        "attacks) meet the limits, and whose accounting no attack contradicts",
+        "rejected": {k: v for k, v in reasons.items() if v},
+    }
     if ok:
         best = ok[0]
-        out.update(recommended=best["name"], epsilon=best.get("epsilon"), utility=best["utility"],
-                   max_tpr_at_1pct_measured=max_tpr_at_1pct(best))
+        out.update(
+            recommended=best["name"],
+            epsilon=best.get("epsilon"),
+            utility=best["utility"],
+            max_tpr_at_1pct_measured=max_tpr_at_1pct(best),
+        )
         if max_epsilon is None and max_tpr is None:
             out["note"] = "no limit was given (--max-epsilon, --max-tpr-at-1pct): this is only the least noisy setting"
     else:
-        out.update(recommended=None, note="no audited setting meets the limits: add more noise (--dp-sgd with "
-                                          "larger multipliers) or a lower-epsilon release")
+        out.update(
+            recommended=None,
+            note="no audited setting meets the limits: add more noise (--dp-sgd with "
+            "larger multipliers) or a lower-epsilon release",
+        )
     return out

@@ -45,8 +45,9 @@ def _phenotype(path, column: str | None, cohort_ids: list[str]) -> tuple[dict[st
         elif len(table.columns) == 1:
             column = table.columns[0]
         else:
-            raise InputError(path, f"several columns ({', '.join(table.columns[:6])}): name one with "
-                                   "--phenotype-column")
+            raise InputError(
+                path, f"several columns ({', '.join(table.columns[:6])}): name one with --phenotype-column"
+            )
     if column not in table.columns:
         raise InputError(path, f"no column {column!r} (columns: {', '.join(table.columns[:8])})")
     coding = table.binary_coding(column)
@@ -65,8 +66,9 @@ def _phenotype(path, column: str | None, cohort_ids: list[str]) -> tuple[dict[st
             try:
                 out[sid] = float(v)
             except ValueError:
-                raise InputError(path, f"line {line}: {column} value {v[:40]!r} is neither a case/control code "
-                                       "nor a number") from None
+                raise InputError(
+                    path, f"line {line}: {column} value {v[:40]!r} is neither a case/control code nor a number"
+                ) from None
             if not np.isfinite(out[sid]):
                 raise InputError(path, f"line {line}: {column} value {v[:40]!r} is not finite")
     binary = coding is not None
@@ -77,13 +79,17 @@ def _relatives_to_drop(G: np.ndarray, ids: list[str], notes: list[str]) -> set[s
     from genoshare.privacy.kinship import SECOND_DEGREE, GenotypeSource, find_related
 
     if len(ids) > KINSHIP_MAX:
-        notes.append(f"relatives filter skipped: {len(ids)} individuals is above {KINSHIP_MAX}; filter with "
-                     "'genoshare kinship' first")
+        notes.append(
+            f"relatives filter skipped: {len(ids)} individuals is above {KINSHIP_MAX}; filter with "
+            "'genoshare kinship' first"
+        )
         return set()
     pairs = find_related(GenotypeSource.from_matrix(G, ids, max_variants=KINSHIP_VARIANTS), SECOND_DEGREE)
     if G.shape[0] < 5000:
-        notes.append(f"relatives filter on {G.shape[0]} SNPs: KING-robust estimates are noisy below a few thousand "
-                     "independent SNPs, so some unrelated pairs may have been removed (harmless for the audit)")
+        notes.append(
+            f"relatives filter on {G.shape[0]} SNPs: KING-robust estimates are noisy below a few thousand "
+            "independent SNPs, so some unrelated pairs may have been removed (harmless for the audit)"
+        )
     drop: set[str] = set()
     for a, b, _phi, _deg in pairs:
         if a not in drop and b not in drop:
@@ -99,16 +105,22 @@ def _check_sizes(y: np.ndarray, binary: bool, where: str, column: str, minimum: 
     if binary:
         cases = int(y.sum())
         if cases == 0 or cases == y.size:
-            raise GenoshareError(f"{where}: phenotype {column!r} has one class only ({cases} cases, "
-                                 f"{y.size - cases} controls); a classifier audit needs both")
+            raise GenoshareError(
+                f"{where}: phenotype {column!r} has one class only ({cases} cases, "
+                f"{y.size - cases} controls); a classifier audit needs both"
+            )
         if min(cases, y.size - cases) < game.MIN_PER_CLASS and minimum > 0:
-            raise GenoshareError(f"{where}: {min(cases, y.size - cases)} individuals in the smaller class; the "
-                                 f"game needs at least {game.MIN_PER_CLASS}")
+            raise GenoshareError(
+                f"{where}: {min(cases, y.size - cases)} individuals in the smaller class; the "
+                f"game needs at least {game.MIN_PER_CLASS}"
+            )
     elif np.ptp(y) == 0:
         raise GenoshareError(f"{where}: phenotype {column!r} is constant")
     if y.size < minimum:
-        raise GenoshareError(f"{where}: {y.size} individuals, too few for the game (at least {minimum} in the "
-                             "audit pool after the relatives filter and the population set)")
+        raise GenoshareError(
+            f"{where}: {y.size} individuals, too few for the game (at least {minimum} in the "
+            "audit pool after the relatives filter and the population set)"
+        )
 
 
 def _read_ids(path, what: str) -> list[str]:
@@ -126,8 +138,10 @@ def _read_trained(path, kind: str, binary: bool, n_variants: int) -> models.Fitt
     """A trained linear/logistic model as .npz with ``coef`` (one per cohort SNP, g - 1 coding) and ``intercept``.
     Never unpickled."""
     path = Path(path)
-    bad = ("not a supported model file: expected an .npz with 'coef' (one float per cohort SNP, for the g - 1 "
-           "coding) and 'intercept' (linear or logistic regression)")
+    bad = (
+        "not a supported model file: expected an .npz with 'coef' (one float per cohort SNP, for the g - 1 "
+        "coding) and 'intercept' (linear or logistic regression)"
+    )
     try:
         with np.load(path, allow_pickle=False) as z:
             coef = np.asarray(z["coef"], dtype=np.float64).ravel()
@@ -151,22 +165,47 @@ def _release_features(release_dir, cohort, pool_ids: list[str]) -> tuple[np.ndar
     pos = {s: i for i, s in enumerate(mat.sample_ids)}
     missing = [s for s in pool_ids if s not in pos]
     if missing:
-        raise InputError(release_dir, f"the release has no row for cohort individual {missing[0]!r} "
-                                      f"({len(missing)} missing)")
+        raise InputError(
+            release_dir, f"the release has no row for cohort individual {missing[0]!r} ({len(missing)} missing)"
+        )
     total = (manifest.get("privacy") or {}).get("total") or {}
     eps = total.get("epsilon", manifest.get("epsilon_xor"))
     delta = float(total.get("delta") or 0.0)
     af = manifest.get("af_source")
-    info = {"release": Path(release_dir).name, "af_source": af.get("kind") if isinstance(af, dict) else af,
-            "reproducible_test_release": bool(manifest.get("reproducible_test_release"))}
+    info = {
+        "release": Path(release_dir).name,
+        "af_source": af.get("kind") if isinstance(af, dict) else af,
+        "reproducible_test_release": bool(manifest.get("reproducible_test_release")),
+    }
     return models.encode(G[:, [pos[s] for s in pool_ids]]), (None if eps is None else float(eps)), delta, info
 
 
-def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, references: int = 64,
-                dp_sgd=None, releases=(), population=None, population_phenotype=None, max_epsilon=None,
-                max_tpr_at_1pct=None, seed: int = 0, C: float = 1.0, dpsgd_epochs: float = 5.0,
-                calibration_references: int = 8, private_dir=None, progress=None, relatives: str = "filter",
-                trained_model=None, members=None, holdout=None, _actual_noise_multiplier=None) -> dict:
+def audit_model(
+    cohort,
+    phenotype,
+    out,
+    *,
+    phenotype_column=None,
+    model=None,
+    references: int = 64,
+    dp_sgd=None,
+    releases=(),
+    population=None,
+    population_phenotype=None,
+    max_epsilon=None,
+    max_tpr_at_1pct=None,
+    seed: int = 0,
+    C: float = 1.0,
+    dpsgd_epochs: float = 5.0,
+    calibration_references: int = 8,
+    private_dir=None,
+    progress=None,
+    relatives: str = "filter",
+    trained_model=None,
+    members=None,
+    holdout=None,
+    _actual_noise_multiplier=None,
+) -> dict:
     """Run the audit and write ``out`` (aggregates only); per-individual scores go to the private directory."""
     from genoshare.evaluate.attacks import load_matrix
 
@@ -183,13 +222,16 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
     notes: list[str] = []
     trained = trained_model is not None
     if trained and (members is None or holdout is None):
-        raise GenoshareError("--trained-model needs --member-ids and --holdout-ids (its training set and the hold-out "
-                             "set aside before training); without a hold-out only the training recipe can be audited")
+        raise GenoshareError(
+            "--trained-model needs --member-ids and --holdout-ids (its training set and the hold-out "
+            "set aside before training); without a hold-out only the training recipe can be audited"
+        )
     if not trained and (members is not None or holdout is not None):
         raise GenoshareError("--member-ids and --holdout-ids go with --trained-model")
     if trained and (noises or releases):
-        raise GenoshareError("--trained-model audits one model; --dp-sgd and --release audit training recipes: run "
-                             "them separately")
+        raise GenoshareError(
+            "--trained-model audits one model; --dp-sgd and --release audit training recipes: run them separately"
+        )
 
     mat = load_matrix(cohort)
     if len(set(mat.sample_ids)) != len(mat.sample_ids):
@@ -211,14 +253,18 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         member_ids, holdout_ids = _read_ids(members, "--member-ids"), _read_ids(holdout, "--holdout-ids")
         both = sorted(set(member_ids) & set(holdout_ids))
         if both:
-            raise InputError(holdout, f"{len(both)} individual(s) are both members and hold-out (e.g. {both[0]!r}); "
-                                      "members and non-members must not overlap")
+            raise InputError(
+                holdout,
+                f"{len(both)} individual(s) are both members and hold-out (e.g. {both[0]!r}); "
+                "members and non-members must not overlap",
+            )
         have = set(ids)
         for path, group in ((members, member_ids), (holdout, holdout_ids)):
             missing = [s for s in group if s not in have]
             if missing:
-                raise InputError(path, f"{len(missing)} id(s) are not cohort individuals with a phenotype (e.g. "
-                                       f"{missing[0]!r})")
+                raise InputError(
+                    path, f"{len(missing)} id(s) are not cohort individuals with a phenotype (e.g. {missing[0]!r})"
+                )
         union = set(member_ids) | set(holdout_ids)
         sel = [i for i, s in enumerate(ids) if s in union]
         ids, G = [ids[i] for i in sel], G[:, sel]
@@ -228,8 +274,11 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         pmat = load_matrix(population)
         overlap = sorted(set(pmat.sample_ids) & set(mat.sample_ids))
         if overlap:
-            raise InputError(population, f"{len(overlap)} population individual(s) are also in the cohort (e.g. "
-                                         f"{overlap[0]!r}); members and non-members must not overlap")
+            raise InputError(
+                population,
+                f"{len(overlap)} population individual(s) are also in the cohort (e.g. "
+                f"{overlap[0]!r}); members and non-members must not overlap",
+            )
         from genoshare.evaluate.attacks import _align
 
         Gp_all = _align(pmat, mat.variant_ids, mat.alleles, "population")
@@ -240,8 +289,10 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         pop_ids = [pmat.sample_ids[i] for i in pkeep]
         Gpop = Gp_all[:, pkeep]
         if len(pop_ids) < MIN_POPULATION:
-            raise InputError(population, f"{len(pop_ids)} population individuals with a phenotype; at least "
-                                         f"{MIN_POPULATION} are needed")
+            raise InputError(
+                population,
+                f"{len(pop_ids)} population individuals with a phenotype; at least {MIN_POPULATION} are needed",
+            )
         notes.append("--population: kinship between the population set and the cohort is not checked")
 
     if relatives not in ("filter", "skip"):
@@ -250,20 +301,25 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         drop = _relatives_to_drop(G, ids, notes)
     else:
         drop = set()
-        notes.append("relatives filter skipped (--no-relatives-filter): related members and non-members inflate "
-                     "the measured leakage")
+        notes.append(
+            "relatives filter skipped (--no-relatives-filter): related members and non-members inflate "
+            "the measured leakage"
+        )
     if drop:
         sel = [i for i, s in enumerate(ids) if s not in drop]
         ids, G = [ids[i] for i in sel], G[:, sel]
     if not pop_given:
         rng = np.random.default_rng(np.random.SeedSequence([seed, 13, 0]))
         # a trained model's population set comes from its hold-out (never trained on by it or by a reference)
-        eligible = (np.array([i for i, s in enumerate(ids) if s not in set(member_ids)]) if trained
-                    else np.arange(len(ids)))
+        eligible = (
+            np.array([i for i, s in enumerate(ids) if s not in set(member_ids)]) if trained else np.arange(len(ids))
+        )
         n_pop = max(MIN_POPULATION, int(round(POPULATION_FRACTION * eligible.size)))
         if trained and n_pop >= eligible.size:
-            raise InputError(holdout, f"{eligible.size} hold-out individuals: too few to set a population set aside "
-                                      "(give --population)")
+            raise InputError(
+                holdout,
+                f"{eligible.size} hold-out individuals: too few to set a population set aside (give --population)",
+            )
         pop_sel = np.sort(rng.permutation(eligible)[:n_pop])
         pool_sel = np.setdiff1d(np.arange(len(ids)), pop_sel)
         pop_ids = [ids[i] for i in pop_sel]
@@ -281,45 +337,122 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         member_set = set(member_ids)
         is_member = np.array([s in member_set for s in ids])
         if is_member.all() or not is_member.any():
-            raise GenoshareError("after the relatives filter and the population set, the audit needs both members "
-                                 "and hold-out individuals")
-        res = game.play_trained(X, y, is_member, target, Xpop, ypop, binary,
-                                lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s),
-                                n_references=references, seed=seed, calibration_references=calibration_references)
-        entries = [{"name": f"trained:{Path(trained_model).name}", "training": "trained", "epsilon": None,
-                    "delta": 0.0, "utility": game.utility(res, binary, seed), "attacks": res.attacks,
-                    "note": "references trained with --model on random halves of members + hold-out"}]
-        private = {"setting0": {"S": res.S, "IN": res.IN, "P": res.P,
-                                **{f"score_{a}": v for a, v in res.target_scores.items()}}}
+            raise GenoshareError(
+                "after the relatives filter and the population set, the audit needs both members "
+                "and hold-out individuals"
+            )
+        res = game.play_trained(
+            X,
+            y,
+            is_member,
+            target,
+            Xpop,
+            ypop,
+            binary,
+            lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s),
+            n_references=references,
+            seed=seed,
+            calibration_references=calibration_references,
+        )
+        entries = [
+            {
+                "name": f"trained:{Path(trained_model).name}",
+                "training": "trained",
+                "epsilon": None,
+                "delta": 0.0,
+                "utility": game.utility(res, binary, seed),
+                "attacks": res.attacks,
+                "note": "references trained with --model on random halves of members + hold-out",
+            }
+        ]
+        private = {
+            "setting0": {
+                "S": res.S,
+                "IN": res.IN,
+                "P": res.P,
+                **{f"score_{a}": v for a, v in res.target_scores.items()},
+            }
+        }
         settings = [{"name": entries[0]["name"]}]
         game_info = res.describe
-        return _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary,
-                       seed, drop, relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct)
+        return _finish(
+            out,
+            private_dir,
+            ids,
+            pop_ids,
+            settings,
+            private,
+            entries,
+            game_info,
+            kind,
+            column,
+            binary,
+            seed,
+            drop,
+            relatives,
+            pop_given,
+            notes,
+            max_epsilon,
+            max_tpr_at_1pct,
+        )
 
     # --- the settings to audit (all validated before any training) ---------------------------------------------
-    settings = [{"name": f"original:{kind}", "training": "original", "epsilon": None, "delta": 0.0,
-                 "trainer": lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s)}]
+    settings = [
+        {
+            "name": f"original:{kind}",
+            "training": "original",
+            "epsilon": None,
+            "delta": 0.0,
+            "trainer": lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s),
+        }
+    ]
     half = max(1, n // 2)
     for sigma in noises:
         q = min(1.0, 64.0 / half)
-        cfg = dpsgd.DPSGDConfig(noise_multiplier=sigma, sampling_rate=q, epochs=dpsgd_epochs,
-                                steps=max(1, int(round(dpsgd_epochs / q))), delta=delta_dp)
+        cfg = dpsgd.DPSGDConfig(
+            noise_multiplier=sigma,
+            sampling_rate=q,
+            epochs=dpsgd_epochs,
+            steps=max(1, int(round(dpsgd_epochs / q))),
+            delta=delta_dp,
+        )
         eps = dpsgd.dp_epsilon(cfg.sampling_rate, sigma, cfg.steps, delta_dp)
 
         def trainer(a, b, s, cfg=cfg):
             return dpsgd.train(a, b, binary, cfg, np.random.default_rng(s), _actual_noise_multiplier)
 
-        settings.append({"name": f"dp-sgd:{sigma:g}", "training": "dp-sgd", "epsilon": eps, "delta": delta_dp,
-                         "trainer": trainer,
-                         "dp_sgd": {"noise_multiplier": sigma, "clip": cfg.clip, "sampling_rate": q,
-                                    "steps": cfg.steps, "epochs": dpsgd_epochs, "learning_rate": cfg.learning_rate,
-                                    "accountant": "dp_accounting PLD, Poisson-sampled Gaussian, add/remove-one",
-                                    "model": "logistic regression" if binary else "linear regression (squared loss)"}})
+        settings.append(
+            {
+                "name": f"dp-sgd:{sigma:g}",
+                "training": "dp-sgd",
+                "epsilon": eps,
+                "delta": delta_dp,
+                "trainer": trainer,
+                "dp_sgd": {
+                    "noise_multiplier": sigma,
+                    "clip": cfg.clip,
+                    "sampling_rate": q,
+                    "steps": cfg.steps,
+                    "epochs": dpsgd_epochs,
+                    "learning_rate": cfg.learning_rate,
+                    "accountant": "dp_accounting PLD, Poisson-sampled Gaussian, add/remove-one",
+                    "model": "logistic regression" if binary else "linear regression (squared loss)",
+                },
+            }
+        )
     for rdir in releases:
         Xr, eps, rdelta, info = _release_features(rdir, mat, ids)
-        settings.append({"name": f"release:{Path(rdir).name}", "training": "release", "epsilon": eps,
-                         "delta": rdelta, "release_features": Xr, "release": info,
-                         "trainer": lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s)})
+        settings.append(
+            {
+                "name": f"release:{Path(rdir).name}",
+                "training": "release",
+                "epsilon": eps,
+                "delta": rdelta,
+                "release_features": Xr,
+                "release": info,
+                "trainer": lambda a, b, s: models.fit(kind, a, b, binary, C=C, seed=s),
+            }
+        )
 
     # --- play ------------------------------------------------------------------------------------------------
     entries, private = [], {}
@@ -328,21 +461,50 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
         if "release_features" in st:
             # trained on the release rows of the training half; attacked with the true genotypes
             Xr = st["release_features"]
-            res = game.play(Xr, y, Xpop, ypop, binary, st["trainer"], n_models=n_models, seed=seed,
-                            delta=st["delta"], calibration_references=calibration_references,
-                            features_attack=(X, Xpop), progress=progress)
+            res = game.play(
+                Xr,
+                y,
+                Xpop,
+                ypop,
+                binary,
+                st["trainer"],
+                n_models=n_models,
+                seed=seed,
+                delta=st["delta"],
+                calibration_references=calibration_references,
+                features_attack=(X, Xpop),
+                progress=progress,
+            )
         else:
-            res = game.play(X, y, Xpop, ypop, binary, st["trainer"], n_models=n_models, seed=seed,
-                            delta=st["delta"], calibration_references=calibration_references, progress=progress)
+            res = game.play(
+                X,
+                y,
+                Xpop,
+                ypop,
+                binary,
+                st["trainer"],
+                n_models=n_models,
+                seed=seed,
+                delta=st["delta"],
+                calibration_references=calibration_references,
+                progress=progress,
+            )
         game_info = game_info or res.describe
-        entry = {"name": st["name"], "training": st["training"], "epsilon": st["epsilon"], "delta": st["delta"],
-                 "utility": game.utility(res, binary, seed), "attacks": res.attacks,
-                 "leakage_by_class": res.by_class}
+        entry = {
+            "name": st["name"],
+            "training": st["training"],
+            "epsilon": st["epsilon"],
+            "delta": st["delta"],
+            "utility": game.utility(res, binary, seed),
+            "attacks": res.attacks,
+            "leakage_by_class": res.by_class,
+        }
         if st["training"] == "release" and st["epsilon"] is not None:
             entry["epsilon_covers_model"] = False
             # informational: the release epsilon does not cover the labels the model was fitted to
-            entry["exceeds_release_epsilon"] = sorted(a for a, r in res.attacks.items()
-                                                      if r["epsilon_lower_bound"] > st["epsilon"])
+            entry["exceeds_release_epsilon"] = sorted(
+                a for a, r in res.attacks.items() if r["epsilon_lower_bound"] > st["epsilon"]
+            )
         if st["training"] == "dp-sgd":
             # "the accounting is contradicted" is one claim tested by every attack and the one-run audit:
             # Bonferroni over them, so the claim holds at 95% (the per-attack bounds above are at 95% each)
@@ -352,26 +514,70 @@ def audit_model(cohort, phenotype, out, *, phenotype_column=None, model=None, re
             entry["one_run_audit"] = one
             bounds["one_run_audit"] = one["epsilon_lower_bound"]
             entry["exceeds_accounted"] = sorted(a for a, b in bounds.items() if b > st["epsilon"])
-            entry["exceeds_accounted_rule"] = (f"bounds at confidence {1 - 0.05 / n_tests:.4g} (Bonferroni over "
-                                               f"{n_tests} tests: the attacks and the one-run audit)")
+            entry["exceeds_accounted_rule"] = (
+                f"bounds at confidence {1 - 0.05 / n_tests:.4g} (Bonferroni over "
+                f"{n_tests} tests: the attacks and the one-run audit)"
+            )
             entry["corrected_bounds"] = {a: round(b, 6) for a, b in bounds.items()}
         for key in ("dp_sgd", "release"):
             if key in st:
                 entry[key] = st[key]
         if st["training"] == "release":
-            entry["note"] = ("the release's epsilon (replace-one) covers the released genotypes only: the model is "
-                             "also trained on the true phenotype from --phenotype, which it does not protect, so it "
-                             "is not an epsilon of the model and no limit on epsilon is met by it")
+            entry["note"] = (
+                "the release's epsilon (replace-one) covers the released genotypes only: the model is "
+                "also trained on the true phenotype from --phenotype, which it does not protect, so it "
+                "is not an epsilon of the model and no limit on epsilon is met by it"
+            )
         entries.append(entry)
-        private[f"setting{k}"] = {"S": res.S, "IN": res.IN, "P": res.P,
-                                  **{f"score_{a}": v for a, v in res.target_scores.items()}}
+        private[f"setting{k}"] = {
+            "S": res.S,
+            "IN": res.IN,
+            "P": res.P,
+            **{f"score_{a}": v for a, v in res.target_scores.items()},
+        }
 
-    return _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary,
-                   seed, drop, relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct)
+    return _finish(
+        out,
+        private_dir,
+        ids,
+        pop_ids,
+        settings,
+        private,
+        entries,
+        game_info,
+        kind,
+        column,
+        binary,
+        seed,
+        drop,
+        relatives,
+        pop_given,
+        notes,
+        max_epsilon,
+        max_tpr_at_1pct,
+    )
 
 
-def _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_info, kind, column, binary, seed, drop,
-            relatives, pop_given, notes, max_epsilon, max_tpr_at_1pct) -> dict:
+def _finish(
+    out,
+    private_dir,
+    ids,
+    pop_ids,
+    settings,
+    private,
+    entries,
+    game_info,
+    kind,
+    column,
+    binary,
+    seed,
+    drop,
+    relatives,
+    pop_given,
+    notes,
+    max_epsilon,
+    max_tpr_at_1pct,
+) -> dict:
     from genoshare.io.atomic import atomic_file
     from genoshare.privacy.ledger import private_dir as _private_dir
 
@@ -383,24 +589,36 @@ def _finish(out, private_dir, ids, pop_ids, settings, private, entries, game_inf
     pdir.mkdir(mode=0o700, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = pdir / f"audit-{stamp}-{secrets.token_hex(4)}.npz"
-    arrays = {"pool_ids": np.array(ids), "population_ids": np.array(pop_ids),
-              "setting_names": np.array([s["name"] for s in settings])}
+    arrays = {
+        "pool_ids": np.array(ids),
+        "population_ids": np.array(pop_ids),
+        "setting_names": np.array([s["name"] for s in settings]),
+    }
     for k, d in private.items():
         arrays.update({f"{k}_{name}": v for name, v in d.items()})
 
     report = {
         "models": entries,
-        "game": {**game_info, "model": kind, "phenotype": {"column": column,
-                                                           "type": "binary" if binary else "quantitative"},
-                 "seed": seed, "relatives_removed": len(drop),
-                 "relatives_filter": ("KING-robust phi > 0.0884 (second degree): one of each pair removed"
-                                      if relatives == "filter" else "skipped"),
-                 "population": "given (--population)" if pop_given else
-                               f"a seeded {POPULATION_FRACTION:.0%} of the cohort, never trained on",
-                 "genotype_coding": "g - 1 (missing 0), fixed a priori, never standardised",
-                 "audited": "the training recipe (2k models on random halves); an already-trained model can only "
-                            "be audited with a hold-out set aside before training, which this command does not take",
-                 "private_record": record.name, "notes": notes},
+        "game": {
+            **game_info,
+            "model": kind,
+            "phenotype": {"column": column, "type": "binary" if binary else "quantitative"},
+            "seed": seed,
+            "relatives_removed": len(drop),
+            "relatives_filter": (
+                "KING-robust phi > 0.0884 (second degree): one of each pair removed"
+                if relatives == "filter"
+                else "skipped"
+            ),
+            "population": "given (--population)"
+            if pop_given
+            else f"a seeded {POPULATION_FRACTION:.0%} of the cohort, never trained on",
+            "genotype_coding": "g - 1 (missing 0), fixed a priori, never standardised",
+            "audited": "the training recipe (2k models on random halves); an already-trained model can only "
+            "be audited with a hold-out set aside before training, which this command does not take",
+            "private_record": record.name,
+            "notes": notes,
+        },
         "recommendation": recommend(entries, max_epsilon, max_tpr_at_1pct),
     }
     text = json.dumps(_finite(report), indent=1, allow_nan=False) + "\n"

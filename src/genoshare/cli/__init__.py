@@ -55,8 +55,19 @@ def main():
     """Share a cohort's genotypes under differential privacy and measure what it costs."""
 
 
-for _command in (release, ldstats, ingest, evaluate, simulate, compare, *VERIFY_COMMANDS, attack, audit_model,
-                 *PRIVACY_COMMANDS, report):
+for _command in (
+    release,
+    ldstats,
+    ingest,
+    evaluate,
+    simulate,
+    compare,
+    *VERIFY_COMMANDS,
+    attack,
+    audit_model,
+    *PRIVACY_COMMANDS,
+    report,
+):
     main.add_command(_command)
 
 

@@ -34,14 +34,20 @@ def ingest(input_path, out, chunk_variants, chunk_samples):
 @click.option("--variants", type=options.POSITIVE_INT, required=True, help="SNPs to keep.")
 @options.seed_required
 @click.option("--holdout", type=int, default=None, help="Held-out individuals (default: cases + controls).")
-@click.option("--format", "formats", default="csv", show_default=True,
-              help="Comma-separated output formats: csv, vcz, vcf, plink.")
+@click.option(
+    "--format",
+    "formats",
+    default="csv",
+    show_default=True,
+    help="Comma-separated output formats: csv, vcz, vcf, plink.",
+)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 @_fail_cleanly
 def simulate(cases, controls, panel, variants, seed, holdout, formats, out):
     """Simulate a case/control cohort, panel and holdout with msprime (deterministic)."""
     from genoshare.simulate import simulate_cohort
 
-    summary = simulate_cohort(out, cases=cases, controls=controls, panel=panel, variants=variants, seed=seed,
-                              holdout=holdout, formats=formats)
+    summary = simulate_cohort(
+        out, cases=cases, controls=controls, panel=panel, variants=variants, seed=seed, holdout=holdout, formats=formats
+    )
     click.echo(json.dumps(summary, indent=2, default=str))

@@ -47,8 +47,10 @@ def _fail(message: str) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 

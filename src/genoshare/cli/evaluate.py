@@ -22,9 +22,15 @@ def evaluate(original, release_dir):
 
 
 @click.command()
-@click.option("--release", "releases", multiple=True, required=True,
-              type=(click.Path(file_okay=False), click.Path(dir_okay=False)), metavar="DIR EVALUATION",
-              help="A release directory and the JSON 'genoshare evaluate' printed for it (repeat, in table order).")
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    required=True,
+    type=(click.Path(file_okay=False), click.Path(dir_okay=False)),
+    metavar="DIR EVALUATION",
+    help="A release directory and the JSON 'genoshare evaluate' printed for it (repeat, in table order).",
+)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Comparison table to write (TSV).")
 @click.option("--markdown", type=click.Path(dir_okay=False), default=None, help="Also write the table as Markdown.")
 @_fail_cleanly

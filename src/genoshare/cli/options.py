@@ -32,24 +32,34 @@ original_optional = click.option("--original", "original", default=None, type=cl
 
 _RELEASE = "A release directory made by 'genoshare release'."
 release_dir = click.option("--release", "release_dir", required=True, type=click.Path(file_okay=False), help=_RELEASE)
-releases = click.option("--release", "releases", required=True, multiple=True, type=click.Path(file_okay=False),
-                        help=_RELEASE)
-releases_optional = click.option("--release", "releases", multiple=True, type=click.Path(file_okay=False),
-                                 help=_RELEASE)
+releases = click.option(
+    "--release", "releases", required=True, multiple=True, type=click.Path(file_okay=False), help=_RELEASE
+)
+releases_optional = click.option(
+    "--release", "releases", multiple=True, type=click.Path(file_okay=False), help=_RELEASE
+)
 
 controls = click.option(
-    "--controls", type=click.Path(), default=None,
+    "--controls",
+    type=click.Path(),
+    default=None,
     help="A separate control set the GWAS is run against: CSV matrix, VCF Zarr, release directory, PLINK or VCF "
-         "(verify: the one the owner's table used).")
+    "(verify: the one the owner's table used).",
+)
 phenotype = click.option(
-    "--phenotype", type=click.Path(dir_okay=False), default=None,
+    "--phenotype",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Case/control status of the individuals: TSV with columns id, phenotype (1 control / 2 case as PLINK, "
-         "or 0/1; -9, 0 or NA missing).")
+    "or 0/1; -9, 0 or NA missing).",
+)
 
 # -- release settings ---------------------------------------------------------------------------------------------
 
-_EPSILON = ("Total epsilon of the release's XOR noise (release: a comma list such as 1000,5000,20000 makes a sweep, "
-            "one release per value in OUT/epsilon-E/; kinship: to print each group's cost).")
+_EPSILON = (
+    "Total epsilon of the release's XOR noise (release: a comma list such as 1000,5000,20000 makes a sweep, "
+    "one release per value in OUT/epsilon-E/; kinship: to print each group's cost)."
+)
 
 
 class EpsilonList(click.ParamType):
@@ -74,42 +84,94 @@ class EpsilonList(click.ParamType):
 epsilon = click.option("--epsilon", required=True, type=POSITIVE_FLOAT, help=_EPSILON)
 epsilon_sweep = click.option("--epsilon", required=True, type=EpsilonList(), help=_EPSILON)
 epsilon_optional = click.option("--epsilon", default=None, type=POSITIVE_FLOAT, help=_EPSILON)
-delta = click.option("--delta", type=DELTA_RANGE, default=0.0, show_default=True,
-                     help="Delta of the release (0 for the pure-epsilon XOR stage).")
-zero_cell = click.option("--zero-cell", type=click.Choice(["haldane", "provgen"]), default="haldane",
-                         show_default=True, help="Empty-cell handling of the reference log odds ratios.")
-window = click.option("--window", default="1000", show_default=True,
-                      help="LD window: W (pairs of SNPs at most W apart on one contig) or 'all' pairs (the paper).")
-ambiguous = click.option("--ambiguous", type=click.Choice(["drop", "keep"]), default="drop", show_default=True,
-                         help="Strand-ambiguous (A/T, C/G) SNPs between cohort and panel.")
-unmatched = click.option("--unmatched", type=click.Choice(["drop", "error"]), default="drop", show_default=True,
-                         help="Cohort SNPs absent from the panel.")
+delta = click.option(
+    "--delta",
+    type=DELTA_RANGE,
+    default=0.0,
+    show_default=True,
+    help="Delta of the release (0 for the pure-epsilon XOR stage).",
+)
+zero_cell = click.option(
+    "--zero-cell",
+    type=click.Choice(["haldane", "provgen"]),
+    default="haldane",
+    show_default=True,
+    help="Empty-cell handling of the reference log odds ratios.",
+)
+window = click.option(
+    "--window",
+    default="1000",
+    show_default=True,
+    help="LD window: W (pairs of SNPs at most W apart on one contig) or 'all' pairs (the paper).",
+)
+ambiguous = click.option(
+    "--ambiguous",
+    type=click.Choice(["drop", "keep"]),
+    default="drop",
+    show_default=True,
+    help="Strand-ambiguous (A/T, C/G) SNPs between cohort and panel.",
+)
+unmatched = click.option(
+    "--unmatched",
+    type=click.Choice(["drop", "error"]),
+    default="drop",
+    show_default=True,
+    help="Cohort SNPs absent from the panel.",
+)
 
-_SEED = ("Seed for reproducible output. A release made with a seed is a TEST release (keys derived from the seed; "
-         "not for sharing); simulate: the simulation; verify --inject: the corruptions.")
+_SEED = (
+    "Seed for reproducible output. A release made with a seed is a TEST release (keys derived from the seed; "
+    "not for sharing); simulate: the simulation; verify --inject: the corruptions."
+)
 seed = click.option("--seed", type=int, default=None, help=_SEED)
 seed_required = click.option("--seed", type=int, required=True, help=_SEED)
 seed_zero = click.option("--seed", type=int, default=0, show_default=True, help=_SEED)
 
 # -- compute: threads, chunks, Dask -------------------------------------------------------------------------------
 
-threads = click.option("--threads", type=POSITIVE_INT, default=None,
-                       help="Worker threads [default: all cores for a CSV release; min(4, CPUs) reading VCF Zarr "
-                            "chunks].")
+threads = click.option(
+    "--threads",
+    type=POSITIVE_INT,
+    default=None,
+    help="Worker threads [default: all cores for a CSV release; min(4, CPUs) reading VCF Zarr chunks].",
+)
 sample_block = click.option(
-    "--sample-block", type=POSITIVE_INT, default=None,
+    "--sample-block",
+    type=POSITIVE_INT,
+    default=None,
     help="Individuals per block. CSV release: of the flip split [default: 10000] (stores use --chunk-samples); "
-         "kinship: per block row, memory ~60 x block x n bytes [default: from 1.5 GB].")
-chunk_variants = click.option("--chunk-variants", type=POSITIVE_INT, default=None,
-                              help="Variants per chunk when ingesting PLINK, VCF or CSV [default: bio2zarr's].")
-chunk_samples = click.option("--chunk-samples", type=POSITIVE_INT, default=None,
-                             help="Samples per chunk when ingesting PLINK, VCF or CSV [default: bio2zarr's].")
-scheduler = click.option("--scheduler", default="local", show_default=True,
-                         help="Dask scheduler for store inputs: local, slurm, or tcp://HOST:PORT.")
-cluster_config = click.option("--cluster-config", type=click.Path(dir_okay=False), default=None,
-                              help="YAML file with the 'slurm' section for --scheduler slurm.")
-workers = click.option("--workers", type=POSITIVE_INT, default=None,
-                       help="Worker processes of the local Dask cluster [default: one per CPU].")
+    "kinship: per block row, memory ~60 x block x n bytes [default: from 1.5 GB].",
+)
+chunk_variants = click.option(
+    "--chunk-variants",
+    type=POSITIVE_INT,
+    default=None,
+    help="Variants per chunk when ingesting PLINK, VCF or CSV [default: bio2zarr's].",
+)
+chunk_samples = click.option(
+    "--chunk-samples",
+    type=POSITIVE_INT,
+    default=None,
+    help="Samples per chunk when ingesting PLINK, VCF or CSV [default: bio2zarr's].",
+)
+scheduler = click.option(
+    "--scheduler",
+    default="local",
+    show_default=True,
+    help="Dask scheduler for store inputs: local, slurm, or tcp://HOST:PORT.",
+)
+cluster_config = click.option(
+    "--cluster-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file with the 'slurm' section for --scheduler slurm.",
+)
+workers = click.option(
+    "--workers",
+    type=POSITIVE_INT,
+    default=None,
+    help="Worker processes of the local Dask cluster [default: one per CPU].",
+)
 
 # -- GWAS and verification ----------------------------------------------------------------------------------------
 
@@ -129,10 +191,16 @@ tau_from_table = click.option("--tau", type=_TAU_RANGE, default=None, help=_TAU)
 # -- owner and output ---------------------------------------------------------------------------------------------
 
 private_dir = click.option(
-    "--private-dir", "private", type=click.Path(file_okay=False), default=None,
+    "--private-dir",
+    "private",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Owner's private work directory holding the release ledger (ledger.sqlite) [default: "
-         "$GENOSHARE_PRIVATE_DIR, else $XDG_DATA_HOME/genoshare, else ~/.local/share/genoshare].")
+    "$GENOSHARE_PRIVATE_DIR, else $XDG_DATA_HOME/genoshare, else ~/.local/share/genoshare].",
+)
 overwrite = click.option(
-    "--overwrite", is_flag=True,
-    help="Replace the output if it exists (release: OUT; retention-table: RELEASE/retention.json).")
+    "--overwrite",
+    is_flag=True,
+    help="Replace the output if it exists (release: OUT; retention-table: RELEASE/retention.json).",
+)
 as_json = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of text.")

@@ -40,8 +40,16 @@ def _row(e) -> list:
         flags.append("test")
     if e.status != "recorded":
         flags.append(e.status)
-    return [e.id, e.created, e.fingerprint[:12], _fmt(e.epsilon), f"{e.delta:.3g}", e.af_source or "",
-            ",".join(flags), e.output_dir or ""]
+    return [
+        e.id,
+        e.created,
+        e.fingerprint[:12],
+        _fmt(e.epsilon),
+        f"{e.delta:.3g}",
+        e.af_source or "",
+        ",".join(flags),
+        e.output_dir or "",
+    ]
 
 
 _HEADERS = ["id", "created (UTC)", "cohort", "epsilon", "delta", "af source", "flags", "output"]
@@ -65,8 +73,9 @@ def ledger_list(private, as_json):
     cohorts = list(dict.fromkeys(e.fingerprint for e in entries))
     cums = [led.cumulative(fp) for fp in cohorts] if led else []
     if as_json:
-        click.echo(json.dumps({"ledger": str(path), "releases": [e.to_dict() for e in entries],
-                               "cohorts": cums}, indent=2))
+        click.echo(
+            json.dumps({"ledger": str(path), "releases": [e.to_dict() for e in entries], "cohorts": cums}, indent=2)
+        )
         return
     if not entries:
         click.echo(f"no releases recorded in {path}")
@@ -75,8 +84,10 @@ def ledger_list(private, as_json):
     click.echo(tabulate([_row(e) for e in entries], headers=_HEADERS, tablefmt="simple"))
     click.echo("")
     for c in cums:
-        click.echo(f"cohort {c['fingerprint'][:12]}: {c['n_releases']} release(s), cumulative epsilon "
-                   f"{_fmt(c['epsilon'])}, delta {c['delta']:.3g} ({c['composition']})")
+        click.echo(
+            f"cohort {c['fingerprint'][:12]}: {c['n_releases']} release(s), cumulative epsilon "
+            f"{_fmt(c['epsilon'])}, delta {c['delta']:.3g} ({c['composition']})"
+        )
 
 
 @ledger.command("show")
@@ -98,8 +109,10 @@ def ledger_show(what, private, as_json):
             return
         for k, v in e.to_dict().items():
             click.echo(f"{k}: {json.dumps(v) if isinstance(v, dict) else v}")
-        click.echo(f"cohort cumulative: epsilon {_fmt(cum['epsilon'])}, delta {cum['delta']:.3g} over "
-                   f"{cum['n_releases']} release(s) ({cum['composition']})")
+        click.echo(
+            f"cohort cumulative: epsilon {_fmt(cum['epsilon'])}, delta {cum['delta']:.3g} over "
+            f"{cum['n_releases']} release(s) ({cum['composition']})"
+        )
         return
     fp = led.resolve_fingerprint(text)
     entries = led.releases(fp)
@@ -110,8 +123,10 @@ def ledger_show(what, private, as_json):
     from tabulate import tabulate
 
     click.echo(f"cohort {fp}")
-    click.echo(f"cumulative: epsilon {_fmt(cum['epsilon'])}, delta {cum['delta']:.3g} over {cum['n_releases']} "
-               f"release(s) ({cum['composition']}); {cum['n_test_releases']} test, {cum['n_reserved']} in progress")
+    click.echo(
+        f"cumulative: epsilon {_fmt(cum['epsilon'])}, delta {cum['delta']:.3g} over {cum['n_releases']} "
+        f"release(s) ({cum['composition']}); {cum['n_test_releases']} test, {cum['n_reserved']} in progress"
+    )
     for name, s in cum["stages"].items():
         click.echo(f"  stage {name}: epsilon {_fmt(s['epsilon'])}, delta {s['delta']:.3g}")
     click.echo(tabulate([_row(e) for e in entries], headers=_HEADERS, tablefmt="simple"))
@@ -132,8 +147,11 @@ def ledger_cancel(release_id, private):
 
 @click.command("check-release")
 @click.argument("directory", type=click.Path())
-@click.option("--quick", is_flag=True,
-              help="Skip comparing exports and frequencies.tsv with the released genotypes (one read of each).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Skip comparing exports and frequencies.tsv with the released genotypes (one read of each).",
+)
 @options.as_json
 @_private_option
 @_fail_cleanly
@@ -156,23 +174,44 @@ def check_release_cmd(directory, quick, as_json, private):
 
 @click.command("kinship")
 @click.argument("cohort", type=click.Path())
-@click.option("--threshold", type=float, default=0.0884, show_default=True,
-              help="Report pairs with KING-robust kinship above this (0.0884: 2nd degree or closer).")
+@click.option(
+    "--threshold",
+    type=float,
+    default=0.0884,
+    show_default=True,
+    help="Report pairs with KING-robust kinship above this (0.0884: 2nd degree or closer).",
+)
 @options.epsilon_optional
 @options.delta
-@click.option("--max-variants", type=options.POSITIVE_INT, default=None,
-              help="Use at most this many SNPs, evenly spaced (cost is linear in the SNPs).")
+@click.option(
+    "--max-variants",
+    type=options.POSITIVE_INT,
+    default=None,
+    help="Use at most this many SNPs, evenly spaced (cost is linear in the SNPs).",
+)
 @options.sample_block
-@click.option("--estimator", type=click.Choice(["between", "within"]), default="between", show_default=True,
-              help="KING-robust between-family (eq. 11, as plink2) or within-family estimator.")
+@click.option(
+    "--estimator",
+    type=click.Choice(["between", "within"]),
+    default="between",
+    show_default=True,
+    help="KING-robust between-family (eq. 11, as plink2) or within-family estimator.",
+)
 @options.as_json
 @_fail_cleanly
 def kinship_cmd(cohort, threshold, epsilon, delta, max_variants, sample_block, estimator, as_json):
     """Related individuals in COHORT (CSV matrix or VCF Zarr) and their group-privacy cost."""
     from genoshare.privacy.kinship import kinship_report
 
-    rep = kinship_report(cohort, threshold, epsilon=epsilon, delta=delta, estimator=estimator,
-                         sample_block=sample_block, max_variants=max_variants)
+    rep = kinship_report(
+        cohort,
+        threshold,
+        epsilon=epsilon,
+        delta=delta,
+        estimator=estimator,
+        sample_block=sample_block,
+        max_variants=max_variants,
+    )
     if as_json:
         click.echo(json.dumps(rep, indent=2))
         return
@@ -183,8 +222,13 @@ def kinship_cmd(cohort, threshold, epsilon, delta, max_variants, sample_block, e
     from tabulate import tabulate
 
     click.echo(f"{len(rep['pairs'])} pair(s) with kinship above {threshold}:")
-    click.echo(tabulate([[p["id1"], p["id2"], f"{p['phi']:.4f}", p["degree"]] for p in rep["pairs"]],
-                        headers=["id1", "id2", "kinship", "degree"], tablefmt="simple"))
+    click.echo(
+        tabulate(
+            [[p["id1"], p["id2"], f"{p['phi']:.4f}", p["degree"]] for p in rep["pairs"]],
+            headers=["id1", "id2", "kinship", "degree"],
+            tablefmt="simple",
+        )
+    )
     for g in rep["groups"]:
         cost = f"{g['size']} x epsilon"
         if epsilon is not None:

@@ -43,8 +43,12 @@ import numpy as np
 from genoshare.errors import GenoshareError, InputError
 from genoshare.evaluate.auditstats import SeedScores, summarise_attack
 
-ATTACKS = {"nn": "nearest_neighbour", "lrt": "likelihood_ratio", "classifier": "classifier",
-           "row": "row_likelihood_ratio"}
+ATTACKS = {
+    "nn": "nearest_neighbour",
+    "lrt": "likelihood_ratio",
+    "classifier": "classifier",
+    "row": "row_likelihood_ratio",
+}
 DEFAULT_ATTACKS = ("nn", "lrt", "classifier")
 MIN_RELEASES = 5
 ROW_FLOOR = 0.01  # the row attack mixes its channel with 1% uniform: restoration flips are not in its model
@@ -68,24 +72,26 @@ class Split:
     seed: int
 
     def describe(self) -> dict:
-        return {"seed_split": self.seed,
-                "members": {"calibration": int(self.members_cal.size), "evaluation": int(self.members_eval.size)},
-                "nonmembers": {"calibration": int(self.nonmembers_cal.size),
-                               "evaluation": int(self.nonmembers_eval.size)},
-                "rule": "seeded permutation (numpy default_rng(SeedSequence([seed_split, k])), k = 1 members, "
-                        "2 non-members); first floor(n/2) calibration, rest evaluation; thresholds and the "
-                        "classifier use calibration only, every reported rate evaluation only"}
+        return {
+            "seed_split": self.seed,
+            "members": {"calibration": int(self.members_cal.size), "evaluation": int(self.members_eval.size)},
+            "nonmembers": {"calibration": int(self.nonmembers_cal.size), "evaluation": int(self.nonmembers_eval.size)},
+            "rule": "seeded permutation (numpy default_rng(SeedSequence([seed_split, k])), k = 1 members, "
+            "2 non-members); first floor(n/2) calibration, rest evaluation; thresholds and the "
+            "classifier use calibration only, every reported rate evaluation only",
+        }
 
 
 def _halves(n: int, seed: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(np.random.SeedSequence([seed, stream])).permutation(n)
-    return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
 
 
 def make_split(n_members: int, n_nonmembers: int, seed: int = 0) -> Split:
     if n_members < 4 or n_nonmembers < 4:
-        raise GenoshareError(f"a membership audit needs at least 4 members and 4 non-members "
-                             f"(got {n_members} and {n_nonmembers})")
+        raise GenoshareError(
+            f"a membership audit needs at least 4 members and 4 non-members (got {n_members} and {n_nonmembers})"
+        )
     mc, me = _halves(n_members, seed, 1)
     nc, ne = _halves(n_nonmembers, seed, 2)
     rows = np.random.default_rng(np.random.SeedSequence([seed, 4])).permutation(n_members)
@@ -154,8 +160,9 @@ def lrt_scores(X: np.ndarray, p_rel: np.ndarray, p_ref: np.ndarray) -> np.ndarra
     return _per_snp_table_sum(X, table)
 
 
-def channel(flip_p: np.ndarray, floor: float = ROW_FLOOR, restore: tuple[np.ndarray, np.ndarray] | None = None
-            ) -> np.ndarray:
+def channel(
+    flip_p: np.ndarray, floor: float = ROW_FLOOR, restore: tuple[np.ndarray, np.ndarray] | None = None
+) -> np.ndarray:
     """(m, 3, 3) P(released genotype s | original g): the XOR stage with per-column flip probabilities
     (2m,) = (high, low) per SNP, then (if ``restore`` = (down, up) rates per SNP is given) the restoration's
     1 -> 0 or 0 -> 1 flips, modelled as independent per bit; mixed with ``floor`` of the uniform distribution."""
@@ -256,8 +263,9 @@ def _need_reference(pop: Population, what: str) -> None:
         raise GenoshareError(f"the {what} attack needs reference genotypes (--reference or --split-panel)")
 
 
-def score_release(pop: Population, release: np.ndarray, split: Split, attacks=DEFAULT_ATTACKS,
-                  classifier_seed: int = 0) -> dict[str, SeedScores]:
+def score_release(
+    pop: Population, release: np.ndarray, split: Split, attacks=DEFAULT_ATTACKS, classifier_seed: int = 0
+) -> dict[str, SeedScores]:
     """Scores of every requested attack for one release (m, n_members) whose column i is member i's row."""
     release = np.asarray(release, dtype=np.int8)
     n = pop.members.shape[1]
@@ -290,8 +298,9 @@ def score_release(pop: Population, release: np.ndarray, split: Split, attacks=DE
     for a in attacks:
         s = out[a]
         sm, sn = s[:n], s[n:]
-        res[a] = SeedScores(sm[split.members_cal], sn[split.nonmembers_cal], sm[split.members_eval],
-                            sn[split.nonmembers_eval])
+        res[a] = SeedScores(
+            sm[split.members_cal], sn[split.nonmembers_cal], sm[split.members_eval], sn[split.nonmembers_eval]
+        )
     return res
 
 
@@ -320,9 +329,17 @@ def classifier_scores(features: np.ndarray, n_members: int, split: Split, seed: 
     return scores
 
 
-def run_attacks(members: np.ndarray, nonmembers: np.ndarray, releases: list[np.ndarray],
-                reference: np.ndarray | None = None, attacks=DEFAULT_ATTACKS, seed_split: int = 0,
-                delta: float = 0.0, confidence: float = 0.95, flip_p: np.ndarray | None = None) -> dict:
+def run_attacks(
+    members: np.ndarray,
+    nonmembers: np.ndarray,
+    releases: list[np.ndarray],
+    reference: np.ndarray | None = None,
+    attacks=DEFAULT_ATTACKS,
+    seed_split: int = 0,
+    delta: float = 0.0,
+    confidence: float = 0.95,
+    flip_p: np.ndarray | None = None,
+) -> dict:
     """Audit S releases (seeds) of ONE cohort: {report key: summary} plus "split".
 
     members (m, n) and every release (m, n) are variant-major with release column i = member i; nonmembers
@@ -330,14 +347,19 @@ def run_attacks(members: np.ndarray, nonmembers: np.ndarray, releases: list[np.n
     :mod:`genoshare.evaluate.auditstats`).
     """
     attacks = parse_attacks(attacks)
-    pop = Population(np.asarray(members, np.int8), np.asarray(nonmembers, np.int8),
-                     None if reference is None else np.asarray(reference, np.int8), flip_p)
+    pop = Population(
+        np.asarray(members, np.int8),
+        np.asarray(nonmembers, np.int8),
+        None if reference is None else np.asarray(reference, np.int8),
+        flip_p,
+    )
     split = make_split(pop.members.shape[1], pop.nonmembers.shape[1], seed_split)
     per_seed = [score_release(pop, S, split, attacks, classifier_seed=seed_split) for S in releases]
     report = {}
     for a in attacks:
-        report[ATTACKS[a]] = summarise_attack([p[a] for p in per_seed], confidence=confidence, delta=delta,
-                                              aggregation="fixed")
+        report[ATTACKS[a]] = summarise_attack(
+            [p[a] for p in per_seed], confidence=confidence, delta=delta, aggregation="fixed"
+        )
     report["split"] = split.describe()
     return report
 
@@ -387,12 +409,19 @@ def load_matrix(path) -> Matrix:
         from genoshare.io.vcz import open_vcz, read_dosage
 
         info = open_vcz(path)
-        return Matrix(path, info.sample_ids, [str(v) for v in info.variant_id],
-                      read_dosage(info, 0, info.n_variants), np.asarray(info.variant_allele[:, :2], dtype=object))
+        return Matrix(
+            path,
+            info.sample_ids,
+            [str(v) for v in info.variant_id],
+            read_dosage(info, 0, info.n_variants),
+            np.asarray(info.variant_allele[:, :2], dtype=object),
+        )
     if not path.exists():
         raise InputError(path, "no such file")
-    raise InputError(path, "attack reads CSV matrices (.csv, .csv.gz) or VCF Zarr stores; convert other formats "
-                           "with 'genoshare ingest'")
+    raise InputError(
+        path,
+        "attack reads CSV matrices (.csv, .csv.gz) or VCF Zarr stores; convert other formats with 'genoshare ingest'",
+    )
 
 
 def _align(mat: Matrix, variant_ids: list[str], alleles, what: str) -> np.ndarray:
@@ -404,8 +433,10 @@ def _align(mat: Matrix, variant_ids: list[str], alleles, what: str) -> np.ndarra
         pos = {v: j for j, v in enumerate(mat.variant_ids)}
         missing = [v for v in variant_ids if v not in pos]
         if missing:
-            raise InputError(mat.path, f"{what}: SNP {missing[0]!r} of the release is missing "
-                                       f"({len(missing)} of {len(variant_ids)} missing)")
+            raise InputError(
+                mat.path,
+                f"{what}: SNP {missing[0]!r} of the release is missing ({len(missing)} of {len(variant_ids)} missing)",
+            )
         idx = np.array([pos[v] for v in variant_ids], dtype=np.int64)
         G = mat.genotypes[idx]
     if alleles is not None and mat.alleles is not None:
@@ -415,8 +446,11 @@ def _align(mat: Matrix, variant_ids: list[str], alleles, what: str) -> np.ndarra
         bad = ~(same | swap)
         if bad.any():
             j = int(np.flatnonzero(bad)[0])
-            raise InputError(mat.path, f"{what}: SNP {variant_ids[j]!r} has alleles {a[j, 0]}/{a[j, 1]}, the "
-                                       f"release {alleles[j, 0]}/{alleles[j, 1]}")
+            raise InputError(
+                mat.path,
+                f"{what}: SNP {variant_ids[j]!r} has alleles {a[j, 0]}/{a[j, 1]}, the "
+                f"release {alleles[j, 0]}/{alleles[j, 1]}",
+            )
         if swap.any():
             G = G.copy()
             G[swap] = np.where(G[swap] >= 0, 2 - G[swap], -1)
@@ -471,8 +505,17 @@ def _flip_probabilities(manifest: dict, rel_path: Path, reference_matrix: Matrix
     return cal.p
 
 
-def attack_files(original, releases, nonmembers, reference=None, attacks=DEFAULT_ATTACKS, seed_split: int = 0,
-                 delta: float = 0.0, confidence: float = 0.95, split_panel: bool = False) -> dict:
+def attack_files(
+    original,
+    releases,
+    nonmembers,
+    reference=None,
+    attacks=DEFAULT_ATTACKS,
+    seed_split: int = 0,
+    delta: float = 0.0,
+    confidence: float = 0.95,
+    split_panel: bool = False,
+) -> dict:
     """The ``genoshare attack`` command: audit one or more releases (seeds) of ORIGINAL.
 
     ``nonmembers``: individuals of the same population used for nothing else. With ``split_panel`` it is a panel
@@ -507,8 +550,11 @@ def attack_files(original, releases, nonmembers, reference=None, attacks=DEFAULT
     nm = load_matrix(nonmembers)
     shared = set(nm.sample_ids) & set(first.sample_ids)
     if shared:
-        raise InputError(nm.path, f"shares {len(shared)} individual(s) with the cohort (e.g. {sorted(shared)[0]!r}); "
-                                  "non-members must not be members")
+        raise InputError(
+            nm.path,
+            f"shares {len(shared)} individual(s) with the cohort (e.g. {sorted(shared)[0]!r}); "
+            "non-members must not be members",
+        )
     Z = _align(nm, vids, alleles, "non-members")
     notes = []
     ref_desc: dict = {}
@@ -520,11 +566,16 @@ def attack_files(original, releases, nonmembers, reference=None, attacks=DEFAULT
         nm_idx, ref_idx = np.sort(perm[:half]), np.sort(perm[half:])
         R = Z[:, ref_idx]
         Z = Z[:, nm_idx]
-        ref_desc = {"source": "--split-panel: the other half of the panel", "path": str(nm.path),
-                    "individuals": int(R.shape[1])}
-        notes.append(f"--split-panel: {nm.path} split by a seeded permutation (stream 3) into {half} non-members "
-                     f"(then calibration/evaluation halves) and {R.shape[1]} reference "
-                     "individuals for the LRT and the classifier")
+        ref_desc = {
+            "source": "--split-panel: the other half of the panel",
+            "path": str(nm.path),
+            "individuals": int(R.shape[1]),
+        }
+        notes.append(
+            f"--split-panel: {nm.path} split by a seeded permutation (stream 3) into {half} non-members "
+            f"(then calibration/evaluation halves) and {R.shape[1]} reference "
+            "individuals for the LRT and the classifier"
+        )
     elif reference is not None:
         rm = load_matrix(reference)
         both = set(rm.sample_ids) & (set(first.sample_ids) | set(nm.sample_ids))
@@ -537,16 +588,22 @@ def attack_files(original, releases, nonmembers, reference=None, attacks=DEFAULT
     nm_sha = _sha256(nm.path)
     used = [m for m in manifests if m.get("inputs", {}).get("reference", {}).get("sha256") == nm_sha]
     if used:
-        notes.append("the non-members file is the reference panel the release's noise model was computed from: "
-                     "non-members were not 'used for nothing else' (unavoidable for a cohort without a hold-out)")
+        notes.append(
+            "the non-members file is the reference panel the release's noise model was computed from: "
+            "non-members were not 'used for nothing else' (unavoidable for a cohort without a hold-out)"
+        )
         if any(m.get("af_source", {}).get("kind") == "reference" for m in used):
-            notes.append("the release restored that panel's allele frequencies, non-members included: the "
-                         "likelihood-ratio attack sees the non-members in them (expect AUC below 0.5)")
+            notes.append(
+                "the release restored that panel's allele frequencies, non-members included: the "
+                "likelihood-ratio attack sees the non-members in them (expect AUC below 0.5)"
+            )
     n_cal = Z.shape[1] // 2
     if n_cal * 0.001 < 1:
         coarse = [k for k, lv in (("0.001", 0.001), ("0.01", 0.01), ("0.05", 0.05)) if n_cal * lv < 1]
-        notes.append(f"{n_cal} calibration non-members cannot resolve FPR {', '.join(coarse)}: those thresholds "
-                     "are the largest calibration non-member score (evaluation FPR is in fpr_at_threshold)")
+        notes.append(
+            f"{n_cal} calibration non-members cannot resolve FPR {', '.join(coarse)}: those thresholds "
+            "are the largest calibration non-member score (evaluation FPR is in fpr_at_threshold)"
+        )
     if len(releases) < MIN_RELEASES:
         notes.append(f"{len(releases)} release(s): an audit should cover at least {MIN_RELEASES} release seeds")
 
@@ -560,21 +617,34 @@ def attack_files(original, releases, nonmembers, reference=None, attacks=DEFAULT
 
     report = run_attacks(G, Z, [m.genotypes for m in rel_mats], R, attacks, seed_split, delta, confidence, flip_p)
     split = report.pop("split")
-    split.update({"releases": len(releases), "snps": len(vids), "reference": ref_desc or None,
-                  "nonmembers_file": str(nm.path), "split_panel": bool(split_panel), "notes": notes})
+    split.update(
+        {
+            "releases": len(releases),
+            "snps": len(vids),
+            "reference": ref_desc or None,
+            "nonmembers_file": str(nm.path),
+            "split_panel": bool(split_panel),
+            "notes": notes,
+        }
+    )
     eps_xor = [m.get("epsilon_xor") for m in manifests]
     af = [m.get("af_source", {}).get("kind") for m in manifests]
-    audit = {"confidence": confidence, "delta": delta, "neighbours": "replace-one (see docs/attacks.md)",
-             "releases": [{"path": str(r), "epsilon_xor": e, "af_source": a} for r, e, a in zip(releases, eps_xor, af)]}
+    audit = {
+        "confidence": confidence,
+        "delta": delta,
+        "neighbours": "replace-one (see docs/attacks.md)",
+        "releases": [{"path": str(r), "epsilon_xor": e, "af_source": a} for r, e, a in zip(releases, eps_xor, af)],
+    }
     known = [e for e in eps_xor if isinstance(e, (int, float))]
     if known:
         cap = min(known)
         audit["epsilon_xor"] = cap
         audit["exceeds_accountant"] = sorted(k for k, v in report.items() if v["epsilon_lower_bound"] > cap)
         if "published" in af:
-            audit["note"] = ("allele frequencies restored to the cohort's own (published): the accountant's "
-                             "epsilon_xor does not cover them, so the likelihood-ratio attack on them may exceed it")
+            audit["note"] = (
+                "allele frequencies restored to the cohort's own (published): the accountant's "
+                "epsilon_xor does not cover them, so the likelihood-ratio attack on them may exceed it"
+            )
     report["split"] = split
     report["audit"] = audit
     return report
-

@@ -94,8 +94,9 @@ def _above(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return s.size - np.searchsorted(s, thresholds, side="right")
 
 
-def best_bound_threshold(cal_members: np.ndarray, cal_nonmembers: np.ndarray, confidence: float,
-                         delta: float = 0.0) -> tuple[float, float]:
+def best_bound_threshold(
+    cal_members: np.ndarray, cal_nonmembers: np.ndarray, confidence: float, delta: float = 0.0
+) -> tuple[float, float]:
     """The threshold (among calibration scores) maximising the epsilon lower bound ON CALIBRATION; returns
     (threshold, calibration bound). The evaluation half then tests that one rule."""
     cand = np.unique(np.concatenate([cal_members, cal_nonmembers]).astype(np.float64))
@@ -139,14 +140,28 @@ def _seed_bound(sc: SeedScores, confidence: float, delta: float) -> dict:
     nm, nn = len(sc.eval_members), len(sc.eval_nonmembers)
     tlo, thi = clopper_pearson(tp, nm, confidence)
     flo, fhi = clopper_pearson(fp, nn, confidence)
-    return {"epsilon_lower_bound": _f(epsilon_lower_bound(tlo, fhi, delta)), "confidence": confidence,
-            "threshold": float(t), "calibration_bound": _f(cal_eps),
-            "tp": tp, "members": nm, "fp": fp, "nonmembers": nn,
-            "tpr_ci_low": _f(tlo), "fpr_ci_high": _f(fhi)}
+    return {
+        "epsilon_lower_bound": _f(epsilon_lower_bound(tlo, fhi, delta)),
+        "confidence": confidence,
+        "threshold": float(t),
+        "calibration_bound": _f(cal_eps),
+        "tp": tp,
+        "members": nm,
+        "fp": fp,
+        "nonmembers": nn,
+        "tpr_ci_low": _f(tlo),
+        "fpr_ci_high": _f(fhi),
+    }
 
 
-def summarise_attack(seeds: list[SeedScores], *, confidence: float = 0.95, delta: float = 0.0,
-                     aggregation: str = "fixed", levels=FPR_LEVELS) -> dict:
+def summarise_attack(
+    seeds: list[SeedScores],
+    *,
+    confidence: float = 0.95,
+    delta: float = 0.0,
+    aggregation: str = "fixed",
+    levels=FPR_LEVELS,
+) -> dict:
     """The report of one attack over S release seeds (see the module docstring for what is pooled how).
 
     Returns {auc, roc {fpr, tpr}, tpr_at_fpr {"0.001"|"0.01"|"0.05": {tpr, ci_low, ci_high}},
@@ -203,21 +218,35 @@ def summarise_attack(seeds: list[SeedScores], *, confidence: float = 0.95, delta
         bounds = [_seed_bound(sc, conf_seed, delta) for sc in seeds]
         best = int(np.argmax([b["epsilon_lower_bound"] for b in bounds]))
         eps = bounds[best]["epsilon_lower_bound"]
-        detail = {"method": f"max over {S} seeds of per-seed bounds at confidence {conf_seed:.6g} (Bonferroni); "
-                            "threshold per seed chosen on calibration to maximise the calibration bound",
-                  "confidence": confidence, "delta": delta, "best_seed": best,
-                  **{k: v for k, v in bounds[best].items() if k != "confidence"}}
+        detail = {
+            "method": f"max over {S} seeds of per-seed bounds at confidence {conf_seed:.6g} (Bonferroni); "
+            "threshold per seed chosen on calibration to maximise the calibration bound",
+            "confidence": confidence,
+            "delta": delta,
+            "best_seed": best,
+            **{k: v for k, v in bounds[best].items() if k != "confidence"},
+        }
         for k, b in enumerate(bounds):
             per_seed[k]["epsilon_lower_bound"] = b["epsilon_lower_bound"]
     else:
         pooled = SeedScores(cal_m, cal_n, em, en)
         b = _seed_bound(pooled, confidence, delta)
         eps = b["epsilon_lower_bound"]
-        detail = {"method": f"one threshold chosen on the calibration halves of {S} independent seeds (fresh data "
-                            "per seed), evaluation counts pooled over the seeds",
-                  "delta": delta, **b}
+        detail = {
+            "method": f"one threshold chosen on the calibration halves of {S} independent seeds (fresh data "
+            "per seed), evaluation counts pooled over the seeds",
+            "delta": delta,
+            **b,
+        }
     for k, sc in enumerate(seeds):
         _, a = _roc(sc.eval_members, sc.eval_nonmembers)
         per_seed[k]["auc"] = _f(a)
-    return {"auc": _f(auc), "roc": roc, "tpr_at_fpr": tpr_at, "epsilon_lower_bound": float(eps),
-            "fpr_at_threshold": fpr_at, "epsilon_lower_bound_detail": detail, "per_seed": per_seed}
+    return {
+        "auc": _f(auc),
+        "roc": roc,
+        "tpr_at_fpr": tpr_at,
+        "epsilon_lower_bound": float(eps),
+        "fpr_at_threshold": fpr_at,
+        "epsilon_lower_bound_detail": detail,
+        "per_seed": per_seed,
+    }

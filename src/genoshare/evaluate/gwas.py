@@ -94,6 +94,7 @@ def _chi2_table(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def allelic_test(case_counts: np.ndarray, control_counts: np.ndarray):
     """Allelic chi-square on the 2x2 allele table (what PLINK 1.9 --assoc reports)."""
+
     def alleles(c):
         c = np.asarray(c, dtype=np.float64)
         return np.stack([2 * c[:, 2] + c[:, 1], 2 * c[:, 0] + c[:, 1]], axis=1)
@@ -220,10 +221,15 @@ def _pheno_labels(values: list[str], path, where: list[str]) -> list[int]:
         try:
             x = float(v)
         except ValueError:
-            raise InputError(path, f"{w}: phenotype {v[:40]!r} is not 1/2 (PLINK), 0/1, case/control or missing")
+            raise InputError(
+                path, f"{w}: phenotype {v[:40]!r} is not 1/2 (PLINK), 0/1, case/control or missing"
+            ) from None
         if x not in (0.0, 1.0, 2.0):
-            raise InputError(path, f"{w}: phenotype {v[:40]!r} is not a case/control code "
-                                   "(1 control / 2 case, or 0 control / 1 case; -9, 0 or NA missing)")
+            raise InputError(
+                path,
+                f"{w}: phenotype {v[:40]!r} is not a case/control code "
+                "(1 control / 2 case, or 0 control / 1 case; -9, 0 or NA missing)",
+            )
         numeric.append(int(x))
     plink = any(x == 2 for x in numeric if x is not None)
     out = []
@@ -358,8 +364,9 @@ def _count_vcz(info, labels: np.ndarray, n_groups: int, out: np.ndarray, threads
             with ThreadPoolExecutor(max_workers=nthreads) as pool:
                 list(pool.map(task, starts))
     except (OSError, ValueError, RuntimeError) as e:
-        raise InputError(info.path, f"cannot read call_genotype ({' '.join(str(e).split()) or type(e).__name__})") \
-            from None
+        raise InputError(
+            info.path, f"cannot read call_genotype ({' '.join(str(e).split()) or type(e).__name__})"
+        ) from None
     return out
 
 
@@ -393,16 +400,24 @@ def open_genotypes(path, workdir=None):
     if path.is_dir() and not ((path / ".zgroup").exists() or (path / "zarr.json").exists()):
         inner = _release_file(path)
         if inner is None:
-            raise InputError(path, "is a directory but neither a VCF Zarr store nor a release directory "
-                                   "(no release.vcz or release.csv.gz)")
+            raise InputError(
+                path,
+                "is a directory but neither a VCF Zarr store nor a release directory "
+                "(no release.vcz or release.csv.gz)",
+            )
         path = inner
     kind = detect_format(path)
     if kind == "csv":
         from genoshare.io.csvmatrix import read_matrix
 
         mat = read_matrix(path)
-        yield GenotypeSource(path=path, kind="csv", sample_ids=list(mat.sample_ids),
-                             variant_ids=np.asarray(mat.variant_ids, dtype=object), matrix=mat.genotypes)
+        yield GenotypeSource(
+            path=path,
+            kind="csv",
+            sample_ids=list(mat.sample_ids),
+            variant_ids=np.asarray(mat.variant_ids, dtype=object),
+            matrix=mat.genotypes,
+        )
         return
     if kind == "vcz":
         from genoshare.io.vcz import open_vcz
@@ -434,9 +449,14 @@ def open_genotypes(path, workdir=None):
 def _vcz_source(info, path: Path) -> GenotypeSource:
     if info.ploidy != 2:
         raise InputError(path, f"has ploidy {info.ploidy}; only diploid genotypes are supported")
-    return GenotypeSource(path=path, kind="vcz", sample_ids=list(info.sample_ids),
-                          variant_ids=np.asarray(info.variant_id, dtype=object),
-                          alleles=_real_alleles(info.variant_allele), vcz=info)
+    return GenotypeSource(
+        path=path,
+        kind="vcz",
+        sample_ids=list(info.sample_ids),
+        variant_ids=np.asarray(info.variant_id, dtype=object),
+        alleles=_real_alleles(info.variant_allele),
+        vcz=info,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -464,8 +484,11 @@ def _unique_index(ids: np.ndarray, path: Path) -> dict[str, int]:
     pos: dict[str, int] = {}
     for j, v in enumerate(ids.tolist()):
         if v in pos:
-            raise InputError(path, f"duplicate variant id {str(v)[:40]!r} (variants {pos[v] + 1} and {j + 1}); "
-                                   "cases and controls are matched by variant id")
+            raise InputError(
+                path,
+                f"duplicate variant id {str(v)[:40]!r} (variants {pos[v] + 1} and {j + 1}); "
+                "cases and controls are matched by variant id",
+            )
         pos[v] = j
     return pos
 
@@ -485,9 +508,14 @@ def match_variants(cases: GenotypeSource, controls: GenotypeSource):
             raise InputError(controls.path, f"no variant id in common with {cases.path}")
         ci = np.fromiter((a for a, _ in pairs), dtype=np.int64, count=len(pairs))
         ki = np.fromiter((b for _, b in pairs), dtype=np.int64, count=len(pairs))
-    notes = {"matched": int(ci.size), "only_in_cases": int(cases.n_variants - ci.size),
-             "only_in_controls": int(controls.n_variants - ki.size), "allele_swapped": 0, "allele_mismatch": 0,
-             "alleles_checked": cases.alleles is not None and controls.alleles is not None}
+    notes = {
+        "matched": int(ci.size),
+        "only_in_cases": int(cases.n_variants - ci.size),
+        "only_in_controls": int(controls.n_variants - ki.size),
+        "allele_swapped": 0,
+        "allele_mismatch": 0,
+        "alleles_checked": cases.alleles is not None and controls.alleles is not None,
+    }
     swapped = np.zeros(ci.size, dtype=bool)
     if notes["alleles_checked"]:
         a, b = cases.alleles[ci], controls.alleles[ki]
@@ -505,11 +533,17 @@ def match_variants(cases: GenotypeSource, controls: GenotypeSource):
 def _labels_from(source: GenotypeSource, pheno: dict[str, int], pheno_path) -> tuple[np.ndarray, dict]:
     labels = np.fromiter((pheno.get(s, -1) for s in source.sample_ids), dtype=np.int64, count=source.n_samples)
     n_case, n_ctrl = int((labels == CASE).sum()), int((labels == CONTROL).sum())
-    notes = {"samples": source.n_samples, "without_phenotype": int((labels < 0).sum()),
-             "phenotype_ids_not_in_cohort": int(len(set(pheno) - set(source.sample_ids)))}
+    notes = {
+        "samples": source.n_samples,
+        "without_phenotype": int((labels < 0).sum()),
+        "phenotype_ids_not_in_cohort": int(len(set(pheno) - set(source.sample_ids))),
+    }
     if n_case + n_ctrl == 0:
-        raise InputError(pheno_path, f"no individual of {source.path} has a case/control phenotype here "
-                                     "(ids are matched to the cohort's sample ids)")
+        raise InputError(
+            pheno_path,
+            f"no individual of {source.path} has a case/control phenotype here "
+            "(ids are matched to the cohort's sample ids)",
+        )
     if n_case == 0:
         raise InputError(pheno_path, f"no case among the {n_ctrl} individuals of {source.path} with a phenotype")
     if n_ctrl == 0:
@@ -520,27 +554,44 @@ def _labels_from(source: GenotypeSource, pheno: dict[str, int], pheno_path) -> t
 def counts_with_phenotype(source: GenotypeSource, pheno: dict[str, int], pheno_path, threads=None) -> GwasCounts:
     labels, notes = _labels_from(source, pheno, pheno_path)
     c = source.count(labels, 2, threads)
-    return GwasCounts(variant_ids=source.variant_ids, cases=c[:, CASE], controls=c[:, CONTROL],
-                      n_cases=int((labels == CASE).sum()), n_controls=int((labels == CONTROL).sum()),
-                      design="phenotype", notes=notes)
+    return GwasCounts(
+        variant_ids=source.variant_ids,
+        cases=c[:, CASE],
+        controls=c[:, CONTROL],
+        n_cases=int((labels == CASE).sum()),
+        n_controls=int((labels == CONTROL).sum()),
+        design="phenotype",
+        notes=notes,
+    )
 
 
-def counts_with_controls(cases: GenotypeSource, controls: GenotypeSource, threads=None,
-                         control_counts: np.ndarray | None = None) -> GwasCounts:
+def counts_with_controls(
+    cases: GenotypeSource, controls: GenotypeSource, threads=None, control_counts: np.ndarray | None = None
+) -> GwasCounts:
     """Cases file against a separate controls file; ``control_counts`` (controls.n_variants, 3) may be given
     to skip counting the controls again."""
     ci, ki, swapped, notes = match_variants(cases, controls)
     shared = set(cases.sample_ids) & set(controls.sample_ids)
     if shared:
-        raise InputError(controls.path, f"shares {len(shared)} individual id(s) with the cases file "
-                                        f"(e.g. {sorted(shared)[0]!r}); cases and controls must be disjoint")
+        raise InputError(
+            controls.path,
+            f"shares {len(shared)} individual id(s) with the cases file "
+            f"(e.g. {sorted(shared)[0]!r}); cases and controls must be disjoint",
+        )
     cc = cases.count(np.zeros(cases.n_samples, dtype=np.int64), 1, threads)[:, 0]
     if control_counts is None:
         control_counts = controls.count(np.zeros(controls.n_samples, dtype=np.int64), 1, threads)[:, 0]
     kc = control_counts[ki].copy()
     kc[swapped] = kc[swapped][:, ::-1]
-    return GwasCounts(variant_ids=cases.variant_ids[ci], cases=cc[ci], controls=kc, n_cases=cases.n_samples,
-                      n_controls=controls.n_samples, design="controls", notes=notes)
+    return GwasCounts(
+        variant_ids=cases.variant_ids[ci],
+        cases=cc[ci],
+        controls=kc,
+        n_cases=cases.n_samples,
+        n_controls=controls.n_samples,
+        design="controls",
+        notes=notes,
+    )
 
 
 def gwas_counts(cases, controls=None, phenotype=None, *, threads: int | None = None, workdir=None) -> GwasCounts:
@@ -557,8 +608,10 @@ def gwas_counts(cases, controls=None, phenotype=None, *, threads: int | None = N
             return counts_with_phenotype(src, read_phenotype(phenotype), phenotype, threads)
         if src.pheno is not None:
             return counts_with_phenotype(src, src.pheno, src.path, threads)
-        raise GenoshareError("no controls: give --controls FILE (a separate control set) or --phenotype TSV "
-                             "(case/control status of the cohort's individuals)")
+        raise GenoshareError(
+            "no controls: give --controls FILE (a separate control set) or --phenotype TSV "
+            "(case/control status of the cohort's individuals)"
+        )
 
 
 def gwas_table(counts: GwasCounts, test: str):
@@ -566,9 +619,15 @@ def gwas_table(counts: GwasCounts, test: str):
     import pandas as pd
 
     stat, p = counts.test(test)
-    return pd.DataFrame({"id": counts.variant_ids, "statistic": stat, "p": p,
-                         "n_cases": counts.cases.sum(axis=1).astype(np.int64),
-                         "n_controls": counts.controls.sum(axis=1).astype(np.int64)})
+    return pd.DataFrame(
+        {
+            "id": counts.variant_ids,
+            "statistic": stat,
+            "p": p,
+            "n_cases": counts.cases.sum(axis=1).astype(np.int64),
+            "n_controls": counts.controls.sum(axis=1).astype(np.int64),
+        }
+    )
 
 
 def write_table(path, df) -> Path:
@@ -589,8 +648,9 @@ def write_table(path, df) -> Path:
     return path
 
 
-def run_gwas(cases, controls=None, phenotype=None, test: str = "allelic", out=None, *, threads: int | None = None,
-             workdir=None):
+def run_gwas(
+    cases, controls=None, phenotype=None, test: str = "allelic", out=None, *, threads: int | None = None, workdir=None
+):
     """Run one test over a file (see :func:`gwas_counts`); write ``out`` (TSV) if given. Returns (table, summary)."""
     _check_test(test)
     counts = gwas_counts(cases, controls, phenotype, threads=threads, workdir=workdir)
@@ -598,8 +658,15 @@ def run_gwas(cases, controls=None, phenotype=None, test: str = "allelic", out=No
     if out is not None:
         write_table(out, table)
     p = table["p"].to_numpy()
-    summary = {"test": test, "design": counts.design, "n_variants": int(len(table)), "n_cases": counts.n_cases,
-               "n_controls": counts.n_controls, "n_tested": int(np.isfinite(p).sum()),
-               "n_p_below_0.05": int((np.nan_to_num(p, nan=1.0) < 0.05).sum()),
-               "min_p": float(np.nanmin(p)) if np.isfinite(p).any() else math.nan, **counts.notes}
+    summary = {
+        "test": test,
+        "design": counts.design,
+        "n_variants": int(len(table)),
+        "n_cases": counts.n_cases,
+        "n_controls": counts.n_controls,
+        "n_tested": int(np.isfinite(p).sum()),
+        "n_p_below_0.05": int((np.nan_to_num(p, nan=1.0) < 0.05).sum()),
+        "min_p": float(np.nanmin(p)) if np.isfinite(p).any() else math.nan,
+        **counts.notes,
+    }
     return table, summary

@@ -88,9 +88,19 @@ def retention_of(idx: np.ndarray, p_release: np.ndarray, alpha: float = 0.05, ta
     return float(np.mean(np.nan_to_num(np.asarray(p_release)[idx], nan=1.0) < alpha / tau))
 
 
-def injection_curves(p_original: np.ndarray, p_releases: np.ndarray, expected: dict, modes=MODES,
-                     rates=(0.0, 0.1, 0.2, 0.3, 0.5), reps: int = 20, alpha: float = 0.05, tau: float = 0.8,
-                     seed: int = 0, tolerance: float | None = None, noise_rates=None):
+def injection_curves(
+    p_original: np.ndarray,
+    p_releases: np.ndarray,
+    expected: dict,
+    modes=MODES,
+    rates=(0.0, 0.1, 0.2, 0.3, 0.5),
+    reps: int = 20,
+    alpha: float = 0.05,
+    tau: float = 0.8,
+    seed: int = 0,
+    tolerance: float | None = None,
+    noise_rates=None,
+):
     """Retention-difference curves.
 
     ``p_original`` (m,): the original cohort's p-values of one test; ``p_releases`` (r, m): that test on r
@@ -128,13 +138,19 @@ def injection_curves(p_original: np.ndarray, p_releases: np.ndarray, expected: d
                 ret.extend(rr.tolist())
                 diff.extend((r_correct - rr).tolist())
                 flag.extend(decide(x, expected, idx.size, tolerance)["flag"] for x in rr)
-            rows.append({
-                "mode": mode, "rate": float(rate), "n_reported": float(np.mean(sizes)),
-                "wrong_fraction": float(np.nanmean(wrong)) if np.isfinite(wrong).any() else np.nan,
-                "retention": float(np.nanmean(ret)), "retention_sd": float(np.nanstd(ret, ddof=1)) if len(ret) > 1
-                else 0.0, "retention_correct": float(np.nanmean(r_correct)),
-                "difference": float(np.nanmean(diff)),
-                "difference_sd": float(np.nanstd(diff, ddof=1)) if len(diff) > 1 else 0.0,
-                "gap": float(expected["mean"] - np.nanmean(ret)), "flagged": float(np.mean(flag)),
-            })
+            rows.append(
+                {
+                    "mode": mode,
+                    "rate": float(rate),
+                    "n_reported": float(np.mean(sizes)),
+                    "wrong_fraction": float(np.nanmean(wrong)) if np.isfinite(wrong).any() else np.nan,
+                    "retention": float(np.nanmean(ret)),
+                    "retention_sd": float(np.nanstd(ret, ddof=1)) if len(ret) > 1 else 0.0,
+                    "retention_correct": float(np.nanmean(r_correct)),
+                    "difference": float(np.nanmean(diff)),
+                    "difference_sd": float(np.nanstd(diff, ddof=1)) if len(diff) > 1 else 0.0,
+                    "gap": float(expected["mean"] - np.nanmean(ret)),
+                    "flagged": float(np.mean(flag)),
+                }
+            )
     return pd.DataFrame(rows)

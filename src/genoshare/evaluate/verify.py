@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +59,11 @@ DEFAULT_TEST = "genotypic"
 FALSE_FLAG_RATE = 0.001
 ALL_TESTS = tuple(TESTS)
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
-PRIVACY_NOTE = ("retention.json holds k retention fractions per test and the number of SNPs significant on the "
-                "original (what the paper reports): statistics of the cohort outside the epsilon of the release, "
-                "like published frequencies; nothing per individual or per SNP")
+PRIVACY_NOTE = (
+    "retention.json holds k retention fractions per test and the number of SNPs significant on the "
+    "original (what the paper reports): statistics of the cohort outside the epsilon of the release, "
+    "like published frequencies; nothing per individual or per SNP"
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -136,13 +138,25 @@ def _read_manifest(release_dir: Path) -> dict:
 def _subset(c: GwasCounts, ids) -> GwasCounts:
     pos = {v: j for j, v in enumerate(c.variant_ids.tolist())}
     idx = np.fromiter((pos[v] for v in ids), dtype=np.int64, count=len(ids))
-    return GwasCounts(variant_ids=c.variant_ids[idx], cases=c.cases[idx], controls=c.controls[idx],
-                      n_cases=c.n_cases, n_controls=c.n_controls, design=c.design, notes=c.notes)
+    return GwasCounts(
+        variant_ids=c.variant_ids[idx],
+        cases=c.cases[idx],
+        controls=c.controls[idx],
+        n_cases=c.n_cases,
+        n_controls=c.n_controls,
+        design=c.design,
+        notes=c.notes,
+    )
 
 
 def _matrix_source(path, sample_ids, variant_ids, G) -> GenotypeSource:
-    return GenotypeSource(path=Path(path), kind="csv", sample_ids=list(sample_ids),
-                          variant_ids=np.asarray(variant_ids, dtype=object), matrix=G)
+    return GenotypeSource(
+        path=Path(path),
+        kind="csv",
+        sample_ids=list(sample_ids),
+        variant_ids=np.asarray(variant_ids, dtype=object),
+        matrix=G,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -169,8 +183,17 @@ def _distribution(orig: GwasCounts, release_counts, k: int, alpha: float, tau: f
     return out
 
 
-def expected_retention(G_cases_original, G_controls, release_fn, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA,
-                       tau: float = DEFAULT_TAU, tests=ALL_TESTS, labels=None, progress=None) -> dict:
+def expected_retention(
+    G_cases_original,
+    G_controls,
+    release_fn,
+    k: int = DEFAULT_K,
+    alpha: float = DEFAULT_ALPHA,
+    tau: float = DEFAULT_TAU,
+    tests=ALL_TESTS,
+    labels=None,
+    progress=None,
+) -> dict:
     """Distribution of the SNP retention over k releases of the original, per test.
 
     ``G_cases_original`` (m, n) int8 variant-major, -1 missing; ``release_fn(i)`` returns a released copy of it
@@ -209,8 +232,9 @@ def expected_retention(G_cases_original, G_controls, release_fn, k: int = DEFAUL
 
         def counts(X):
             c = count_by_group(X, lab, 2)
-            return GwasCounts(ids, c[:, CASE], c[:, CONTROL], int((lab == CASE).sum()),
-                              int((lab == CONTROL).sum()), "phenotype")
+            return GwasCounts(
+                ids, c[:, CASE], c[:, CONTROL], int((lab == CASE).sum()), int((lab == CONTROL).sum()), "phenotype"
+            )
 
     def release_counts(i):
         S = np.asarray(release_fn(i))
@@ -238,10 +262,15 @@ def _settings(manifest: dict) -> dict:
     kind = af.get("kind", "published") if isinstance(af, dict) else str(af)
     af_source = kind if kind in ("published", "reference") else f"public:{af.get('file', '')}"
     window = manifest.get("window", "all")
-    return {"epsilon_requested": float(manifest["epsilon_requested"]),
-            "epsilon_xor": float(manifest.get("epsilon_xor", math.nan)),
-            "calibration": manifest.get("calibration", "exact"), "zero_cell": manifest.get("zero_cell", "haldane"),
-            "window": window, "af_source": af_source, "sample_block": manifest.get("sample_block")}
+    return {
+        "epsilon_requested": float(manifest["epsilon_requested"]),
+        "epsilon_xor": float(manifest.get("epsilon_xor", math.nan)),
+        "calibration": manifest.get("calibration", "exact"),
+        "zero_cell": manifest.get("zero_cell", "haldane"),
+        "window": window,
+        "af_source": af_source,
+        "sample_block": manifest.get("sample_block"),
+    }
 
 
 def _ledger_cohort_sha256(release_dir) -> str | None:
@@ -280,8 +309,9 @@ def _design(src: GenotypeSource, controls_src, pheno, pheno_path, threads, contr
     return counts_with_phenotype(src, pheno, pheno_path, threads)
 
 
-def _in_memory_reps(original, reference, settings, manifest, k, seed, ctrl_src, pheno, pheno_path, threads,
-                    tests, alpha, tau, progress):
+def _in_memory_reps(
+    original, reference, settings, manifest, k, seed, ctrl_src, pheno, pheno_path, threads, tests, alpha, tau, progress
+):
     """The CSV path: LD statistics and calibration once, then k releases with the in-memory engine."""
     from genoshare.io.affile import read_af_tsv
     from genoshare.io.csvmatrix import read_matrix, validate_same_variants
@@ -305,17 +335,20 @@ def _in_memory_reps(original, reference, settings, manifest, k, seed, ctrl_src, 
         R = ref.genotypes
         targets = target_counts_from_af(G, np.where(R >= 0, R, 0).sum(axis=1) / (2.0 * np.maximum((R >= 0).sum(1), 1)))
     else:
-        targets = target_counts_from_af(G, read_af_tsv(Path(af[len("public:"):]), cohort.variant_ids))
+        targets = target_counts_from_af(G, read_af_tsv(Path(af[len("public:") :]), cohort.variant_ids))
     window = None if str(settings["window"]).lower() == "all" else int(settings["window"])
     stats = compute_ldstats(ref.genotypes, zero_cell=settings["zero_cell"], window=window, threads=threads)
     try:
         cal = calibrate(stats, settings["epsilon_requested"], settings["calibration"])
     except ValueError as e:
         raise GenoshareError(f"cannot recalibrate the manifest's settings: {e}") from None
-    if np.isfinite(settings["epsilon_xor"]) and not math.isclose(cal.epsilon_xor, settings["epsilon_xor"],
-                                                                  rel_tol=1e-6):
-        raise GenoshareError(f"the manifest's settings give a true epsilon of {cal.epsilon_xor:.6g}, not the "
-                             f"{settings['epsilon_xor']:.6g} it states: reference or settings differ")
+    if np.isfinite(settings["epsilon_xor"]) and not math.isclose(
+        cal.epsilon_xor, settings["epsilon_xor"], rel_tol=1e-6
+    ):
+        raise GenoshareError(
+            f"the manifest's settings give a true epsilon of {cal.epsilon_xor:.6g}, not the "
+            f"{settings['epsilon_xor']:.6g} it states: reference or settings differ"
+        )
     block = int(settings["sample_block"] or DEFAULT_SAMPLE_BLOCK)
     orig_src = _matrix_source(original, cohort.sample_ids, cohort.variant_ids, G)
     cc = None
@@ -324,16 +357,37 @@ def _in_memory_reps(original, reference, settings, manifest, k, seed, ctrl_src, 
     orig = _design(orig_src, ctrl_src, pheno, pheno_path, threads, cc)
 
     def release_counts(i):
-        S = release_genotypes(G, cal.thresholds, targets, _rep_keys(seed, i), sample_block=block,
-                              threads=threads).genotypes
-        return _design(_matrix_source(original, cohort.sample_ids, cohort.variant_ids, S), ctrl_src, pheno,
-                       pheno_path, threads, cc)
+        S = release_genotypes(
+            G, cal.thresholds, targets, _rep_keys(seed, i), sample_block=block, threads=threads
+        ).genotypes
+        return _design(
+            _matrix_source(original, cohort.sample_ids, cohort.variant_ids, S), ctrl_src, pheno, pheno_path, threads, cc
+        )
 
     return orig, _distribution(orig, release_counts, k, alpha, tau, tests, progress)
 
 
-def _pipeline_reps(original, reference, release_dir, settings, manifest, k, seed, ctrl_src, pheno, pheno_path,
-                   threads, tests, alpha, tau, progress, workdir, scheduler, cluster_config, workers):
+def _pipeline_reps(
+    original,
+    reference,
+    release_dir,
+    settings,
+    manifest,
+    k,
+    seed,
+    ctrl_src,
+    pheno,
+    pheno_path,
+    threads,
+    tests,
+    alpha,
+    tau,
+    progress,
+    workdir,
+    scheduler,
+    cluster_config,
+    workers,
+):
     """Any other input: k full releases through the blockwise pipeline (api.release_store) into temporary
     directories, each counted blockwise and removed."""
     from genoshare import api
@@ -341,8 +395,9 @@ def _pipeline_reps(original, reference, release_dir, settings, manifest, k, seed
 
     shipped = release_dir / manifest.get("release_file", "release.vcz")
     if shipped.name != "release.vcz" or not shipped.exists():
-        raise InputError(release_dir, "the release is a CSV matrix: give the original cohort and the reference "
-                                      "as CSV matrices too")
+        raise InputError(
+            release_dir, "the release is a CSV matrix: give the original cohort and the reference as CSV matrices too"
+        )
     released_ids = list(open_vcz(shipped).variant_id)
     chunks = manifest.get("chunks") or {}
     al = manifest.get("alignment") or {}
@@ -357,16 +412,30 @@ def _pipeline_reps(original, reference, release_dir, settings, manifest, k, seed
         out = work / f"rep{i}"
         try:
             man = api.release_store(
-                original, reference, settings["epsilon_requested"], out, calibration=settings["calibration"],
-                zero_cell=settings["zero_cell"], window=settings["window"], af_source=settings["af_source"],
-                seed=None if seed is None else _rep_seed(seed, i), scheduler=scheduler,
-                cluster_config=cluster_config, workers=workers, chunk_variants=chunks.get("variants"),
-                chunk_samples=chunks.get("samples"), ambiguous=al.get("ambiguous", "drop"),
-                unmatched=al.get("unmatched", "drop"))
-            if np.isfinite(settings["epsilon_xor"]) and not math.isclose(man["epsilon_xor"], settings["epsilon_xor"],
-                                                                          rel_tol=1e-6):
-                raise GenoshareError(f"the manifest's settings give a true epsilon of {man['epsilon_xor']:.6g}, "
-                                     f"not the {settings['epsilon_xor']:.6g} it states: inputs or settings differ")
+                original,
+                reference,
+                settings["epsilon_requested"],
+                out,
+                calibration=settings["calibration"],
+                zero_cell=settings["zero_cell"],
+                window=settings["window"],
+                af_source=settings["af_source"],
+                seed=None if seed is None else _rep_seed(seed, i),
+                scheduler=scheduler,
+                cluster_config=cluster_config,
+                workers=workers,
+                chunk_variants=chunks.get("variants"),
+                chunk_samples=chunks.get("samples"),
+                ambiguous=al.get("ambiguous", "drop"),
+                unmatched=al.get("unmatched", "drop"),
+            )
+            if np.isfinite(settings["epsilon_xor"]) and not math.isclose(
+                man["epsilon_xor"], settings["epsilon_xor"], rel_tol=1e-6
+            ):
+                raise GenoshareError(
+                    f"the manifest's settings give a true epsilon of {man['epsilon_xor']:.6g}, "
+                    f"not the {settings['epsilon_xor']:.6g} it states: inputs or settings differ"
+                )
             with open_genotypes(out / "release.vcz", workdir) as rel:
                 return _subset(_design(rel, ctrl_src, pheno, pheno_path, threads, cc), list(orig.variant_ids))
         finally:
@@ -378,11 +447,26 @@ def _pipeline_reps(original, reference, release_dir, settings, manifest, k, seed
         shutil.rmtree(work, ignore_errors=True)
 
 
-def retention_table(original, reference, release_dir, controls=None, phenotype=None, k: int = DEFAULT_K,
-                    alpha: float = DEFAULT_ALPHA, tau: float = DEFAULT_TAU, tests=ALL_TESTS, seed: int | None = None,
-                    overwrite: bool = False, threads: int | None = None, workdir=None, progress=None,
-                    scheduler: str = "local", cluster_config=None, workers: int | None = None,
-                    check_inputs: bool = True) -> dict:
+def retention_table(
+    original,
+    reference,
+    release_dir,
+    controls=None,
+    phenotype=None,
+    k: int = DEFAULT_K,
+    alpha: float = DEFAULT_ALPHA,
+    tau: float = DEFAULT_TAU,
+    tests=ALL_TESTS,
+    seed: int | None = None,
+    overwrite: bool = False,
+    threads: int | None = None,
+    workdir=None,
+    progress=None,
+    scheduler: str = "local",
+    cluster_config=None,
+    workers: int | None = None,
+    check_inputs: bool = True,
+) -> dict:
     """The owner's expected-retention table: rerun the release of ``release_dir`` (settings from its manifest,
     fresh keys; ``seed`` makes the k keys reproducible, for tests) k times on the original and write
     ``release_dir/retention.json``. Returns the table.
@@ -400,8 +484,10 @@ def retention_table(original, reference, release_dir, controls=None, phenotype=N
     if controls is not None and phenotype is not None:
         raise GenoshareError("give either --controls FILE or --phenotype TSV, not both")
     if controls is None and phenotype is None:
-        raise GenoshareError("give --controls FILE (a separate control set) or --phenotype TSV (case/control "
-                             "status of the cohort's individuals)")
+        raise GenoshareError(
+            "give --controls FILE (a separate control set) or --phenotype TSV (case/control "
+            "status of the cohort's individuals)"
+        )
     if check_inputs:
         _check_input_hash(manifest, "cohort", original, release_dir)
         _check_input_hash(manifest, "reference", reference)
@@ -412,28 +498,57 @@ def retention_table(original, reference, release_dir, controls=None, phenotype=N
 
     csv_inputs = detect_format(original) == "csv" and detect_format(reference) == "csv"
     with _maybe_open(controls, workdir) as ctrl_src:
-        common = dict(settings=settings, manifest=manifest, k=k, seed=seed, ctrl_src=ctrl_src, pheno=pheno,
-                      pheno_path=phenotype, threads=threads, tests=tests, alpha=alpha, tau=tau, progress=progress)
+        common = dict(
+            settings=settings,
+            manifest=manifest,
+            k=k,
+            seed=seed,
+            ctrl_src=ctrl_src,
+            pheno=pheno,
+            pheno_path=phenotype,
+            threads=threads,
+            tests=tests,
+            alpha=alpha,
+            tau=tau,
+            progress=progress,
+        )
         if csv_inputs and manifest.get("release_file", "release.csv.gz").startswith("release.csv"):
             engine = "in-memory"
             orig, dist = _in_memory_reps(original, reference, **common)
         else:
             engine = "pipeline"
-            orig, dist = _pipeline_reps(original, reference, release_dir, workdir=workdir, scheduler=scheduler,
-                                        cluster_config=cluster_config, workers=workers, **common)
-    group_file = {"kind": "controls" if controls is not None else "phenotype",
-                  "path": str(controls if controls is not None else phenotype),
-                  "sha256": sha256_path(controls if controls is not None else phenotype)}
+            orig, dist = _pipeline_reps(
+                original,
+                reference,
+                release_dir,
+                workdir=workdir,
+                scheduler=scheduler,
+                cluster_config=cluster_config,
+                workers=workers,
+                **common,
+            )
+    group_file = {
+        "kind": "controls" if controls is not None else "phenotype",
+        "path": str(controls if controls is not None else phenotype),
+        "sha256": sha256_path(controls if controls is not None else phenotype),
+    }
     table = {
         "tool": "genoshare",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "k": int(k), "alpha": float(alpha), "tau": float(tau),
-        "design": orig.design, "groups": group_file,
-        "n_cases": orig.n_cases, "n_controls": orig.n_controls, "n_variants_tested": int(len(orig.variant_ids)),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "k": int(k),
+        "alpha": float(alpha),
+        "tau": float(tau),
+        "design": orig.design,
+        "groups": group_file,
+        "n_cases": orig.n_cases,
+        "n_controls": orig.n_controls,
+        "n_variants_tested": int(len(orig.variant_ids)),
         "tests": dist,
         "settings": settings,
-        "release": {"manifest": {"file": MANIFEST_FILE, "sha256": _sha256_file(release_dir / MANIFEST_FILE)},
-                    "release_file": manifest.get("release_file")},
+        "release": {
+            "manifest": {"file": MANIFEST_FILE, "sha256": _sha256_file(release_dir / MANIFEST_FILE)},
+            "release_file": manifest.get("release_file"),
+        },
         "engine": engine,
         "reproducible_keys": seed is not None,
         "privacy_note": PRIVACY_NOTE,
@@ -479,8 +594,9 @@ def tolerance_for(entry: dict, n_reported: int, false_flag_rate: float = FALSE_F
     subset = 0.0
     n = int(n_reported)
     if n > 0 and N > 1 and n < N:
-        subset = stats.norm.ppf(1.0 - false_flag_rate) * math.sqrt(max(mean * (1.0 - mean), 0.0) / n
-                                                                   * (N - n) / (N - 1))
+        subset = stats.norm.ppf(1.0 - false_flag_rate) * math.sqrt(
+            max(mean * (1.0 - mean), 0.0) / n * (N - n) / (N - 1)
+        )
     return float(math.hypot(between, subset))
 
 
@@ -490,8 +606,11 @@ def decide(observed: float, entry: dict, n_reported: int, tolerance: float | Non
     tol = tolerance_for(entry, n_reported) if tolerance is None else float(tolerance)
     gap = mean - observed
     flag = bool(not np.isfinite(observed) or gap > tol + 1e-12)
-    rule = ("given" if tolerance is not None else
-            f"t_(k-1)({1 - FALSE_FLAG_RATE:g}) sd sqrt(1 + 1/k), combined with the subset term of a short list")
+    rule = (
+        "given"
+        if tolerance is not None
+        else f"t_(k-1)({1 - FALSE_FLAG_RATE:g}) sd sqrt(1 + 1/k), combined with the subset term of a short list"
+    )
     return {"flag": flag, "tolerance": tol, "gap": gap, "rule": rule}
 
 
@@ -555,8 +674,9 @@ def load_table(path) -> dict:
     try:
         table = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(path, "no expected-retention table: the owner makes it with `genoshare retention-table`") \
-            from None
+        raise InputError(
+            path, "no expected-retention table: the owner makes it with `genoshare retention-table`"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(path, f"is not valid JSON ({' '.join(str(e).split())})") from None
     if not isinstance(table, dict) or not isinstance(table.get("tests"), dict) or "alpha" not in table:
@@ -564,9 +684,20 @@ def load_table(path) -> dict:
     return table
 
 
-def verify_release(release_dir, reported, controls=None, phenotype=None, test: str = DEFAULT_TEST,
-                   alpha: float | None = None, tau: float | None = None, tolerance: float | None = None,
-                   table=None, threads: int | None = None, workdir=None, counts: GwasCounts | None = None) -> dict:
+def verify_release(
+    release_dir,
+    reported,
+    controls=None,
+    phenotype=None,
+    test: str = DEFAULT_TEST,
+    alpha: float | None = None,
+    tau: float | None = None,
+    tolerance: float | None = None,
+    table=None,
+    threads: int | None = None,
+    workdir=None,
+    counts: GwasCounts | None = None,
+) -> dict:
     """Recompute the GWAS on the release, measure the retention of the reported SNPs at alpha / tau and compare
     it with the owner's table (``table``: a dict or a path; default ``release_dir/retention.json``).
 
@@ -581,23 +712,27 @@ def verify_release(release_dir, reported, controls=None, phenotype=None, test: s
     if shipped:
         man = release_dir / MANIFEST_FILE
         if man.exists() and _sha256_file(man) != shipped:
-            raise GenoshareError(f"{RETENTION_FILE} was made for another release (its manifest SHA-256 differs "
-                                 f"from {man})")
+            raise GenoshareError(
+                f"{RETENTION_FILE} was made for another release (its manifest SHA-256 differs from {man})"
+            )
     t_alpha, t_tau = float(table["alpha"]), float(table["tau"])
     alpha = t_alpha if alpha is None else float(alpha)
     tau = t_tau if tau is None else float(tau)
     _check_params(alpha, tau)
     if not (math.isclose(alpha, t_alpha) and math.isclose(tau, t_tau)):
-        raise GenoshareError(f"the owner's table is for alpha {t_alpha:g}, tau {t_tau:g}; verify with the same "
-                             f"(got alpha {alpha:g}, tau {tau:g})")
+        raise GenoshareError(
+            f"the owner's table is for alpha {t_alpha:g}, tau {t_tau:g}; verify with the same "
+            f"(got alpha {alpha:g}, tau {tau:g})"
+        )
     if test not in TESTS:
         raise GenoshareError(f"unknown test {test!r} (choose from {', '.join(TESTS)})")
     entry = table["tests"].get(test)
     if entry is None:
         raise GenoshareError(f"the owner's table has no {test} test (it has {', '.join(table['tests'])})")
     if entry.get("mean") is None:
-        raise GenoshareError(f"the owner's table has no expected {test} retention (no SNP was significant "
-                             "on the original)")
+        raise GenoshareError(
+            f"the owner's table has no expected {test} retention (no SNP was significant on the original)"
+        )
     entry = {**entry, "k": int(table.get("k") or len(entry.get("values") or []))}
 
     ids, p_reported = read_reported(reported)
@@ -627,8 +762,10 @@ def verify_release(release_dir, reported, controls=None, phenotype=None, test: s
     idx = np.array([pos[s] for s in ids if s in pos], dtype=np.int64)
     missing = [s for s in ids if s not in pos]
     if idx.size == 0:
-        raise InputError(reported, f"none of the {len(ids)} reported SNPs is in the release (ids are matched to "
-                                   "the release's variant ids)")
+        raise InputError(
+            reported,
+            f"none of the {len(ids)} reported SNPs is in the release (ids are matched to the release's variant ids)",
+        )
     threshold = alpha / tau
     retained = int((np.nan_to_num(p_rel[idx], nan=1.0) < threshold).sum())
     observed = retained / idx.size
@@ -636,32 +773,68 @@ def verify_release(release_dir, reported, controls=None, phenotype=None, test: s
     status = "flag" if d["flag"] else "pass"
     exp_txt = f"expected {entry['mean']:.3f} (sd {entry['sd']:.3f}, k={entry['k']})"
     if d["flag"]:
-        reason = (f"{test} retention {observed:.3f} ({retained} of {idx.size} reported SNPs have p < {threshold:.4g} "
-                  f"on the release) is {d['gap']:.3f} below the {exp_txt}, more than the tolerance "
-                  f"{d['tolerance']:.3f}: the report is not supported by the released data")
+        reason = (
+            f"{test} retention {observed:.3f} ({retained} of {idx.size} reported SNPs have p < {threshold:.4g} "
+            f"on the release) is {d['gap']:.3f} below the {exp_txt}, more than the tolerance "
+            f"{d['tolerance']:.3f}: the report is not supported by the released data"
+        )
     else:
-        reason = (f"{test} retention {observed:.3f} ({retained} of {idx.size} reported SNPs have p < {threshold:.4g} "
-                  f"on the release) is within {d['tolerance']:.3f} of the {exp_txt}")
+        reason = (
+            f"{test} retention {observed:.3f} ({retained} of {idx.size} reported SNPs have p < {threshold:.4g} "
+            f"on the release) is within {d['tolerance']:.3f} of the {exp_txt}"
+        )
     if missing:
         reason += f"; {len(missing)} reported SNP(s) not in the release were not checked"
     return {
-        "status": status, "reason": reason, "test": test, "alpha": alpha, "tau": tau, "threshold": threshold,
-        "retention": observed, "retained": retained, "n_checked": int(idx.size), "n_listed": n_listed,
-        "n_ignored_p_not_below_alpha": ignored, "not_in_release": len(missing),
+        "status": status,
+        "reason": reason,
+        "test": test,
+        "alpha": alpha,
+        "tau": tau,
+        "threshold": threshold,
+        "retention": observed,
+        "retained": retained,
+        "n_checked": int(idx.size),
+        "n_listed": n_listed,
+        "n_ignored_p_not_below_alpha": ignored,
+        "not_in_release": len(missing),
         "not_in_release_ids": missing[:20],
-        "expected": {"mean": entry["mean"], "sd": entry["sd"], "k": entry["k"], "n_reported": entry.get("n_reported"),
-                     "min": entry.get("min"), "q05": entry.get("q05")},
-        "gap": d["gap"], "tolerance": d["tolerance"], "tolerance_rule": d["rule"],
-        "gwas": {"design": counts.design, "n_cases": counts.n_cases, "n_controls": counts.n_controls,
-                 "n_variants": int(len(counts.variant_ids))},
+        "expected": {
+            "mean": entry["mean"],
+            "sd": entry["sd"],
+            "k": entry["k"],
+            "n_reported": entry.get("n_reported"),
+            "min": entry.get("min"),
+            "q05": entry.get("q05"),
+        },
+        "gap": d["gap"],
+        "tolerance": d["tolerance"],
+        "tolerance_rule": d["rule"],
+        "gwas": {
+            "design": counts.design,
+            "n_cases": counts.n_cases,
+            "n_controls": counts.n_controls,
+            "n_variants": int(len(counts.variant_ids)),
+        },
         "notes": notes,
     }
 
 
-def injection_evaluation(original, release_dir, controls=None, phenotype=None, test: str = DEFAULT_TEST,
-                         modes=("flipping", "noise", "shifting", "replacing"), rates=(0, 0.1, 0.2, 0.3, 0.5),
-                         reps: int = 20, seed: int = 0, tolerance: float | None = None, table=None,
-                         threads: int | None = None, workdir=None):
+def injection_evaluation(
+    original,
+    release_dir,
+    controls=None,
+    phenotype=None,
+    test: str = DEFAULT_TEST,
+    modes=("flipping", "noise", "shifting", "replacing"),
+    rates=(0, 0.1, 0.2, 0.3, 0.5),
+    reps: int = 20,
+    seed: int = 0,
+    tolerance: float | None = None,
+    table=None,
+    threads: int | None = None,
+    workdir=None,
+):
     """Error-injection curves on one release (``genoshare verify --inject``): the original's p-values of ``test``
     are corrupted (see :mod:`genoshare.evaluate.inject`) and each corrupted report is scored on the release."""
     from genoshare.evaluate.inject import injection_curves
@@ -678,12 +851,30 @@ def injection_evaluation(original, release_dir, controls=None, phenotype=None, t
     have = set(orig.variant_ids.tolist())
     orig = _subset(orig, [v for v in rel.variant_ids.tolist() if v in have])
     rel = _subset(rel, list(orig.variant_ids))
-    return injection_curves(orig.test(test)[1], rel.test(test)[1][None, :], entry, modes=modes, rates=rates,
-                            reps=reps, alpha=float(table["alpha"]), tau=float(table["tau"]), seed=seed,
-                            tolerance=tolerance)
+    return injection_curves(
+        orig.test(test)[1],
+        rel.test(test)[1][None, :],
+        entry,
+        modes=modes,
+        rates=rates,
+        reps=reps,
+        alpha=float(table["alpha"]),
+        tau=float(table["tau"]),
+        seed=seed,
+        tolerance=tolerance,
+    )
 
 
 __all__ = [
-    "RETENTION_FILE", "FALSE_FLAG_RATE", "summarise", "expected_retention", "retention_table", "tolerance_for",
-    "decide", "read_reported", "load_table", "verify_release", "injection_evaluation",
+    "RETENTION_FILE",
+    "FALSE_FLAG_RATE",
+    "summarise",
+    "expected_retention",
+    "retention_table",
+    "tolerance_for",
+    "decide",
+    "read_reported",
+    "load_table",
+    "verify_release",
+    "injection_evaluation",
 ]

@@ -136,7 +136,7 @@ def _encode_alleles(*arrays) -> list[np.ndarray]:
     missing = np.asarray(pd.Index(uvals).isin(MISSING_ALLELES))
     ucodes = np.where(missing[ucodes], -1, ucodes).astype(np.int64)
     lut = np.append(ucodes, -1)  # index -1 (NaN/None sentinel) -> -1
-    out = lut[codes][len(_BASES):]
+    out = lut[codes][len(_BASES) :]
     result, start = [], 0
     for a, f in zip(arrays, flat):
         result.append(out[start : start + f.size].reshape(np.shape(a)))
@@ -209,8 +209,12 @@ def _filter(key1: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, dict[str, 
         frame = pd.DataFrame({"k1": key1[idx], "k2": _key2(ref[idx], alt[idx])})
         dup[idx] = frame.duplicated(keep="first").to_numpy()
     keep = ok & ~dup
-    counts = {"multiallelic": int(multi.sum()), "monoallelic": int(mono.sum()),
-              "ref_equals_alt": int(same.sum()), "duplicate_site": int(dup.sum())}
+    counts = {
+        "multiallelic": int(multi.sum()),
+        "monoallelic": int(mono.sum()),
+        "ref_equals_alt": int(same.sum()),
+        "duplicate_site": int(dup.sum()),
+    }
     return keep, counts
 
 
@@ -334,7 +338,7 @@ _REASON_TEXT = {
 
 
 def _fmt_counts(counts: dict[str, int], prefix: str = "") -> str:
-    parts = [f"{v:,} {_REASON_TEXT.get(k[len(prefix):], k)}" for k, v in counts.items() if v and k.startswith(prefix)]
+    parts = [f"{v:,} {_REASON_TEXT.get(k[len(prefix) :], k)}" for k, v in counts.items() if v and k.startswith(prefix)]
     return "; ".join(parts)
 
 
@@ -343,20 +347,26 @@ def alignment_summary(al: Alignment) -> str:
     cohort = {k: v for k, v in al.dropped.items() if not k.startswith("panel_")}
     panel = {k: v for k, v in al.dropped.items() if k.startswith("panel_")}
     n_drop = sum(cohort.values())
-    text = (f"{al.n_kept:,} of {al.n_cohort_sites:,} cohort sites were matched with the reference panel by contig "
-            f"(ignoring a leading 'chr'), position and alleles; for {al.n_swapped:,} of them the panel's REF/ALT "
-            f"are swapped and its genotypes are recoded to count the cohort's ALT allele, and {al.n_strand_flipped:,} "
-            f"were matched on the opposite strand.")
+    text = (
+        f"{al.n_kept:,} of {al.n_cohort_sites:,} cohort sites were matched with the reference panel by contig "
+        f"(ignoring a leading 'chr'), position and alleles; for {al.n_swapped:,} of them the panel's REF/ALT "
+        f"are swapped and its genotypes are recoded to count the cohort's ALT allele, and {al.n_strand_flipped:,} "
+        f"were matched on the opposite strand."
+    )
     if n_drop:
         text += f" {n_drop:,} cohort sites were dropped: {_fmt_counts(cohort)}."
     else:
         text += " No cohort site was dropped."
     if al.ambiguous == "keep":
-        text += (" Strand-ambiguous (A/T, C/G) sites were kept assuming both files report the same strand "
-                 "(policy ambiguous=keep).")
+        text += (
+            " Strand-ambiguous (A/T, C/G) sites were kept assuming both files report the same strand "
+            "(policy ambiguous=keep)."
+        )
     elif cohort.get("strand_ambiguous"):
-        text += (" Strand-ambiguous sites are dropped because a strand flip cannot be told from a swap "
-                 "(policy ambiguous=drop).")
+        text += (
+            " Strand-ambiguous sites are dropped because a strand flip cannot be told from a swap "
+            "(policy ambiguous=drop)."
+        )
     if sum(panel.values()):
         text += f" Panel records not usable (and not matched): {_fmt_counts(panel, 'panel_')}."
     return text
@@ -382,14 +392,14 @@ def align(cohort, panel, *, ambiguous: str = "drop", unmatched: str = "drop") ->
     c_contig, p_contig = _contig_codes([list(cohort.contig_ids), list(panel.contig_ids)])
     c_codes, p_codes = _encode_alleles(_allele_matrix(cohort), _allele_matrix(panel))
     c_k1 = _key1(c_contig[np.asarray(cohort.variant_contig, dtype=np.int64)], cohort.variant_position, "cohort")
-    p_k1 = _key1(p_contig[np.asarray(panel.variant_contig, dtype=np.int64)], panel.variant_position,
-                 "reference panel")
+    p_k1 = _key1(p_contig[np.asarray(panel.variant_contig, dtype=np.int64)], panel.variant_position, "reference panel")
     c_keep, c_drop = _filter(c_k1, c_codes)
     p_keep, p_drop = _filter(p_k1, p_codes)
     ci = np.flatnonzero(c_keep)
     pi = np.flatnonzero(p_keep)
-    pidx, swap, flip, outcome = _match(c_k1[ci], c_codes[ci, 0], c_codes[ci, 1],
-                                       p_k1[pi], p_codes[pi, 0], p_codes[pi, 1], ambiguous)
+    pidx, swap, flip, outcome = _match(
+        c_k1[ci], c_codes[ci, 0], c_codes[ci, 1], p_k1[pi], p_codes[pi, 0], p_codes[pi, 1], ambiguous
+    )
     n_cohort = int(c_k1.size)
     dropped = dict(c_drop)
     dropped["not_in_panel"] = int(np.count_nonzero(outcome == _NOT_IN_PANEL))
@@ -404,13 +414,17 @@ def align(cohort, panel, *, ambiguous: str = "drop", unmatched: str = "drop") ->
         v = ci[hits[0]]
         return f"{cohort.contig_ids[int(cohort.variant_contig[v])]}:{int(cohort.variant_position[v])}"
 
-    examples = {k: first(c) for k, c in (("not_in_panel", _NOT_IN_PANEL), ("allele_mismatch", _MISMATCH),
-                                          ("strand_ambiguous", _AMBIG))}
+    examples = {
+        k: first(c)
+        for k, c in (("not_in_panel", _NOT_IN_PANEL), ("allele_mismatch", _MISMATCH), ("strand_ambiguous", _AMBIG))
+    }
     examples = {k: v for k, v in examples.items() if v}
     if unmatched == "error" and (dropped["not_in_panel"] or dropped["allele_mismatch"]):
         parts = []
-        for key, what in (("not_in_panel", "not in the reference panel"),
-                          ("allele_mismatch", "with alleles incompatible with the panel's")):
+        for key, what in (
+            ("not_in_panel", "not in the reference panel"),
+            ("allele_mismatch", "with alleles incompatible with the panel's"),
+        ):
             if dropped[key]:
                 parts.append(f"{dropped[key]:,} cohort sites {what} (first: {examples[key]})")
         raise GenoshareError("; ".join(parts) + " [unmatched=error; use unmatched=drop to drop them]")
@@ -430,8 +444,10 @@ def align(cohort, panel, *, ambiguous: str = "drop", unmatched: str = "drop") ->
     )
     if al.n_kept == 0:
         counts = ", ".join(f"{k} {v:,}" for k, v in dropped.items() if v) or "no sites"
-        raise GenoshareError(f"no overlap between cohort and reference panel after alignment: {n_cohort:,} cohort "
-                             f"sites, {al.n_panel_sites:,} panel sites; dropped: {counts}")
+        raise GenoshareError(
+            f"no overlap between cohort and reference panel after alignment: {n_cohort:,} cohort "
+            f"sites, {al.n_panel_sites:,} panel sites; dropped: {counts}"
+        )
     return al
 
 
@@ -481,8 +497,11 @@ def _frame_problem(df: pd.DataFrame) -> tuple[str | None, pd.DataFrame | None]:
         first = keys.iloc[rows[0]]
         same = rows[(keys["k1"].to_numpy()[rows] == first["k1"]) & (keys["k2"].to_numpy()[rows] == first["k2"])]
         r = int(same[0])
-        return (f"duplicate site {out['contig'].iloc[r]}:{out['position'].iloc[r]} "
-                f"{out['ref'].iloc[r]}/{out['alt'].iloc[r]} (rows {same[0] + 2} and {same[1] + 2})", None)
+        return (
+            f"duplicate site {out['contig'].iloc[r]}:{out['position'].iloc[r]} "
+            f"{out['ref'].iloc[r]}/{out['alt'].iloc[r]} (rows {same[0] + 2} and {same[1] + 2})",
+            None,
+        )
     return None, out[list(AF_COLUMNS)].reset_index(drop=True)
 
 
@@ -515,8 +534,9 @@ def read_af_table(path) -> pd.DataFrame:
     return clean
 
 
-def align_af_table(cohort, alignment: Alignment, table: pd.DataFrame, *,
-                   ambiguous: str | None = None) -> tuple[np.ndarray, dict[str, int]]:
+def align_af_table(
+    cohort, alignment: Alignment, table: pd.DataFrame, *, ambiguous: str | None = None
+) -> tuple[np.ndarray, dict[str, int]]:
     """ALT-allele frequencies of the aligned cohort sites from an allele-frequency table.
 
     Returns ``(af, counts)``: ``af`` float64 (k,) in the order of ``alignment.cohort_index`` (NaN where the table
@@ -536,8 +556,11 @@ def align_af_table(cohort, alignment: Alignment, table: pd.DataFrame, *,
     if alleles.shape[1] < 2:
         raise GenoshareError("the aligned cohort sites must have REF and ALT alleles")
     c_codes, t_ref, t_alt = _encode_alleles(alleles[:, :2], tab["ref"].to_numpy(object), tab["alt"].to_numpy(object))
-    c_k1 = _key1(c_contig[np.asarray(cohort.variant_contig, dtype=np.int64)[idx]],
-                 np.asarray(cohort.variant_position)[idx], "cohort")
+    c_k1 = _key1(
+        c_contig[np.asarray(cohort.variant_contig, dtype=np.int64)[idx]],
+        np.asarray(cohort.variant_position)[idx],
+        "cohort",
+    )
     t_k1 = _key1(t_contig[t_contig_codes], tab["position"].to_numpy(), "allele-frequency table")
     pidx, swap, flip, outcome = _match(c_k1, c_codes[:, 0], c_codes[:, 1], t_k1, t_ref, t_alt, ambiguous)
     af = np.full(idx.size, np.nan)

@@ -30,8 +30,21 @@ def atomic_file(path) -> Iterator[Path]:
 
 #: errno values that mean "this file system will not take the write" (full, quota, read-only, permissions, ...):
 #: the user can act on them, so they are reported as one line naming the output, not as a traceback.
-FILESYSTEM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG,
-                               errno.EIO, errno.ENAMETOOLONG, errno.EMLINK, errno.ENOTDIR, errno.EISDIR})
+FILESYSTEM_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EFBIG,
+        errno.EIO,
+        errno.ENAMETOOLONG,
+        errno.EMLINK,
+        errno.ENOTDIR,
+        errno.EISDIR,
+    }
+)
 
 
 def filesystem_error(exc: BaseException | None) -> OSError | None:
@@ -71,8 +84,9 @@ def filesystem_errors_as(out, what: str = "cannot write the output", inside=None
     except InputError as exc:
         if inside is not None and Path(exc.path).absolute().is_relative_to(Path(inside).absolute()):
             err = filesystem_error(exc)
-            raise (write_failure(out, err, what, inside) if err is not None
-                   else InputError(out, f"{what}: {exc.problem}")) from exc
+            raise (
+                write_failure(out, err, what, inside) if err is not None else InputError(out, f"{what}: {exc.problem}")
+            ) from exc
         raise
     except Exception as exc:
         err = filesystem_error(exc)

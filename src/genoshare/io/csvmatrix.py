@@ -249,9 +249,7 @@ def read_matrix(path) -> GenotypeMatrix:
         if not s:
             raise InputError(path, f"SNP column {k + 1} (header field {k + 2}) has an empty name")
         if s in seen:
-            raise InputError(
-                path, f"duplicate SNP id {_show(s)} (header fields {seen[s] + 2} and {k + 2})"
-            )
+            raise InputError(path, f"duplicate SNP id {_show(s)} (header fields {seen[s] + 2} and {k + 2})")
         seen[s] = k
     del seen
 
@@ -272,9 +270,7 @@ def read_matrix(path) -> GenotypeMatrix:
         else:
             rid = _slow_row(path, line, lineno, snp_ids, g[r])
         if rid in first_line:
-            raise InputError(
-                path, f"duplicate individual id {_show(rid)} (lines {first_line[rid]} and {lineno})"
-            )
+            raise InputError(path, f"duplicate individual id {_show(rid)} (lines {first_line[rid]} and {lineno})")
         first_line[rid] = lineno
         sample_ids.append(rid)
     return GenotypeMatrix(

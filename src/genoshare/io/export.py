@@ -21,8 +21,10 @@ def export_csv(store: Path, stem: Path) -> Path:
 
 def export(store: Path, outdir: Path, kinds, stem: str = "release", fam_phenotype=None) -> None:
     """fam_phenotype: PLINK codes (1/2/-9) for the .fam's column 6, in sample order; None leaves -9."""
-    writers = {"plink": lambda: export_plink(store, outdir / stem, phenotype=fam_phenotype),
-               "vcf": lambda: export_vcf(store, outdir / f"{stem}.vcf.gz"),
-               "csv": lambda: export_csv(store, outdir / stem)}
+    writers = {
+        "plink": lambda: export_plink(store, outdir / stem, phenotype=fam_phenotype),
+        "vcf": lambda: export_vcf(store, outdir / f"{stem}.vcf.gz"),
+        "csv": lambda: export_csv(store, outdir / stem),
+    }
     for kind in kinds:
         writers[kind]()

@@ -124,8 +124,9 @@ def _blocks(n_variants: int, chunk: int, bytes_per_variant: int):
         yield a, min(n_variants, a + step)
 
 
-def classify_sites(info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_ploidy: bool = True,
-                   invalid: np.ndarray | None = None):
+def classify_sites(
+    info: vcz.VczInfo, root: zarr.Group | None = None, *, scan_ploidy: bool = True, invalid: np.ndarray | None = None
+):
     """(keep mask (m,), dropped {reason: count}) for :data:`DROP_REASONS`; each site counts under its first reason.
 
     With ``scan_ploidy`` call_genotype is read block by block to find calls that are not diploid (-2 fill in the
@@ -330,11 +331,20 @@ def ingest(
                 chunk_args = dict(variants_chunk_size=cv_req, samples_chunk_size=cs_req)
                 if fmt == "plink":
                     chunk_args = dict(
-                        zip(("variants_chunk_size", "samples_chunk_size"),
-                            vcz.normalise_chunks((cv_req, cs_req), fileset.n_variants, fileset.n_samples))
+                        zip(
+                            ("variants_chunk_size", "samples_chunk_size"),
+                            vcz.normalise_chunks((cv_req, cs_req), fileset.n_variants, fileset.n_samples),
+                        )
                     )
-                _convert(fmt, list(parts.files) if parts is not None else [input_path], blame, tmp, chunk_args,
-                         worker_processes, out_path)
+                _convert(
+                    fmt,
+                    list(parts.files) if parts is not None else [input_path],
+                    blame,
+                    tmp,
+                    chunk_args,
+                    worker_processes,
+                    out_path,
+                )
                 try:
                     info = vcz.open_vcz(tmp)
                 except InputError as e:
@@ -348,10 +358,13 @@ def ingest(
             invalid[~keep] = 0
             if invalid.any():
                 first = int(np.flatnonzero(invalid)[0])
-                raise InputError(blame, f"allele index above 1 at bi-allelic site {info.variant_id[first]} (e.g. GT "
-                                        f"0/3 with one ALT allele; {int((invalid > 0).sum())} site(s), "
-                                        f"{int(invalid.sum())} allele(s)): not a valid genotype there; fix or drop "
-                                        "those sites")
+                raise InputError(
+                    blame,
+                    f"allele index above 1 at bi-allelic site {info.variant_id[first]} (e.g. GT "
+                    f"0/3 with one ALT allele; {int((invalid > 0).sum())} site(s), "
+                    f"{int(invalid.sum())} allele(s)): not a valid genotype there; fix or drop "
+                    "those sites",
+                )
             n_keep = int(keep.sum())
             if n_keep == 0:
                 detail = ", ".join(f"{k} {v}" for k, v in dropped.items() if v)
@@ -405,6 +418,15 @@ def ingest(
     return summary
 
 
+def _on_input_side(path: Path, inputs) -> bool:
+    """Whether a file-system error's file is one of the inputs (a PLINK fileset's .bed/.bim/.fam by prefix)."""
+    r = path.resolve()
+    for q in (Path(i).resolve() for i in inputs):
+        if r == q or r.is_relative_to(q) or r.with_suffix("") == q.with_suffix(""):
+            return True
+    return False
+
+
 def _convert(fmt: str, inputs: list[Path], blame: Path, tmp: Path, chunk_args: dict, workers: int, out: Path) -> None:
     """bio2zarr conversion into ``tmp``; any failure becomes one InputError line naming the input.
 
@@ -436,9 +458,9 @@ def _convert(fmt: str, inputs: list[Path], blame: Path, tmp: Path, chunk_args: d
     except Exception as e:  # bio2zarr / cyvcf2 / htslib raise Exception, OSError, ValueError, ...
         from genoshare.io.atomic import filesystem_error, write_failure
 
-        if (err := filesystem_error(e)) is not None and not Path(err.filename or out).resolve().is_relative_to(
-                Path(input_path).resolve()):  # the output side: disk full, read-only, ...
-            raise write_failure(out, err) from e
+        err = filesystem_error(e)
+        if err is not None and not _on_input_side(Path(err.filename or out), [*inputs, blame]):
+            raise write_failure(out, err) from e  # the output side: disk full, read-only, ...
         raise InputError(blame, f"cannot convert ({type(e).__name__}: {_one_line(e)})") from None
     finally:
         b2z_logger.setLevel(level)
@@ -456,8 +478,9 @@ def _ingest_parts(parts, out_path: Path, cv_req, cs_req, workers: int, overwrite
     try:
         scratch.mkdir(parents=False)
     except OSError as e:
-        raise InputError(out_path, f"cannot create a scratch directory beside it ({e.strerror or _one_line(e)})") \
-            from None
+        raise InputError(
+            out_path, f"cannot create a scratch directory beside it ({e.strerror or _one_line(e)})"
+        ) from None
     try:
         infos, summaries = [], []
         for i, f in enumerate(parts.files):
@@ -475,13 +498,19 @@ def _ingest_parts(parts, out_path: Path, cv_req, cs_req, workers: int, overwrite
                 if info.contig_lengths is not None and info.contig_lengths[j] is not None:
                     lengths.setdefault(c, int(info.contig_lengths[j]))
         cindex = {c: j for j, c in enumerate(contigs)}
-        v_contig = np.concatenate([np.array([cindex[c] for c in info.contig_ids], dtype=np.int64)[info.variant_contig]
-                                   for info in infos])
+        v_contig = np.concatenate(
+            [np.array([cindex[c] for c in info.contig_ids], dtype=np.int64)[info.variant_contig] for info in infos]
+        )
         m, n = int(v_contig.size), infos[0].n_samples
         chunks = vcz.normalise_chunks((cv_req, cs_req), m, n)
         dropped = {r: sum(s["dropped"].get(r, 0) for s in summaries) for r in DROP_REASONS}
-        meta = {"format": parts.fmt, "input": parts.pattern.name, "parts": len(parts),
-                "n_variants_input": sum(s["n_variants_input"] for s in summaries), "dropped": dropped}
+        meta = {
+            "format": parts.fmt,
+            "input": parts.pattern.name,
+            "parts": len(parts),
+            "n_variants_input": sum(s["n_variants_input"] for s in summaries),
+            "dropped": dropped,
+        }
         with vcz.atomic_store(out_path, overwrite=overwrite) as tmp:
             root = vcz.init_vcz(
                 tmp,

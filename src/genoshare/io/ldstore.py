@@ -33,13 +33,27 @@ def sites_digest(*columns) -> str:
 
 def save_ldstats(path, stats: LDStats, panel_af: np.ndarray, sites: str, panel_sha256: str) -> Path:
     path = Path(path)
-    meta = {"format": FORMAT, "version": __version__, "f2": stats.f2, "n_ref": stats.n_ref,
-            "zero_cell": stats.zero_cell, "window": "all" if stats.window is None else stats.window,
-            "n_variants": stats.n_variants, "sites_sha256": sites, "panel_sha256": panel_sha256}
+    meta = {
+        "format": FORMAT,
+        "version": __version__,
+        "f2": stats.f2,
+        "n_ref": stats.n_ref,
+        "zero_cell": stats.zero_cell,
+        "window": "all" if stats.window is None else stats.window,
+        "n_variants": stats.n_variants,
+        "sites_sha256": sites,
+        "panel_sha256": panel_sha256,
+    }
     try:
         with atomic_file(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, t_diag=stats.t_diag, s_pos=stats.s_pos, s_neg=stats.s_neg, panel_af=panel_af,
-                     meta=np.array(json.dumps(meta)))
+            np.savez(
+                fh,
+                t_diag=stats.t_diag,
+                s_pos=stats.s_pos,
+                s_neg=stats.s_neg,
+                panel_af=panel_af,
+                meta=np.array(json.dumps(meta)),
+            )
     except OSError as exc:
         raise InputError(path, f"cannot write LD statistics ({exc.strerror or exc})") from None
     return path
@@ -60,10 +74,20 @@ def load_ldstats(path, *, sites: str, zero_cell: str, window: int | None) -> tup
         raise InputError(path, "not a genoshare LD statistics file")
     want_window = "all" if window is None else window
     if meta["zero_cell"] != zero_cell or meta["window"] != want_window:
-        raise InputError(path, f"computed with zero-cell {meta['zero_cell']} and window {meta['window']}, but this "
-                               f"release asks for zero-cell {zero_cell} and window {want_window}")
+        raise InputError(
+            path,
+            f"computed with zero-cell {meta['zero_cell']} and window {meta['window']}, but this "
+            f"release asks for zero-cell {zero_cell} and window {want_window}",
+        )
     if meta["sites_sha256"] != sites:
         raise InputError(path, "computed for a different set of sites (cohort, panel or alignment policy differ)")
-    stats = LDStats(t_diag=arrays["t_diag"], s_pos=arrays["s_pos"], s_neg=arrays["s_neg"], f2=float(meta["f2"]),
-                    n_ref=int(meta["n_ref"]), zero_cell=zero_cell, window=window)
+    stats = LDStats(
+        t_diag=arrays["t_diag"],
+        s_pos=arrays["s_pos"],
+        s_neg=arrays["s_neg"],
+        f2=float(meta["f2"]),
+        n_ref=int(meta["n_ref"]),
+        zero_cell=zero_cell,
+        window=window,
+    )
     return stats, arrays["panel_af"]

@@ -56,14 +56,24 @@ def check_export_ids(exports, sample_ids, variant_ids, source) -> None:
         rules.append(("variant", variant_ids, lambda s: not s.isascii(), "is not ASCII", ["vcf"]))
         rules.append(("variant", variant_ids, lambda s: ";" in s, "contains ';'", ["vcf"]))
     if "csv" in exports:
-        rules.append(("sample", sample_ids, lambda s: s != s.strip() or "\n" in s or "\r" in s,
-                      "has leading/trailing blanks or a line break", ["csv"]))
+        rules.append(
+            (
+                "sample",
+                sample_ids,
+                lambda s: s != s.strip() or "\n" in s or "\r" in s,
+                "has leading/trailing blanks or a line break",
+                ["csv"],
+            )
+        )
     for what, ids, bad, why, kinds in rules:
         first = _first_bad(ids, bad)
         if first is not None:
             n = sum(bad(str(s)) for s in ids)
-            raise InputError(source, f"{what} id {first[:40]!r} {why} ({n} id(s)), which the {'/'.join(kinds)} "
-                                     f"export cannot write; rename them or leave out --export {','.join(kinds)}")
+            raise InputError(
+                source,
+                f"{what} id {first[:40]!r} {why} ({n} id(s)), which the {'/'.join(kinds)} "
+                f"export cannot write; rename them or leave out --export {','.join(kinds)}",
+            )
 
 
 def check_phenotype_match(plan, sample_ids) -> None:
@@ -73,9 +83,12 @@ def check_phenotype_match(plan, sample_ids) -> None:
         return
     ids = set(map(str, sample_ids))
     if not any(t in ids for t in plan.table.ids):
-        raise InputError(plan.table.path, f"no row matches a cohort sample id (file ids e.g. "
-                                          f"{str(plan.table.ids[0])[:40]!r}, cohort e.g. "
-                                          f"{str(next(iter(sample_ids), ''))[:40]!r}); check the id column")
+        raise InputError(
+            plan.table.path,
+            f"no row matches a cohort sample id (file ids e.g. "
+            f"{str(plan.table.ids[0])[:40]!r}, cohort e.g. "
+            f"{str(next(iter(sample_ids), ''))[:40]!r}); check the id column",
+        )
 
 
 __all__ = ["check_output_location", "check_export_ids", "check_phenotype_match"]

@@ -2,7 +2,8 @@
 
 ``cohort.chr{chrom}.vcf.gz`` (VCF/BCF), ``plink/chr{chrom}`` or ``plink/chr{chrom}.bed`` (PLINK 1 filesets) or
 ``stores/chr{chrom}.vcz`` (VCF Zarr): every existing file the pattern matches is one part (the ``{chrom}`` value
-holds no '.' or '/'), in natural order of that value (``2`` before ``10``, ``X`` after ``22``). The parts form ONE cohort (one store, one
+holds no '.' or '/'), in natural order of that value (``2`` before ``10``, ``X`` after ``22``). The parts form
+ONE cohort (one store, one
 calibration, one epsilon, one ledger row, one manifest), so they must all have the same format and the same
 sample ids in the same order. Quote the pattern on the command line so that the shell leaves the braces alone.
 
@@ -20,8 +21,17 @@ from pathlib import Path
 
 from genoshare.errors import InputError
 
-__all__ = ["PLACEHOLDER", "Parts", "is_pattern", "resolve_parts", "sample_ids_of", "check_same_samples",
-           "sha256_parts", "natural_key", "manifest_parts"]
+__all__ = [
+    "PLACEHOLDER",
+    "Parts",
+    "is_pattern",
+    "resolve_parts",
+    "sample_ids_of",
+    "check_same_samples",
+    "sha256_parts",
+    "natural_key",
+    "manifest_parts",
+]
 
 PLACEHOLDER = "{chrom}"
 _PLINK_EXT = (".bed", ".bim", ".fam")
@@ -57,8 +67,9 @@ def _matches(pattern: Path) -> list[tuple[str, Path]]:
     if not parent.is_dir():
         return []
     head, _, tail = name.partition(PLACEHOLDER)
-    rx = re.compile(re.escape(head) + r"(?P<chrom>[^/.]+)" + re.escape(tail).replace(re.escape(PLACEHOLDER),
-                                                                                       r"(?P=chrom)") + r"\Z")
+    rx = re.compile(
+        re.escape(head) + r"(?P<chrom>[^/.]+)" + re.escape(tail).replace(re.escape(PLACEHOLDER), r"(?P=chrom)") + r"\Z"
+    )
     plink_prefix = not name.lower().endswith(_PLINK_EXT)
     found: dict[str, Path] = {}
     for p in parent.iterdir():
@@ -88,20 +99,29 @@ def resolve_parts(pattern) -> Parts:
     files = [p for _, p in hits]
     fmts = [_format(p) for p in files]
     if "csv" in fmts:
-        raise InputError(files[fmts.index("csv")], "a CSV matrix cannot be one part of a per-chromosome cohort "
-                                                  "(it holds no contigs); use VCF, PLINK or VCF Zarr parts")
+        raise InputError(
+            files[fmts.index("csv")],
+            "a CSV matrix cannot be one part of a per-chromosome cohort "
+            "(it holds no contigs); use VCF, PLINK or VCF Zarr parts",
+        )
     odd = next((i for i, f in enumerate(fmts) if f != fmts[0]), None)
     if odd is not None:
-        raise InputError(files[odd], f"is {fmts[odd]} but {files[0].name} is {fmts[0]}: all parts of {pattern.name} "
-                                     "must have one format")
-    nums = sorted(int(c[3:] if c.lower().startswith("chr") else c) for c in chroms
-                  if (c[3:] if c.lower().startswith("chr") else c).isdigit())
+        raise InputError(
+            files[odd],
+            f"is {fmts[odd]} but {files[0].name} is {fmts[0]}: all parts of {pattern.name} must have one format",
+        )
+    nums = sorted(
+        int(c[3:] if c.lower().startswith("chr") else c)
+        for c in chroms
+        if (c[3:] if c.lower().startswith("chr") else c).isdigit()
+    )
     if nums:
         missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
         if missing:
             gap = pattern.name.replace(PLACEHOLDER, str(missing[0]))
-            raise InputError(pattern, f"leaves a gap: no part for chromosome {missing[0]} ({gap}) between "
-                                      f"{nums[0]} and {nums[-1]}")
+            raise InputError(
+                pattern, f"leaves a gap: no part for chromosome {missing[0]} ({gap}) between {nums[0]} and {nums[-1]}"
+            )
     if fmts[0] == "plink":
         files = [p if p.name.lower().endswith(".bed") else p.with_name(p.name + ".bed") for p in files]
     return Parts(pattern, tuple(files), tuple(chroms), fmts[0])

@@ -218,8 +218,10 @@ class PhenotypePlan:
 
         if not self.requests:
             return None
-        return phenotype_entry(rr={r.name: r.epsilon for r in self.requests if r.randomized},
-                               clear=[r.name for r in self.requests if not r.randomized])
+        return phenotype_entry(
+            rr={r.name: r.epsilon for r in self.requests if r.randomized},
+            clear=[r.name for r in self.requests if not r.randomized],
+        )
 
     def apply(self, sample_ids, master: bytes) -> ReleasedPhenotypes:
         """The released columns in cohort order: randomized response with s0 = the cohort index, so the flips
@@ -241,8 +243,13 @@ class PhenotypePlan:
                 columns[req.name] = _from01(flipped, coding)
             else:
                 columns[req.name] = [MISSING_OUT if v is None else v for v in raw]
-        return ReleasedPhenotypes(self, sample_ids, columns, n_without_row=sum(i is None for i in take),
-                                  n_dropped=sum(s not in cohort for s in t.ids))
+        return ReleasedPhenotypes(
+            self,
+            sample_ids,
+            columns,
+            n_without_row=sum(i is None for i in take),
+            n_dropped=sum(s not in cohort for s in t.ids),
+        )
 
 
 def prepare_phenotypes(path, specs) -> PhenotypePlan:
@@ -254,8 +261,9 @@ def prepare_phenotypes(path, specs) -> PhenotypePlan:
             raise
         raise InputError(path, str(e)) from None
     if requests and path is None:
-        raise GenoshareError(f"--release-phenotype {requests[0].name!r} needs --phenotypes FILE (the table holding "
-                             "the column)")
+        raise GenoshareError(
+            f"--release-phenotype {requests[0].name!r} needs --phenotypes FILE (the table holding the column)"
+        )
     if path is None:
         return PhenotypePlan()
     table = read_phenotype_table(path)
@@ -266,12 +274,18 @@ def prepare_phenotypes(path, specs) -> PhenotypePlan:
                 raise InputError(path, f"column {req.name!r} is the sample id / family id, not a phenotype")
             raise InputError(path, f"no column {req.name!r} (columns: {', '.join(table.columns) or 'none'})")
         if req.name == SAMPLE_COLUMN or "\t" in req.name or "\n" in req.name:
-            raise InputError(path, f"column {req.name!r} cannot be a column of {PHENOTYPES_FILE} (its first column is "
-                                   f"{SAMPLE_COLUMN}; names hold no tab or line break): rename it")
+            raise InputError(
+                path,
+                f"column {req.name!r} cannot be a column of {PHENOTYPES_FILE} (its first column is "
+                f"{SAMPLE_COLUMN}; names hold no tab or line break): rename it",
+            )
         codings[req.name] = table.binary_coding(req.name)
         if req.randomized and codings[req.name] is None:
-            raise InputError(path, f"column {req.name!r} is not binary ({table.not_binary_reason(req.name)}); "
-                                   "randomized response needs 0/1 or PLINK 1/2 codes")
+            raise InputError(
+                path,
+                f"column {req.name!r} is not binary ({table.not_binary_reason(req.name)}); "
+                "randomized response needs 0/1 or PLINK 1/2 codes",
+            )
         if req.randomized:
             from genoshare.privacy.phenotype import rr_threshold
 
@@ -334,11 +348,18 @@ class ReleasedPhenotypes:
         binary = self.binary_columns()
         if len(binary) == 1:
             name = binary[0]
-            return (plink_codes(self.columns[name], self.plan.codings[name]),
-                    {"column": name, "note": f"column 6 holds the released {name!r} (1 control, 2 case, -9 missing)"})
-        why = "no released column is binary" if not binary else (
-            f"{len(binary)} released columns are binary ({', '.join(repr(b) for b in binary)}); use "
-            f"{PHENOTYPES_FILE} with --pheno")
+            return (
+                plink_codes(self.columns[name], self.plan.codings[name]),
+                {"column": name, "note": f"column 6 holds the released {name!r} (1 control, 2 case, -9 missing)"},
+            )
+        why = (
+            "no released column is binary"
+            if not binary
+            else (
+                f"{len(binary)} released columns are binary ({', '.join(repr(b) for b in binary)}); use "
+                f"{PHENOTYPES_FILE} with --pheno"
+            )
+        )
         return None, {"column": None, "note": f"column 6 is -9 (missing): {why}"}
 
     def manifest_entry(self, plink_fam: dict | None = None) -> dict:
@@ -346,16 +367,22 @@ class ReleasedPhenotypes:
         cols = []
         for req in self.plan.requests:
             coding = self.plan.codings.get(req.name)
-            entry = {"name": req.name,
-                     "release": "randomized response" if req.randomized else "in the clear (not protected)",
-                     "coding": CODINGS[coding] if coding else "not binary",
-                     "n_missing": sum(v == MISSING_OUT for v in self.columns[req.name])}
+            entry = {
+                "name": req.name,
+                "release": "randomized response" if req.randomized else "in the clear (not protected)",
+                "coding": CODINGS[coding] if coding else "not binary",
+                "n_missing": sum(v == MISSING_OUT for v in self.columns[req.name]),
+            }
             if req.randomized:
                 entry["epsilon_requested"] = req.epsilon
             cols.append(entry)
-        entry = {"file": PHENOTYPES_FILE, "source": self.plan.table.path.name,  # the path is private (ledger)
-                 "columns": cols,
-                 "cohort_without_row": self.n_without_row, "rows_not_in_cohort_dropped": self.n_dropped}
+        entry = {
+            "file": PHENOTYPES_FILE,
+            "source": self.plan.table.path.name,  # the path is private (ledger)
+            "columns": cols,
+            "cohort_without_row": self.n_without_row,
+            "rows_not_in_cohort_dropped": self.n_dropped,
+        }
         if plink_fam is not None:
             entry["plink_fam"] = plink_fam
         return entry
@@ -365,11 +392,14 @@ class ReleasedPhenotypes:
         parts = []
         for req in self.plan.requests:
             if req.randomized:
-                parts.append(f"{req.name!r} by randomized response (epsilon {req.epsilon:g}, accounted in the "
-                             "phenotype stage)")
+                parts.append(
+                    f"{req.name!r} by randomized response (epsilon {req.epsilon:g}, accounted in the phenotype stage)"
+                )
             else:
                 parts.append(f"{req.name!r} in the clear (not protected by differential privacy)")
-        return (f"released in {PHENOTYPES_FILE} from {self.plan.table.path.name}: {'; '.join(parts)}. "
-                f"{self.n_without_row} cohort individual(s) have no row in the file and are released as missing; "
-                f"{self.n_dropped} row(s) of people not in the cohort were dropped. Missing values stay missing: "
-                "which individuals lack a value is not protected. No other column of the file is released.")
+        return (
+            f"released in {PHENOTYPES_FILE} from {self.plan.table.path.name}: {'; '.join(parts)}. "
+            f"{self.n_without_row} cohort individual(s) have no row in the file and are released as missing; "
+            f"{self.n_dropped} row(s) of people not in the cohort were dropped. Missing values stay missing: "
+            "which individuals lack a value is not protected. No other column of the file is released."
+        )

@@ -104,9 +104,7 @@ def _table_lines(path: Path, what: str, n_fields: int) -> list[list[str]]:
         if not fields:
             continue
         if len(fields) != n_fields:
-            raise InputError(
-                path, f"line {lineno} has {len(fields)} fields, a {what} line has {n_fields}"
-            )
+            raise InputError(path, f"line {lineno} has {len(fields)} fields, a {what} line has {n_fields}")
         rows.append(fields)
     return rows
 
@@ -144,9 +142,7 @@ def check_plink(path) -> PlinkFileset:
     if head[:2] != BED_MAGIC:
         raise InputError(fs.bed, "is not a PLINK 1 .bed file (the first bytes are not the magic 6c 1b)")
     if len(head) < 3 or head[2] != BED_VARIANT_MAJOR:
-        raise InputError(
-            fs.bed, "is a sample-major (PLINK < 1.0) .bed; rewrite it variant-major with plink --make-bed"
-        )
+        raise InputError(fs.bed, "is a sample-major (PLINK < 1.0) .bed; rewrite it variant-major with plink --make-bed")
     size = _size(fs.bed)
     per_variant = (n + 3) // 4
     expected = 3 + m * per_variant

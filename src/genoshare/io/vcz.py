@@ -248,9 +248,7 @@ def open_vcz(path) -> VczInfo:
     check_rows("variant_id", 1)
     check_rows("variant_id_mask", 1)
     if arrays["sample_id"].ndim != 1 or arrays["sample_id"].shape[0] != n:
-        raise InputError(
-            path, f"sample_id has shape {arrays['sample_id'].shape} but call_genotype has {n} samples"
-        )
+        raise InputError(path, f"sample_id has shape {arrays['sample_id'].shape} but call_genotype has {n} samples")
     if arrays["variant_allele"].shape[1] < 1:
         raise InputError(path, "variant_allele has no allele column")
 
@@ -375,8 +373,20 @@ def _compressor(shuffle: int, clevel: int | None = None) -> numcodecs.Blosc:
     return numcodecs.Blosc(shuffle=shuffle, **opts)
 
 
-def _create(group, name, *, shape, dtype, chunks, dims, fill_value, description=None, data=None, clevel=None,
-            defer: list | None = None):
+def _create(
+    group,
+    name,
+    *,
+    shape,
+    dtype,
+    chunks,
+    dims,
+    fill_value,
+    description=None,
+    data=None,
+    clevel=None,
+    defer: list | None = None,
+):
     dtype = _STRING if dtype == "T" else np.dtype(dtype)
     is_string = dtype is _STRING
     shuffle = numcodecs.Blosc.BITSHUFFLE if (name.startswith("call_") or dtype == np.bool_) else numcodecs.Blosc.SHUFFLE
@@ -493,31 +503,105 @@ def init_vcz(
     attrs.update(root_attrs or {})
     root.attrs.update(attrs)
 
-    _create(root, "sample_id", shape=(n,), dtype="T", chunks=(cs,), dims=["samples"], fill_value="",
-            data=sample_ids)
-    _create(root, "contig_id", shape=(len(contig_ids),), dtype="T", chunks=(len(contig_ids),),
-            dims=["contigs"], fill_value="", data=contig_ids)
+    _create(root, "sample_id", shape=(n,), dtype="T", chunks=(cs,), dims=["samples"], fill_value="", data=sample_ids)
+    _create(
+        root,
+        "contig_id",
+        shape=(len(contig_ids),),
+        dtype="T",
+        chunks=(len(contig_ids),),
+        dims=["contigs"],
+        fill_value="",
+        data=contig_ids,
+    )
     if contig_lengths is not None:
-        _create(root, "contig_length", shape=(len(contig_ids),), dtype="i8", chunks=(len(contig_ids),),
-                dims=["contigs"], fill_value=0, data=np.asarray(contig_lengths, dtype=np.int64))
+        _create(
+            root,
+            "contig_length",
+            shape=(len(contig_ids),),
+            dtype="i8",
+            chunks=(len(contig_ids),),
+            dims=["contigs"],
+            fill_value=0,
+            data=np.asarray(contig_lengths, dtype=np.int64),
+        )
 
     ref_len = np.fromiter((len(a) for a in variant_allele[:, 0].tolist()), dtype=np.int64, count=m)
     ids = np.array(["." if (v is None or str(v) == "") else str(v) for v in variant_id.tolist()], dtype=object)
     alleles = np.where(variant_allele == None, "", variant_allele).astype(str).astype(object)  # noqa: E711
     d = _DESCRIPTIONS
-    _create(root, "variant_position", shape=(m,), dtype="i4", chunks=(cv,), dims=["variants"], fill_value=None,
-            description=d["variant_position"], data=variant_position, defer=deferred_writes)
-    _create(root, "variant_contig", shape=(m,), dtype=_min_int(0, len(contig_ids)), chunks=(cv,),
-            dims=["variants"], fill_value=None, description=d["variant_contig"], data=variant_contig,
-            defer=deferred_writes)
-    _create(root, "variant_allele", shape=alleles.shape, dtype="T", chunks=(cv, alleles.shape[1]),
-            dims=["variants", "alleles"], fill_value="", description=d["variant_allele"], data=alleles, defer=deferred_writes)
-    _create(root, "variant_id", shape=(m,), dtype="T", chunks=(cv,), dims=["variants"], fill_value="",
-            description=d["variant_id"], data=ids, defer=deferred_writes)
-    _create(root, "variant_id_mask", shape=(m,), dtype="bool", chunks=(cv,), dims=["variants"], fill_value=None,
-            description=d["variant_id_mask"], data=ids == ".", defer=deferred_writes)
-    _create(root, "variant_length", shape=(m,), dtype=_min_int(0, int(ref_len.max())), chunks=(cv,),
-            dims=["variants"], fill_value=None, description=d["variant_length"], data=ref_len, defer=deferred_writes)
+    _create(
+        root,
+        "variant_position",
+        shape=(m,),
+        dtype="i4",
+        chunks=(cv,),
+        dims=["variants"],
+        fill_value=None,
+        description=d["variant_position"],
+        data=variant_position,
+        defer=deferred_writes,
+    )
+    _create(
+        root,
+        "variant_contig",
+        shape=(m,),
+        dtype=_min_int(0, len(contig_ids)),
+        chunks=(cv,),
+        dims=["variants"],
+        fill_value=None,
+        description=d["variant_contig"],
+        data=variant_contig,
+        defer=deferred_writes,
+    )
+    _create(
+        root,
+        "variant_allele",
+        shape=alleles.shape,
+        dtype="T",
+        chunks=(cv, alleles.shape[1]),
+        dims=["variants", "alleles"],
+        fill_value="",
+        description=d["variant_allele"],
+        data=alleles,
+        defer=deferred_writes,
+    )
+    _create(
+        root,
+        "variant_id",
+        shape=(m,),
+        dtype="T",
+        chunks=(cv,),
+        dims=["variants"],
+        fill_value="",
+        description=d["variant_id"],
+        data=ids,
+        defer=deferred_writes,
+    )
+    _create(
+        root,
+        "variant_id_mask",
+        shape=(m,),
+        dtype="bool",
+        chunks=(cv,),
+        dims=["variants"],
+        fill_value=None,
+        description=d["variant_id_mask"],
+        data=ids == ".",
+        defer=deferred_writes,
+    )
+    _create(
+        root,
+        "variant_length",
+        shape=(m,),
+        dtype=_min_int(0, int(ref_len.max())),
+        chunks=(cv,),
+        dims=["variants"],
+        fill_value=None,
+        description=d["variant_length"],
+        data=ref_len,
+        defer=deferred_writes,
+    )
     index = _region_index(variant_contig, variant_position, ref_len, cv)
     a = root.create_array(
         "region_index",
@@ -530,14 +614,38 @@ def init_vcz(
     a[...] = index
     a.attrs["_ARRAY_DIMENSIONS"] = ["region_index_values", "region_index_fields"]
 
-    _create(root, "call_genotype", shape=(m, n, 2), dtype="i1", chunks=(cv, cs, 2),
-            dims=["variants", "samples", "ploidy"], fill_value=-1, description=d["call_genotype"],
-            clevel=(call_clevels or {}).get("call_genotype"))
-    _create(root, "call_genotype_mask", shape=(m, n, 2), dtype="bool", chunks=(cv, cs, 2),
-            dims=["variants", "samples", "ploidy"], fill_value=True, description=d["call_genotype_mask"],
-            clevel=(call_clevels or {}).get("call_genotype_mask"))
-    _create(root, "call_genotype_phased", shape=(m, n), dtype="bool", chunks=(cv, cs),
-            dims=["variants", "samples"], fill_value=False, description=d["call_genotype_phased"])
+    _create(
+        root,
+        "call_genotype",
+        shape=(m, n, 2),
+        dtype="i1",
+        chunks=(cv, cs, 2),
+        dims=["variants", "samples", "ploidy"],
+        fill_value=-1,
+        description=d["call_genotype"],
+        clevel=(call_clevels or {}).get("call_genotype"),
+    )
+    _create(
+        root,
+        "call_genotype_mask",
+        shape=(m, n, 2),
+        dtype="bool",
+        chunks=(cv, cs, 2),
+        dims=["variants", "samples", "ploidy"],
+        fill_value=True,
+        description=d["call_genotype_mask"],
+        clevel=(call_clevels or {}).get("call_genotype_mask"),
+    )
+    _create(
+        root,
+        "call_genotype_phased",
+        shape=(m, n),
+        dtype="bool",
+        chunks=(cv, cs),
+        dims=["variants", "samples"],
+        fill_value=False,
+        description=d["call_genotype_phased"],
+    )
     return root
 
 

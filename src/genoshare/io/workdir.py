@@ -18,7 +18,9 @@ import socket
 from pathlib import Path
 
 KINDS = ("work", "tmp", "old")
-_NAME = re.compile(r"^\.(?P<out>.+)\.(?P<kind>work|tmp|old)-(?P<host>[A-Za-z0-9_.-]+?)-(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})$")
+_NAME = re.compile(
+    r"^\.(?P<out>.+)\.(?P<kind>work|tmp|old)-(?P<host>[A-Za-z0-9_.-]+?)-(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})$"
+)
 
 
 def host() -> str:
@@ -128,6 +130,11 @@ def remove_own(out, kinds=("tmp",)) -> None:
         return
     for entry in entries:
         info = parse_hidden(entry.name)
-        if info and info["kind"] in kinds and info["out"] == out.name and info["host"] == host() \
-                and info["pid"] == os.getpid():
+        if (
+            info
+            and info["kind"] in kinds
+            and info["out"] == out.name
+            and info["host"] == host()
+            and info["pid"] == os.getpid()
+        ):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -116,10 +116,18 @@ def _vload(builder, base_ptr, index, vty):
 def _gather(builder, base_ptr, idx):
     fnty = ir.FunctionType(_VF64, [_VPTR, _I32, _VI1, _VF64])
     fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.gather.v{LANES}f64.v{LANES}p0")
-    addr = builder.add(_splat(builder, builder.ptrtoint(base_ptr, _I64), _VI64),
-                       builder.mul(idx, ir.Constant(_VI64, [8] * LANES)))
-    return builder.call(fn, [builder.inttoptr(addr, _VPTR), ir.Constant(_I32, 8), ir.Constant(_VI1, [1] * LANES),
-                             ir.Constant(_VF64, ir.Undefined)])
+    addr = builder.add(
+        _splat(builder, builder.ptrtoint(base_ptr, _I64), _VI64), builder.mul(idx, ir.Constant(_VI64, [8] * LANES))
+    )
+    return builder.call(
+        fn,
+        [
+            builder.inttoptr(addr, _VPTR),
+            ir.Constant(_I32, 8),
+            ir.Constant(_VI1, [1] * LANES),
+            ir.Constant(_VF64, ir.Undefined),
+        ],
+    )
 
 
 def _make_body(variant):
@@ -149,11 +157,14 @@ def _make_body(variant):
             wtp, cntp, tabp = wt.data, arr(5, cnt_v).data, arr(8, tab_v).data
             spkp, snkp = arr(10, spk_v).data, arr(11, snk_v).data
             accp = builder.bitcast(arr(12, acc_v).data, ir.PointerType(_VF64))
-            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VI64, [_VI64]),
-                                                   f"llvm.ctpop.v{LANES}i64")
+            ctpop = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_VI64, [_VI64]), f"llvm.ctpop.v{LANES}i64"
+            )
             zero = ir.Constant(_VF64, [0.0] * LANES)
-            lanes = [cgutils.alloca_once_value(builder, builder.load(builder.gep(accp, [ir.Constant(_I64, i)]),
-                                                                     align=8)) for i in range(3)]
+            lanes = [
+                cgutils.alloca_once_value(builder, builder.load(builder.gep(accp, [ir.Constant(_I64, i)]), align=8))
+                for i in range(3)
+            ]
             m11_slot = cgutils.alloca_once(builder, _VI64)
             with cgutils.for_range(builder, nblk_v) as loop:
                 qk = builder.add(q0_v, builder.mul(loop.index, ir.Constant(_I64, LANES)))
@@ -179,10 +190,16 @@ def _make_body(variant):
                     if variant == PROVGEN:
                         z = _splat(builder, logz_v, _VF64)
                         izero = ir.Constant(_VI64, [0] * LANES)
-                        num = builder.select(builder.or_(builder.icmp_signed("==", m11, izero),
-                                                         builder.icmp_signed("==", m00, izero)), z, num)
-                        den = builder.select(builder.or_(builder.icmp_signed("==", m10, izero),
-                                                         builder.icmp_signed("==", m01, izero)), z, den)
+                        num = builder.select(
+                            builder.or_(builder.icmp_signed("==", m11, izero), builder.icmp_signed("==", m00, izero)),
+                            z,
+                            num,
+                        )
+                        den = builder.select(
+                            builder.or_(builder.icmp_signed("==", m10, izero), builder.icmp_signed("==", m01, izero)),
+                            z,
+                            den,
+                        )
                     t = builder.fsub(num, den)
                 tp = builder.select(builder.fcmp_ordered(">", t, zero), t, zero)
                 tn = builder.select(builder.fcmp_ordered("<", t, zero), t, zero)
@@ -206,8 +223,26 @@ _body_provgen = _make_body(PROVGEN)
 
 
 @njit(cache=True, nogil=True)
-def ld_tile(WT, counts, contig, run_end, ni, kofs, nk, diagonal, window, n, mode, use_table, tab, logz,
-            spos_i, sneg_i, spos_k, sneg_k):
+def ld_tile(
+    WT,
+    counts,
+    contig,
+    run_end,
+    ni,
+    kofs,
+    nk,
+    diagonal,
+    window,
+    n,
+    mode,
+    use_table,
+    tab,
+    logz,
+    spos_i,
+    sneg_i,
+    spos_k,
+    sneg_k,
+):
     """Accumulate S+/S- of the columns of the task's I rows and K rows from their pairs.
 
     WT (nw, 2r) / counts (2r,) are the packed columns of the task's r stacked SNP rows: I rows
@@ -348,16 +383,19 @@ def _lookup(builder, kind, rowp, regs, m11):
     if not regs:
         return _gather(builder, rowp, m11)
     if len(regs) == 1:
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF64, [_VF64, _VI64]),
-                                            "llvm.x86.avx512.permvar.df.512")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(_VF64, [_VF64, _VI64]), "llvm.x86.avx512.permvar.df.512"
+        )
         return builder.call(fn, [regs[0], m11])
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VF64, [_VF64, _VI64, _VF64]),
-                                        "llvm.x86.avx512.vpermi2var.pd.512")
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(_VF64, [_VF64, _VI64, _VF64]), "llvm.x86.avx512.vpermi2var.pd.512"
+    )
     part = [builder.call(fn, [regs[2 * i], m11, regs[2 * i + 1]]) for i in range(len(regs) // 2)]
     bit = 16
     while len(part) > 1:
-        hi = builder.icmp_unsigned("!=", builder.and_(m11, ir.Constant(_VI64, [bit] * LANES)),
-                                   ir.Constant(_VI64, [0] * LANES))
+        hi = builder.icmp_unsigned(
+            "!=", builder.and_(m11, ir.Constant(_VI64, [bit] * LANES)), ir.Constant(_VI64, [0] * LANES)
+        )
         part = [builder.select(hi, part[2 * i + 1], part[2 * i]) for i in range(len(part) // 2)]
         bit *= 2
     return part[0]
@@ -392,14 +430,21 @@ def _make_run_body(kind, weighted):
             rowp = builder.gep(arr(6, tab_v).data, [base_v])
             spkp, snkp = arr(9, spk_v).data, arr(10, snk_v).data
             accp = builder.bitcast(arr(11, acc_v).data, ir.PointerType(_VF64))
-            ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VI64, [_VI64]),
-                                                   f"llvm.ctpop.v{LANES}i64")
-            regs = [builder.load(builder.bitcast(builder.gep(rowp, [ir.Constant(_I64, LANES * i)]),
-                                                 ir.PointerType(_VF64)), align=8) for i in range(nregs)]
+            ctpop = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(_VI64, [_VI64]), f"llvm.ctpop.v{LANES}i64"
+            )
+            regs = [
+                builder.load(
+                    builder.bitcast(builder.gep(rowp, [ir.Constant(_I64, LANES * i)]), ir.PointerType(_VF64)), align=8
+                )
+                for i in range(nregs)
+            ]
             zero = ir.Constant(_VF64, [0.0] * LANES)
             mus = _splat(builder, mu_v, _VF64)
-            lanes = [cgutils.alloca_once_value(builder, builder.load(builder.gep(accp, [ir.Constant(_I64, i)]),
-                                                                     align=8)) for i in range(3)]
+            lanes = [
+                cgutils.alloca_once_value(builder, builder.load(builder.gep(accp, [ir.Constant(_I64, i)]), align=8))
+                for i in range(3)
+            ]
             m11_slot = cgutils.alloca_once(builder, _VI64)
             with cgutils.for_range(builder, nblk_v) as loop:
                 q = builder.add(q0_v, builder.mul(loop.index, ir.Constant(_I64, LANES)))
@@ -411,8 +456,11 @@ def _make_run_body(kind, weighted):
                     builder.store(ir.Constant(_VI64, [0] * LANES), m11_slot)
                     with cgutils.for_range(builder, nw) as wl:
                         words = _vload(builder, kwp, builder.add(builder.mul(wl.index, kcols), q), _VI64)
-                        mine = _splat(builder, builder.load(builder.gep(rwp, [builder.add(
-                            builder.mul(wl.index, rcols), r_v)])), _VI64)
+                        mine = _splat(
+                            builder,
+                            builder.load(builder.gep(rwp, [builder.add(builder.mul(wl.index, rcols), r_v)])),
+                            _VI64,
+                        )
                         pc = builder.call(ctpop, [builder.and_(words, mine)])
                         builder.store(builder.add(builder.load(m11_slot), pc), m11_slot)
                     m11 = builder.load(m11_slot)

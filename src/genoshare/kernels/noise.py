@@ -96,9 +96,17 @@ def _hypergeom_inv(good, bad, draws, u):
     mode = min(max(mode, xmin), xmax)
 
     def logpmf(x):
-        return (math.lgamma(good + 1) - math.lgamma(x + 1) - math.lgamma(good - x + 1)
-                + math.lgamma(bad + 1) - math.lgamma(draws - x + 1) - math.lgamma(bad - draws + x + 1)
-                - math.lgamma(total + 1) + math.lgamma(draws + 1) + math.lgamma(total - draws + 1))
+        return (
+            math.lgamma(good + 1)
+            - math.lgamma(x + 1)
+            - math.lgamma(good - x + 1)
+            + math.lgamma(bad + 1)
+            - math.lgamma(draws - x + 1)
+            - math.lgamma(bad - draws + x + 1)
+            - math.lgamma(total + 1)
+            + math.lgamma(draws + 1)
+            + math.lgamma(total - draws + 1)
+        )
 
     pm = math.exp(logpmf(mode))
     acc = pm
@@ -305,16 +313,17 @@ def unpack_codes(packed, s):
     return out
 
 
-
 @njit(cache=True, nogil=True)
-def noise_pack_count(calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out,
-                     invalid_out):
+def noise_pack_count(
+    calls, words, t_hi, t_lo, weights, packed, ones_out, nonmiss_out, original_out, digest_out, invalid_out
+):
     """Pass 1 of the store pipeline for one sample block, in one sweep over a (v, s, 2) call chunk: what
-    dosage_from_calls, noise_xor_count, packing two codes per byte (see unpack_codes) and add_row_digests
-    (kernels.fingerprint) do one after the other, plus each variant's original ALT count. ``weights`` (s, 2) are the fingerprint's sample weights, or
-    (0, 2) to skip the digests. Outputs are per variant: ones_out, nonmiss_out, original_out (v,), digest_out
-    (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller. invalid_out (v,): alleles
-    with an index above 1 (not a genotype of a bi-allelic site: the caller refuses the release if any).
+        dosage_from_calls, noise_xor_count, packing two codes per byte (see unpack_codes) and add_row_digests
+        (kernels.fingerprint) do one after the other, plus each variant's original ALT count. ``weights`` (s, 2) are
+    the fingerprint's sample weights, or
+        (0, 2) to skip the digests. Outputs are per variant: ones_out, nonmiss_out, original_out (v,), digest_out
+        (v, 2) added to (uint64, wrapping); packed (v, ceil(s / 2)) zeroed by the caller. invalid_out (v,): alleles
+        with an index above 1 (not a genotype of a bi-allelic site: the caller refuses the release if any).
     """
     v, s, _ = calls.shape
     digests = weights.shape[0] > 0

@@ -87,9 +87,16 @@ def _finish(stats, method, eps, c) -> Calibration:
     t = quantise(flip_probabilities(stats, c))
     p = t / TWO32
     a, _ = _coefficients(stats)
-    return Calibration(method=method, epsilon_requested=float(eps), c=float(c), p=p, thresholds=t,
-                       epsilon_xor=epsilon_xor(p), epsilon_nominal=_nominal_of(stats, c),
-                       n_lo_nonneg=int(np.count_nonzero(a >= 0)))
+    return Calibration(
+        method=method,
+        epsilon_requested=float(eps),
+        c=float(c),
+        p=p,
+        thresholds=t,
+        epsilon_xor=epsilon_xor(p),
+        epsilon_nominal=_nominal_of(stats, c),
+        n_lo_nonneg=int(np.count_nonzero(a >= 0)),
+    )
 
 
 def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float = 1e-9) -> Calibration:
@@ -100,8 +107,10 @@ def calibrate(stats: LDStats, epsilon: float, method: str = "exact", rtol: float
     if method != "exact":
         raise ValueError("calibration must be 'exact' or 'nominal'")
     if epsilon < MIN_EPSILON:
-        raise GenoshareError(f"requested epsilon {epsilon:g} is below the smallest epsilon the noise can express "
-                             f"({MIN_EPSILON:.3g}: flip rates are quantised in steps of 2^-32)")
+        raise GenoshareError(
+            f"requested epsilon {epsilon:g} is below the smallest epsilon the noise can express "
+            f"({MIN_EPSILON:.3g}: flip rates are quantised in steps of 2^-32)"
+        )
     return _finish(stats, method, epsilon, _exact_scale(stats, epsilon, rtol))
 
 
@@ -138,8 +147,10 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
     abs_a = np.abs(a)
     total = float(np.sum(abs_a))
     if not (total > 0 and np.isfinite(total)):
-        raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
-                             f"panel's noise model reaches (0: every column has lo = 0)")
+        raise GenoshareError(
+            f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
+            f"panel's noise model reaches (0: every column has lo = 0)"
+        )
     c = epsilon / total
     for _ in range(60):
         ub = _eps_upper_bound(abs_a, c)
@@ -164,8 +175,10 @@ def _exact_scale(stats: LDStats, epsilon: float, rtol: float) -> float:
             break
         c *= 1.05
     if hi_c is None:
-        raise GenoshareError(f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
-                             f"panel's noise model reaches (about {best_eps:.6g}); request at most that")
+        raise GenoshareError(
+            f"requested epsilon {epsilon:g} exceeds the largest true epsilon this reference "
+            f"panel's noise model reaches (about {best_eps:.6g}); request at most that"
+        )
     # Inside the bracket eps_xor is close to linear: regula falsi, Illinois variant (the weight of
     # an end that stays put is halved), plus a bisection every third step unless the bracket has
     # halved meanwhile. Invariant: eps(lo) <= epsilon < eps(hi) (hi may start exactly at epsilon).

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoshare.kernels.ldtile import (HALDANE, PROVGEN, TABLE_MAX_N, column_layout, ld_tile, ld_tile_runs,
-                                      pack_columns, pair_table)
+from genoshare.kernels.ldtile import (
+    HALDANE,
+    PROVGEN,
+    TABLE_MAX_N,
+    column_layout,
+    ld_tile,
+    ld_tile_runs,
+    pack_columns,
+    pair_table,
+)
 
 ZERO_CELLS = {"haldane": HALDANE, "provgen": PROVGEN}
 PROVGEN_Z = float(np.finfo(np.float64).eps)
@@ -120,8 +128,9 @@ def _run_ends(contig: np.ndarray) -> np.ndarray:
     return np.repeat(ends, np.diff(ends, prepend=0)).astype(np.int64)
 
 
-def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, window: int | None, zero_cell: str,
-                 n_ref: int):
+def tile_partial(
+    task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, window: int | None, zero_cell: str, n_ref: int
+):
     """Partial sums of one task from its panel rows (``task.rows()`` stacked, (r, n_ref) int8).
 
     Returns (spos_i, sneg_i, spos_k, sneg_k, f2_offdiagonal) with local column indexing.
@@ -157,8 +166,26 @@ def tile_partial(task: TileTask, G_rows: np.ndarray, contig_rows: np.ndarray, wi
         return spos_i, sneg_i, spos_k, sneg_k, f2
     w = -1 if window is None else int(window)
     contig = np.ascontiguousarray(contig_rows, dtype=np.int64)
-    f2 = ld_tile(WT, counts, contig, _run_ends(contig), ni, 0 if task.diagonal else ni, nk, task.diagonal, w,
-                 n_ref, mode, n_ref <= TABLE_MAX_N, tab, _LOGZ, spos_i, sneg_i, spos_k, sneg_k)
+    f2 = ld_tile(
+        WT,
+        counts,
+        contig,
+        _run_ends(contig),
+        ni,
+        0 if task.diagonal else ni,
+        nk,
+        task.diagonal,
+        w,
+        n_ref,
+        mode,
+        n_ref <= TABLE_MAX_N,
+        tab,
+        _LOGZ,
+        spos_i,
+        sneg_i,
+        spos_k,
+        sneg_k,
+    )
     return spos_i, sneg_i, spos_k, sneg_k, f2
 
 
@@ -199,8 +226,15 @@ class LDAccumulator:
     def result(self) -> LDStats:
         t_diag = diagonal(self.count_hi, self.count_lo, self.n_ref, self.zero_cell)
         f2 = float(np.sum(t_diag**2) + 2.0 * self.f2_off)
-        return LDStats(t_diag=t_diag, s_pos=self.s_pos, s_neg=self.s_neg, f2=f2, n_ref=self.n_ref,
-                       zero_cell=self.zero_cell, window=self.window)
+        return LDStats(
+            t_diag=t_diag,
+            s_pos=self.s_pos,
+            s_neg=self.s_neg,
+            f2=f2,
+            n_ref=self.n_ref,
+            zero_cell=self.zero_cell,
+            window=self.window,
+        )
 
 
 def contig_codes(contigs, m: int) -> np.ndarray:

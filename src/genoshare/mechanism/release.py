@@ -38,8 +38,9 @@ def n_blocks(n_samples: int, sample_block: int) -> int:
     return max(1, -(-n_samples // sample_block))
 
 
-def noisy_codes(G: np.ndarray, thresholds: np.ndarray, keys: ReleaseKeys, v0: int, s0: int, n_total: int,
-                sample_block: int):
+def noisy_codes(
+    G: np.ndarray, thresholds: np.ndarray, keys: ReleaseKeys, v0: int, s0: int, n_total: int, sample_block: int
+):
     """Pass 1 of a chunk: XOR-noised codes plus per-block 1-bit and non-missing counts.
 
     ``thresholds`` holds the chunk's 2v column thresholds (high, low per variant). ``s0``
@@ -77,8 +78,16 @@ def eligible_bits(ones: np.ndarray, nonmiss: np.ndarray, direction: np.ndarray) 
     return np.where(direction < 0, ones, 2 * nonmiss - ones).astype(np.int64)
 
 
-def restore(codes: np.ndarray, k_block: np.ndarray, direction: np.ndarray, keys: ReleaseKeys, v0: int,
-            s0: int, n_total: int, eligible: np.ndarray | None = None) -> None:
+def restore(
+    codes: np.ndarray,
+    k_block: np.ndarray,
+    direction: np.ndarray,
+    keys: ReleaseKeys,
+    v0: int,
+    s0: int,
+    n_total: int,
+    eligible: np.ndarray | None = None,
+) -> None:
     """Apply one sample block's share of the flips to its noisy codes, in place.
 
     ``eligible``: the block's eligible bits per variant (:func:`eligible_bits`) if known; else counted here.
@@ -101,9 +110,16 @@ def target_counts_from_af(G: np.ndarray, af: np.ndarray) -> np.ndarray:
     return 2.0 * n_j * np.asarray(af, dtype=np.float64)
 
 
-def release_genotypes(G: np.ndarray, thresholds: np.ndarray, target_counts: np.ndarray, keys: ReleaseKeys,
-                      sample_block: int = DEFAULT_SAMPLE_BLOCK, variant_chunk: int = DEFAULT_VARIANT_CHUNK,
-                      threads: int | None = None, progress=None) -> ReleaseResult:
+def release_genotypes(
+    G: np.ndarray,
+    thresholds: np.ndarray,
+    target_counts: np.ndarray,
+    keys: ReleaseKeys,
+    sample_block: int = DEFAULT_SAMPLE_BLOCK,
+    variant_chunk: int = DEFAULT_VARIANT_CHUNK,
+    threads: int | None = None,
+    progress=None,
+) -> ReleaseResult:
     """Release a variant-major matrix G (m, n) int8 with -1 missing.
 
     thresholds: (2m,) uint32 from the calibration; target_counts: (m,) allele counts to
@@ -146,5 +162,11 @@ def release_genotypes(G: np.ndarray, thresholds: np.ndarray, target_counts: np.n
     else:
         with ThreadPoolExecutor(max_workers=nthreads) as pool:
             list(pool.map(run, starts))
-    return ReleaseResult(genotypes=out, flips=totals["down"] + totals["up"], flips_down=totals["down"],
-                         flips_up=totals["up"], n_missing=int(np.count_nonzero(G < 0)), sample_block=sample_block)
+    return ReleaseResult(
+        genotypes=out,
+        flips=totals["down"] + totals["up"],
+        flips_down=totals["down"],
+        flips_up=totals["up"],
+        n_missing=int(np.count_nonzero(G < 0)),
+        sample_block=sample_block,
+    )

@@ -149,7 +149,7 @@ class XorAccount:
     def to_dict(self) -> dict:
         return {
             "mechanism": "XOR with independent Bernoulli(p_j) noise: randomized response on each of the 2m "
-                         "genotype bits",
+            "genotype bits",
             "epsilon": _num(self.epsilon),
             "delta": self.delta,
             "epsilon_pure": _num(self.epsilon_pure),
@@ -287,14 +287,16 @@ def _compose_two(p1, p2, tail: float):
     p1, p2 = p1.to_dense_pmf(), p2.to_dense_pmf()
     p1.validate_composable(p2)
     # pylint: disable=protected-access
-    probs = signal.fftconvolve(p1._probs, p2._probs) if min(p1.size, p2.size) > 64 else np.convolve(
-        p1._probs, p2._probs)
+    probs = (
+        signal.fftconvolve(p1._probs, p2._probs) if min(p1.size, p2.size) > 64 else np.convolve(p1._probs, p2._probs)
+    )
     # As in dp-accounting, FFT round-off (about 1e-16 of the largest mass, either sign) is left in place: it
     # cancels in the tail sums used for truncation and for delta.
     infinity = p1._infinity_mass + p2._infinity_mass - p1._infinity_mass * p2._infinity_mass
     offset, probs, right = _truncate(probs, tail, p1._pessimistic_estimate)
-    return pld_pmf.DensePLDPmf(p1._discretization, p1._lower_loss + p2._lower_loss + offset, probs,
-                               infinity + right, p1._pessimistic_estimate)
+    return pld_pmf.DensePLDPmf(
+        p1._discretization, p1._lower_loss + p2._lower_loss + offset, probs, infinity + right, p1._pessimistic_estimate
+    )
 
 
 def _compose_all(pmfs: list, tail: float):
@@ -327,8 +329,15 @@ def _pld_from_pmf(pmf):
     return PrivacyLossDistribution(pmf)
 
 
-def xor_pld(p: np.ndarray, *, pessimistic: bool = True, bucket_rel_width: float = DEFAULT_BUCKET_REL_WIDTH,
-            grid_points: int = DEFAULT_GRID_POINTS, tail: float = 1e-16, discretization: float | None = None):
+def xor_pld(
+    p: np.ndarray,
+    *,
+    pessimistic: bool = True,
+    bucket_rel_width: float = DEFAULT_BUCKET_REL_WIDTH,
+    grid_points: int = DEFAULT_GRID_POINTS,
+    tail: float = 1e-16,
+    discretization: float | None = None,
+):
     """(PrivacyLossDistribution, n_buckets, d) of the XOR stage with flip probabilities p.
 
     Pessimistic: every approximation increases every delta(epsilon) (buckets take their largest loss, losses are
@@ -427,9 +436,15 @@ def _epsilon_for_delta_raw(pld, delta: float) -> float:
     return max(0.0, float(L[k]) - min(max(t, 0.0), d))
 
 
-def xor_account(p: np.ndarray, delta: float, *, bucket_rel_width: float = DEFAULT_BUCKET_REL_WIDTH,
-                grid_points: int = DEFAULT_GRID_POINTS, lower_bound: bool = False,
-                discretization: float | None = None) -> XorAccount:
+def xor_account(
+    p: np.ndarray,
+    delta: float,
+    *,
+    bucket_rel_width: float = DEFAULT_BUCKET_REL_WIDTH,
+    grid_points: int = DEFAULT_GRID_POINTS,
+    lower_bound: bool = False,
+    discretization: float | None = None,
+) -> XorAccount:
     """Account for the XOR stage with (quantised) flip probabilities p of the 2m bit columns.
 
     delta: the stage's delta (see :func:`default_delta`). ``lower_bound`` also computes the optimistic estimate
@@ -446,10 +461,22 @@ def xor_account(p: np.ndarray, delta: float, *, bucket_rel_width: float = DEFAUL
     noiseless = int(np.count_nonzero(~np.isfinite(a)))
     eps_pure = float(np.sum(a)) if noiseless == 0 else math.inf
     if noiseless:
-        return XorAccount(math.inf, delta, math.inf, math.inf, p.size, noiseless, 0, bucket_rel_width, 0.0,
-                          time.perf_counter() - t0, None)
-    pld, nb, d = xor_pld(p, pessimistic=True, bucket_rel_width=bucket_rel_width, grid_points=grid_points,
-                         discretization=discretization)
+        return XorAccount(
+            math.inf,
+            delta,
+            math.inf,
+            math.inf,
+            p.size,
+            noiseless,
+            0,
+            bucket_rel_width,
+            0.0,
+            time.perf_counter() - t0,
+            None,
+        )
+    pld, nb, d = xor_pld(
+        p, pessimistic=True, bucket_rel_width=bucket_rel_width, grid_points=grid_points, discretization=discretization
+    )
     # The PLD bound can exceed epsilon_pure by less than one grid step at tiny delta (the connect-the-dots split
     # puts some mass one grid point above the largest loss); the reported ``epsilon`` takes the smaller of the two.
     eps_hi = _epsilon_for_delta(pld, delta)
@@ -457,9 +484,19 @@ def xor_account(p: np.ndarray, delta: float, *, bucket_rel_width: float = DEFAUL
     if lower_bound:
         pld_lo, _, _ = xor_pld(p, pessimistic=False, bucket_rel_width=bucket_rel_width, discretization=d)
         eps_lo = min(_epsilon_for_delta(pld_lo, delta, pessimistic=False), eps_pure)
-    return XorAccount(epsilon_pure=eps_pure, delta=delta, epsilon_at_delta=eps_hi, epsilon_at_delta_lower=eps_lo,
-                      n_bits=int(p.size), n_bits_noiseless=0, n_buckets=nb, bucket_rel_width=bucket_rel_width,
-                      discretization=d, seconds=time.perf_counter() - t0, pld=pld)
+    return XorAccount(
+        epsilon_pure=eps_pure,
+        delta=delta,
+        epsilon_at_delta=eps_hi,
+        epsilon_at_delta_lower=eps_lo,
+        n_bits=int(p.size),
+        n_bits_noiseless=0,
+        n_buckets=nb,
+        bucket_rel_width=bucket_rel_width,
+        discretization=d,
+        seconds=time.perf_counter() - t0,
+        pld=pld,
+    )
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -518,8 +555,7 @@ def xor_guarantee_table(acct: XorAccount, fprs: Sequence[float] = DEFAULT_FPRS) 
 def stage_entry(mechanism: str, epsilon: float | None, delta: float | None, **extra) -> dict:
     """One stage of the manifest's privacy object. epsilon/delta None: the stage is not covered by DP (say why
     in ``statement``)."""
-    return {"mechanism": mechanism, "epsilon": _num(epsilon), "delta": None if delta is None else float(delta),
-            **extra}
+    return {"mechanism": mechanism, "epsilon": _num(epsilon), "delta": None if delta is None else float(delta), **extra}
 
 
 def compose(stages) -> dict:
@@ -547,8 +583,9 @@ def compose(stages) -> dict:
     return total
 
 
-def privacy_object(xor: XorAccount, af: dict | None = None, phenotype: dict | None = None,
-                   fprs: Sequence[float] = DEFAULT_FPRS) -> dict:
+def privacy_object(
+    xor: XorAccount, af: dict | None = None, phenotype: dict | None = None, fprs: Sequence[float] = DEFAULT_FPRS
+) -> dict:
     """The manifest's ``privacy`` object.
 
     xor: :func:`xor_account` result. af: an entry from :mod:`genoshare.privacy.dp_af` (``af_public_entry``,
@@ -579,9 +616,8 @@ def privacy_object(xor: XorAccount, af: dict | None = None, phenotype: dict | No
             row["tpr_max"] = min(row["tpr_max"], tpr_bound(pure, 0.0, f))
     total["guarantee"] = {
         "statement": "largest true-positive rate of ANY membership or attribute test at the given false-positive "
-                     "rate: TPR <= min(1, e^eps FPR + delta, 1 - e^-eps (1 - delta - FPR))"
-                     + ("; holds only conditionally on the stages listed in not_covered"
-                        if total.get("not_covered") else ""),
+        "rate: TPR <= min(1, e^eps FPR + delta, 1 - e^-eps (1 - delta - FPR))"
+        + ("; holds only conditionally on the stages listed in not_covered" if total.get("not_covered") else ""),
         "table": table,
     }
     stages["xor"]["guarantee_table"] = xor_guarantee_table(xor, fprs)

@@ -95,23 +95,50 @@ from genoshare.errors import InputError
 
 __all__ = ["Report", "check_release", "check_manifest", "ALLOWED_FILES", "ALLOWED_ARRAYS", "TEST_RELEASE_WARNING"]
 
-TEST_RELEASE_WARNING = "reproducible test release: not for sharing (made with --seed: anyone with the seed can " \
-                       "regenerate the noise)"
+TEST_RELEASE_WARNING = (
+    "reproducible test release: not for sharing (made with --seed: anyone with the seed can regenerate the noise)"
+)
 MANIFEST = "manifest.json"
 RELEASE_CSV = "release.csv.gz"
 RELEASE_VCZ = "release.vcz"
 FREQ = "frequencies.tsv"
 PHENO = "phenotypes.tsv"
-ALLOWED_FILES = frozenset({MANIFEST, RELEASE_CSV, FREQ, PHENO, "release.bed", "release.bim", "release.fam",
-                           "release.vcf.gz", "release.vcf.gz.tbi", "retention.json"})
+ALLOWED_FILES = frozenset(
+    {
+        MANIFEST,
+        RELEASE_CSV,
+        FREQ,
+        PHENO,
+        "release.bed",
+        "release.bim",
+        "release.fam",
+        "release.vcf.gz",
+        "release.vcf.gz.tbi",
+        "retention.json",
+    }
+)
 ALLOWED_DIRS = frozenset({RELEASE_VCZ})
 TEXT_FILE = re.compile(r"^(README|LICENSE|LICENCE|COPYING|NOTICE)(\.(md|txt|rst))?$", re.IGNORECASE)
 TEXT_MAX_BYTES = 1 << 20
-ALLOWED_ARRAYS = frozenset({
-    "call_genotype", "call_genotype_mask", "call_genotype_phased", "sample_id", "region_index",
-    "variant_position", "variant_contig", "variant_allele", "variant_id", "variant_id_mask", "variant_length",
-    "contig_id", "contig_length", "filter_id", "filter_description",
-})
+ALLOWED_ARRAYS = frozenset(
+    {
+        "call_genotype",
+        "call_genotype_mask",
+        "call_genotype_phased",
+        "sample_id",
+        "region_index",
+        "variant_position",
+        "variant_contig",
+        "variant_allele",
+        "variant_id",
+        "variant_id_mask",
+        "variant_length",
+        "contig_id",
+        "contig_length",
+        "filter_id",
+        "filter_description",
+    }
+)
 ROOT_ATTRS = frozenset({"vcf_zarr_version", "source", "genoshare_manifest"})
 ARRAY_ATTRS = frozenset({"_ARRAY_DIMENSIONS", "description"})
 ZARR_META = frozenset({".zgroup", ".zattrs", ".zmetadata", "zarr.json"})
@@ -121,17 +148,46 @@ FAM_MISSING = frozenset({"-9", "0", "NA", ""})
 PHENO_MISSING = frozenset({"-9", "NA", ""})
 VCF_META_KEYS = frozenset({"fileformat", "source", "FILTER", "FORMAT", "contig", "reference", "assembly", "ALT"})
 
-SECRET_WORDS = frozenset({"seed", "seeds", "key", "keys", "master", "secret", "secrets", "password", "passphrase",
-                          "nonce", "iv", "keystream", "prng", "rng"})
+SECRET_WORDS = frozenset(
+    {
+        "seed",
+        "seeds",
+        "key",
+        "keys",
+        "master",
+        "secret",
+        "secrets",
+        "password",
+        "passphrase",
+        "nonce",
+        "iv",
+        "keystream",
+        "prng",
+        "rng",
+    }
+)
 ORIGINAL_WORDS = frozenset({"original", "unperturbed", "plaintext", "cleartext", "private"})
 DATA_WORDS = frozenset({"genotype", "genotypes", "dosage", "dosages", "calls", "haplotype", "haplotypes", "raw"})
 FREQ_WORDS = frozenset({"af", "afs", "maf", "freq", "freqs", "frequency", "frequencies", "count", "counts"})
 KINSHIP_WORDS = frozenset({"kinship", "relatives", "related", "relatedness", "king"})
 PUBLIC_RATE_KEYS = frozenset({"thresholds", "flip_probabilities", "p", "p_j", "noise_rates", "flip_rates"})
-TABLE_WORDS = frozenset({"epsilon", "epsilons", "eps", "delta", "deltas", "curve", "grid", "sweep", "pld",
-                         "retention", "timings"})
-CHECKSUM_KEYS = frozenset({"sha256", "sha1", "md5", "checksum", "digest", "fingerprint", "sites_digest",
-                           "sha256sum", "output_checksum", "release_digest"})
+TABLE_WORDS = frozenset(
+    {"epsilon", "epsilons", "eps", "delta", "deltas", "curve", "grid", "sweep", "pld", "retention", "timings"}
+)
+CHECKSUM_KEYS = frozenset(
+    {
+        "sha256",
+        "sha1",
+        "md5",
+        "checksum",
+        "digest",
+        "fingerprint",
+        "sites_digest",
+        "sha256sum",
+        "output_checksum",
+        "release_digest",
+    }
+)
 LIST_LIMIT = 64
 MAX_LISTED = 10  # paths named per kind of problem before "... and K more"
 
@@ -147,8 +203,11 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return (["PASS" if self.ok else "FAIL"] + [f"problem: {p}" for p in self.problems]
-                + [f"warning: {w}" for w in self.warnings])
+        return (
+            ["PASS" if self.ok else "FAIL"]
+            + [f"problem: {p}" for p in self.problems]
+            + [f"warning: {w}" for w in self.warnings]
+        )
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "problems": list(self.problems), "warnings": list(self.warnings)}
@@ -216,12 +275,14 @@ def _numbers(v) -> int:
 
 def _string_problem(s: str) -> bool:
     t = s.strip()
-    return bool(_HEX.match(t) or (_B64.match(t) and re.search(r"\d", t) and re.search(r"[A-Z]", t)
-                                  and re.search(r"[a-z]", t)))
+    return bool(
+        _HEX.match(t) or (_B64.match(t) and re.search(r"\d", t) and re.search(r"[A-Z]", t) and re.search(r"[a-z]", t))
+    )
 
 
-def check_manifest(obj, where: str = MANIFEST, af_kind: str | None = None, tables: bool = False,
-                   _out: _Collector | None = None) -> tuple[list[str], list[str]]:
+def check_manifest(
+    obj, where: str = MANIFEST, af_kind: str | None = None, tables: bool = False, _out: _Collector | None = None
+) -> tuple[list[str], list[str]]:
     """Apply the manifest rules (module docstring) to a JSON object; returns (problems, warnings).
     ``tables``: the object is a table (retention.json), so long numeric lists are not a problem by themselves."""
     out = _out or _Collector()
@@ -232,8 +293,10 @@ def check_manifest(obj, where: str = MANIFEST, af_kind: str | None = None, table
         words = _words(key) if key is not None else set()
         if key is not None:
             if words & SECRET_WORDS and not (v is None or isinstance(v, bool)):
-                out.problem(f"{where}: '{path}' holds secret material (a seed or key lets anyone regenerate "
-                            "and remove the noise)")
+                out.problem(
+                    f"{where}: '{path}' holds secret material (a seed or key lets anyone regenerate "
+                    "and remove the noise)"
+                )
                 return
             if words & ORIGINAL_WORDS:
                 out.problem(f"{where}: '{path}' holds data or statistics of the original cohort")
@@ -242,18 +305,24 @@ def check_manifest(obj, where: str = MANIFEST, af_kind: str | None = None, table
                 out.problem(f"{where}: '{path}' holds genotype data")
                 return
             if words & KINSHIP_WORDS and _has_list(v):
-                out.problem(f"{where}: '{path}' lists related individuals of the cohort (who is related to whom "
-                            "is a private statistic; a summary such as the largest group size is enough)")
+                out.problem(
+                    f"{where}: '{path}' lists related individuals of the cohort (who is related to whom "
+                    "is a private statistic; a summary such as the largest group size is enough)"
+                )
                 return
             if key.lower() in PUBLIC_RATE_KEYS and not _all_scalar(v):
-                out.warn(f"{where}: '{path}' lists per-column flip probabilities: public (panel + epsilon), "
-                         "harmless, but not needed in a release")
+                out.warn(
+                    f"{where}: '{path}' lists per-column flip probabilities: public (panel + epsilon), "
+                    "harmless, but not needed in a release"
+                )
                 return
             noise = noise or "noise" in words
             if words & FREQ_WORDS and isinstance(v, list) and _numbers(v) > LIST_LIMIT and not noise:
                 if af_kind != "published" and not path.startswith("af_source."):
-                    out.problem(f"{where}: '{path}' lists per-SNP allele frequencies/counts of the cohort, but "
-                                f"af_source is {af_kind or 'not published'} (they were not asked for)")
+                    out.problem(
+                        f"{where}: '{path}' lists per-SNP allele frequencies/counts of the cohort, but "
+                        f"af_source is {af_kind or 'not published'} (they were not asked for)"
+                    )
                 return
         if noise and not _is_scalar(v) and not isinstance(v, dict):
             out.problem(f"{where}: '{path}' holds noise values (anyone could XOR them out)")
@@ -264,8 +333,10 @@ def check_manifest(obj, where: str = MANIFEST, af_kind: str | None = None, table
             return
         if isinstance(v, list):
             if not tables and not (words & TABLE_WORDS) and _numbers(v) > LIST_LIMIT:
-                out.problem(f"{where}: '{path}' lists {_numbers(v)} values (per-SNP or per-individual data; a "
-                            "manifest holds summaries only)")
+                out.problem(
+                    f"{where}: '{path}' lists {_numbers(v)} values (per-SNP or per-individual data; a "
+                    "manifest holds summaries only)"
+                )
                 return
             for i, x in enumerate(v):
                 walk(x, f"{path}[{i}]", None, noise)
@@ -387,7 +458,7 @@ def _on_grid(key: str, grid: list[int], sep: str, prefix: str) -> bool:
     if prefix:
         if not key.startswith(prefix):
             return False
-        key = key[len(prefix):]
+        key = key[len(prefix) :]
     parts = key.split(sep) if sep else [key]
     if sep == "." and "/" in key or sep == "/" and "." in key:
         return False
@@ -552,7 +623,7 @@ class _CsvExport:
             self.failed = True
 
     def feed(self, v0: int, g: np.ndarray) -> None:
-        if not self.failed and not np.array_equal(self.m.genotypes[v0:v0 + g.shape[0]], g):
+        if not self.failed and not np.array_equal(self.m.genotypes[v0 : v0 + g.shape[0]], g):
             self.fail("genotypes differ from release.vcz (it is not an export of this release)")
 
     def finish(self) -> None:
@@ -581,10 +652,15 @@ class _PlinkExport(_CsvExport):
         carried = [r[5] for r in fam]
         if not declared and any(v not in FAM_MISSING for v in carried):
             out.problem("release.fam carries phenotypes but the manifest declares no phenotype release")
-        elif declared and fam_pheno is not None and not all(
-                a == b or (a in FAM_MISSING and b in FAM_MISSING) for a, b in zip(carried, fam_pheno)):
-            out.problem("release.fam: column 6 differs from what the manifest assigns it (the released values of "
-                        "its phenotypes.plink_fam column, else -9)")
+        elif (
+            declared
+            and fam_pheno is not None
+            and not all(a == b or (a in FAM_MISSING and b in FAM_MISSING) for a, b in zip(carried, fam_pheno))
+        ):
+            out.problem(
+                "release.fam: column 6 differs from what the manifest assigns it (the released values of "
+                "its phenotypes.plink_fam column, else -9)"
+            )
         if [r[1] for r in bim] != rel.variant_ids:
             self.fail("release.bim SNPs differ from the release")
         elif rel.alleles is not None:
@@ -687,9 +763,11 @@ class _VcfExport(_CsvExport):
                 self.fail(f"record {v0 + j + 1} is {vid!r}, expected {self.rel.variant_ids[v0 + j]!r}")
                 return
             if fields[8] != b"GT" or fields[7] != b".":
-                self.fail(f"record {v0 + j + 1} carries fields other than GT (INFO "
-                          f"{fields[7][:30].decode('utf-8', 'replace')!r}, FORMAT "
-                          f"{fields[8][:30].decode('utf-8', 'replace')!r})")
+                self.fail(
+                    f"record {v0 + j + 1} carries fields other than GT (INFO "
+                    f"{fields[7][:30].decode('utf-8', 'replace')!r}, FORMAT "
+                    f"{fields[8][:30].decode('utf-8', 'replace')!r})"
+                )
                 return
             got = self._dosage(fields[9], g.shape[1])
             if got is None:
@@ -739,15 +817,22 @@ class _FreqFile:
         import pandas as pd
 
         try:
-            self.df = pd.read_csv(root / FREQ, sep="\t", dtype={"id": str, "contig": str, "ref": str, "alt": str},
-                                  keep_default_na=False, na_values={"af": ["nan", "NaN", ""]})
+            self.df = pd.read_csv(
+                root / FREQ,
+                sep="\t",
+                dtype={"id": str, "contig": str, "ref": str, "alt": str},
+                keep_default_na=False,
+                na_values={"af": ["nan", "NaN", ""]},
+            )
         except Exception as e:  # noqa: BLE001
             self.fail(f"cannot be read ({' '.join(str(e).split())[:120]})")
             return
         extra = [c for c in self.df.columns if c not in FREQ_COLUMNS]
         if extra:
-            out.problem(f"{FREQ}: unexpected column(s) {', '.join(map(str, extra))} (only the release's own "
-                        f"frequencies belong here: {', '.join(FREQ_COLUMNS)})")
+            out.problem(
+                f"{FREQ}: unexpected column(s) {', '.join(map(str, extra))} (only the release's own "
+                f"frequencies belong here: {', '.join(FREQ_COLUMNS)})"
+            )
         if list(self.df.get("id", [])) != rel.variant_ids:
             self.fail("SNP ids differ from the release")
         self.alt = np.zeros(rel.n_variants, dtype=np.int64)
@@ -760,8 +845,8 @@ class _FreqFile:
         if self.failed:
             return
         ok = g >= 0
-        self.alt[v0:v0 + g.shape[0]] = np.where(ok, g, 0).sum(axis=1)
-        self.called[v0:v0 + g.shape[0]] = ok.sum(axis=1)
+        self.alt[v0 : v0 + g.shape[0]] = np.where(ok, g, 0).sum(axis=1)
+        self.called[v0 : v0 + g.shape[0]] = ok.sum(axis=1)
 
     def finish(self) -> None:
         if self.failed:
@@ -769,16 +854,18 @@ class _FreqFile:
         df = self.df
         for col, want in (("alt_count", self.alt), ("n_called", self.called)):
             if col in df.columns and not np.array_equal(df[col].to_numpy(dtype=np.int64), want):
-                self.fail(f"column {col} differs from the released genotypes (statistics of something other "
-                          "than the release)")
+                self.fail(
+                    f"column {col} differs from the released genotypes (statistics of something other than the release)"
+                )
                 return
         if "af" in df.columns:
             with np.errstate(invalid="ignore", divide="ignore"):
                 want = np.where(self.called > 0, self.alt / (2.0 * self.called), np.nan)
             got = df["af"].to_numpy(dtype=np.float64)
             if not np.allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True):
-                self.fail("column af differs from the released genotypes (statistics of something other than "
-                          "the release)")
+                self.fail(
+                    "column af differs from the released genotypes (statistics of something other than the release)"
+                )
 
 
 def _phenotype_columns(manifest) -> tuple[list[str], list[str]]:
@@ -810,8 +897,10 @@ def _check_phenotypes(path: Path, manifest: dict, sample_ids: list[str], out: _C
     header = rows[0][1:]
     unlisted = [c for c in header if c not in listed]
     if unlisted:
-        out.problem(f"{PHENO}: column(s) {', '.join(map(repr, unlisted))} not listed by the manifest's "
-                    "privacy.phenotype stage (only listed columns may be released)")
+        out.problem(
+            f"{PHENO}: column(s) {', '.join(map(repr, unlisted))} not listed by the manifest's "
+            "privacy.phenotype stage (only listed columns may be released)"
+        )
     absent = [c for c in listed if c not in header]
     if absent:
         out.problem(f"{PHENO}: listed column(s) {', '.join(map(repr, absent))} missing")
@@ -828,19 +917,20 @@ def _check_phenotypes(path: Path, manifest: dict, sample_ids: list[str], out: _C
         observed = {v for v in col.get(c, []) if v not in PHENO_MISSING}
         if not (observed <= {"0", "1"} or observed <= {"1", "2"}):
             bad = sorted(observed - {"0", "1", "2"}) or sorted(observed)
-            out.problem(f"{PHENO}: column {c!r} is released by randomized response but is not binary "
-                        f"(value {bad[0][:40]!r})")
+            out.problem(
+                f"{PHENO}: column {c!r} is released by randomized response but is not binary (value {bad[0][:40]!r})"
+            )
     ph = manifest.get("phenotypes")
     fam = ph.get("plink_fam") if isinstance(ph, dict) else None
     name = fam.get("column") if isinstance(fam, dict) else None
     if name is None:
         return ["-9"] * len(sample_ids)
-    coding = next((c.get("coding") for c in ph.get("columns") or [] if isinstance(c, dict) and c.get("name") == name),
-                  None)
+    coding = next(
+        (c.get("coding") for c in ph.get("columns") or [] if isinstance(c, dict) and c.get("name") == name), None
+    )
     coding = {text: key for key, text in CODINGS.items()}.get(coding)
     if name not in col or coding is None:
-        out.problem(f"{MANIFEST}: phenotypes.plink_fam names {str(name)[:40]!r}, which is not a released binary "
-                    "column")
+        out.problem(f"{MANIFEST}: phenotypes.plink_fam names {str(name)[:40]!r}, which is not a released binary column")
         return None
     return [str(v) for v in plink_codes(col[name], coding)]
 
@@ -931,8 +1021,7 @@ def check_release(directory, verify_data: bool = True, ledger="auto") -> Report:
                 out.problem(f"{MANIFEST}: release_file {rf!r} is missing")
     declared = any(_phenotype_columns(manifest))
     if PHENO in names and not declared:
-        out.problem(f"{PHENO}: phenotypes the manifest does not declare (its privacy.phenotype stage lists no "
-                    "column)")
+        out.problem(f"{PHENO}: phenotypes the manifest does not declare (its privacy.phenotype stage lists no column)")
     if declared and PHENO not in names:
         out.problem(f"{MANIFEST}: lists phenotype columns but {PHENO} is missing")
     if "retention.json" in names:
@@ -972,8 +1061,7 @@ def check_release(directory, verify_data: bool = True, ledger="auto") -> Report:
     return out.finish()
 
 
-def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out: _Collector,
-                 full: bool) -> str | None:
+def _verify_data(root: Path, names, has_vcz: bool, has_csv: bool, manifest, out: _Collector, full: bool) -> str | None:
     """The data checks; returns the fingerprint of the released genotypes when they were read (full mode)."""
     if not (has_vcz or has_csv):
         return None
@@ -1034,7 +1122,7 @@ class _ReleaseDigest:
     def feed(self, v0: int, g: np.ndarray) -> None:
         from genoshare.kernels.fingerprint import row_digests
 
-        self.digests[v0:v0 + g.shape[0]] = row_digests(g)
+        self.digests[v0 : v0 + g.shape[0]] = row_digests(g)
 
     def finish(self) -> None:
         from genoshare.privacy.ledger import fingerprint_from_digests
@@ -1042,11 +1130,15 @@ class _ReleaseDigest:
         self.fingerprint = fingerprint_from_digests(self.rel.sample_ids, self.rel.variant_ids, self.digests)
         what = RELEASE_VCZ if self.rel.matrix is None else RELEASE_CSV
         if not isinstance(self.expected, str):
-            self.out.problem(f"{MANIFEST}: no release_digest, so the released genotypes cannot be checked against "
-                             "what was released (re-release with this genoshare)")
+            self.out.problem(
+                f"{MANIFEST}: no release_digest, so the released genotypes cannot be checked against "
+                "what was released (re-release with this genoshare)"
+            )
         elif self.expected.lower() != self.fingerprint:
-            self.out.problem(f"{what}: the released genotypes do not match the manifest's release_digest (they were "
-                             "replaced or modified after the release)")
+            self.out.problem(
+                f"{what}: the released genotypes do not match the manifest's release_digest (they were "
+                "replaced or modified after the release)"
+            )
 
     def close(self) -> None:
         pass

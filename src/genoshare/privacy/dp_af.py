@@ -246,13 +246,24 @@ def gaussian_calibration(epsilon_af: float, delta_af: float, m: int) -> Gaussian
         eps_i = epsilon_af - eps_slack
         dl_i = (delta_af - eta_m) / growth - eta2_m
         if eps_i <= 0 or dl_i <= 0:
-            raise GenoshareError(f"epsilon_af={epsilon_af:g}, delta_af={delta_af:g} are too small (or sigma too "
-                                 f"small) for an accurate Gaussian sampler over {m} SNPs")
+            raise GenoshareError(
+                f"epsilon_af={epsilon_af:g}, delta_af={delta_af:g} are too small (or sigma too "
+                f"small) for an accurate Gaussian sampler over {m} SNPs"
+            )
         sigma = gaussian_sigma(eps_i, dl_i, sens)
         if sigma <= cap:
-            return GaussianCalibration(epsilon=float(epsilon_af), delta=float(delta_af), sigma=sigma,
-                                       sensitivity=sens, n_snps=m, epsilon_ideal=eps_i, delta_ideal=dl_i, rho=rho,
-                                       epsilon_slack=eps_slack, delta_slack=delta_af - dl_i)
+            return GaussianCalibration(
+                epsilon=float(epsilon_af),
+                delta=float(delta_af),
+                sigma=sigma,
+                sensitivity=sens,
+                n_snps=m,
+                epsilon_ideal=eps_i,
+                delta_ideal=dl_i,
+                rho=rho,
+                epsilon_slack=eps_slack,
+                delta_slack=delta_af - dl_i,
+            )
         cap = sigma * (1.0 + 1e-6)
     raise GenoshareError("Gaussian calibration did not converge")  # pragma: no cover
 
@@ -274,8 +285,15 @@ def noisy_counts(counts: np.ndarray, n_called: np.ndarray, sigma: float, key: by
     return np.clip(c + noise, 0, 2 * np.asarray(n_called, dtype=np.int64)).astype(np.float64)
 
 
-def dp_allele_counts(counts: np.ndarray, n_called: np.ndarray, epsilon_af: float, delta_af: float, key: bytes,
-                     v0: int = 0, n_snps: int | None = None) -> tuple[np.ndarray, GaussianCalibration]:
+def dp_allele_counts(
+    counts: np.ndarray,
+    n_called: np.ndarray,
+    epsilon_af: float,
+    delta_af: float,
+    key: bytes,
+    v0: int = 0,
+    n_snps: int | None = None,
+) -> tuple[np.ndarray, GaussianCalibration]:
     """DP allele counts (float64, integer-valued, in [0, 2 n_called]) and the calibration used.
 
     counts: ALT allele counts over each SNP's called genotypes; n_called: number of called genotypes (public).
@@ -293,8 +311,12 @@ def dp_allele_counts(counts: np.ndarray, n_called: np.ndarray, epsilon_af: float
 
 def af_public_entry(kind: str = "public", file: str | None = None, sha256: str | None = None) -> dict:
     """Public frequencies (a file, or the public reference panel): post-processing, costs nothing."""
-    e = {"source": kind, "mechanism": "restoration to public allele frequencies (post-processing)",
-         "epsilon": 0.0, "delta": 0.0}
+    e = {
+        "source": kind,
+        "mechanism": "restoration to public allele frequencies (post-processing)",
+        "epsilon": 0.0,
+        "delta": 0.0,
+    }
     if file is not None:
         e["file"] = file
     if sha256 is not None:
@@ -304,11 +326,16 @@ def af_public_entry(kind: str = "public", file: str | None = None, sha256: str |
 
 def af_published_entry() -> dict:
     """The cohort's own (published) frequencies: not DP; the guarantee is conditional on their publication."""
-    return {"source": "published", "mechanism": "restoration to the cohort's own allele frequencies",
-            "epsilon": None, "delta": None, "conditional": True,
-            "statement": "the release is restored to the cohort's own allele frequencies: its guarantee holds "
-                         "only conditionally on those frequencies being published (they are not protected by "
-                         "differential privacy)"}
+    return {
+        "source": "published",
+        "mechanism": "restoration to the cohort's own allele frequencies",
+        "epsilon": None,
+        "delta": None,
+        "conditional": True,
+        "statement": "the release is restored to the cohort's own allele frequencies: its guarantee holds "
+        "only conditionally on those frequencies being published (they are not protected by "
+        "differential privacy)",
+    }
 
 
 def af_dp_entry(cal: GaussianCalibration) -> dict:
@@ -316,7 +343,7 @@ def af_dp_entry(cal: GaussianCalibration) -> dict:
     return {
         "source": "dp",
         "mechanism": "Gaussian mechanism on allele counts (analytic calibration, Balle & Wang 2018), rounded to "
-                     "integers and clipped to [0, 2 n_called]",
+        "integers and clipped to [0, 2 n_called]",
         "epsilon": cal.epsilon,
         "delta": cal.delta,
         "sigma": cal.sigma,
@@ -324,8 +351,12 @@ def af_dp_entry(cal: GaussianCalibration) -> dict:
         "n_snps": cal.n_snps,
         "n_called": "treated as public (the release shows missing calls as missing)",
         "randomness": "AES-256-CTR keystream, 16 bytes per SNP at offset 16 j; inverse-CDF normals",
-        "sampler_error": {"rho": cal.rho, "epsilon_slack": cal.epsilon_slack, "delta_slack": cal.delta_slack,
-                          "calibrated_for": {"epsilon": cal.epsilon_ideal, "delta": cal.delta_ideal}},
+        "sampler_error": {
+            "rho": cal.rho,
+            "epsilon_slack": cal.epsilon_slack,
+            "delta_slack": cal.delta_slack,
+            "calibrated_for": {"epsilon": cal.epsilon_ideal, "delta": cal.delta_ideal},
+        },
     }
 
 
@@ -333,8 +364,15 @@ def af_dp_entry(cal: GaussianCalibration) -> dict:
 # when are DP frequencies useful?
 
 
-def frequency_error(n: int, m: int, epsilon_af: float, delta_af: float, n_sim: int = 2000,
-                    key: bytes = b"\x00" * 32, maf_beta: tuple[float, float] = (0.5, 2.0)) -> dict:
+def frequency_error(
+    n: int,
+    m: int,
+    epsilon_af: float,
+    delta_af: float,
+    n_sim: int = 2000,
+    key: bytes = b"\x00" * 32,
+    maf_beta: tuple[float, float] = (0.5, 2.0),
+) -> dict:
     """Frequency error of DP frequencies at cohort size n (no missing calls), budget for m SNPs.
 
     Simulates n_sim SNPs with ALT frequency ~ Beta(maf_beta) (a fixed test key: deterministic) and returns
@@ -349,7 +387,14 @@ def frequency_error(n: int, m: int, epsilon_af: float, delta_af: float, n_sim: i
     nc = np.full(n_sim, n)
     noisy = noisy_counts(counts, nc, cal.sigma, key)
     err = np.abs(noisy - counts) / (2.0 * n)
-    return {"n": n, "m": m, "epsilon_af": epsilon_af, "delta_af": delta_af, "sigma": cal.sigma,
-            "noise_sd_freq": cal.sigma / (2.0 * n), "mean_abs_error": float(err.mean()),
-            "mean_freq": float(np.mean(counts) / (2.0 * n)),
-            "clipped_fraction": float(np.mean((noisy == 0) | (noisy == 2 * n)))}
+    return {
+        "n": n,
+        "m": m,
+        "epsilon_af": epsilon_af,
+        "delta_af": delta_af,
+        "sigma": cal.sigma,
+        "noise_sd_freq": cal.sigma / (2.0 * n),
+        "mean_abs_error": float(err.mean()),
+        "mean_freq": float(np.mean(counts) / (2.0 * n)),
+        "clipped_fraction": float(np.mean((noisy == 0) | (noisy == 2 * n))),
+    }

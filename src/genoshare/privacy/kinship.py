@@ -130,7 +130,7 @@ class _Block:
         # the 2^22 rows at which float32 sums of 0..4 values would stop being exact
         step = int(min(_MAX_CHUNK, max(256, min(8192, 50_000_000 // max(self.b, self.c, 1)))))
         for k0 in range(0, gi.shape[0], step):
-            self._update(gi[k0:k0 + step], None if gj is None else gj[k0:k0 + step])
+            self._update(gi[k0 : k0 + step], None if gj is None else gj[k0 : k0 + step])
 
     def _update(self, gi: np.ndarray, gj: np.ndarray | None) -> None:
         k = gi.shape[0]
@@ -227,8 +227,9 @@ def king_robust(genotype_chunks: Iterable, n: int, estimator: str = "between") -
     return phi
 
 
-def related_pairs(phi: np.ndarray, sample_ids: Sequence[str], threshold: float = SECOND_DEGREE,
-                  offset: tuple[int, int] = (0, 0)) -> list[tuple[str, str, float, str]]:
+def related_pairs(
+    phi: np.ndarray, sample_ids: Sequence[str], threshold: float = SECOND_DEGREE, offset: tuple[int, int] = (0, 0)
+) -> list[tuple[str, str, float, str]]:
     """Pairs (id1, id2, phi, degree) with phi > threshold, i < j, sorted by decreasing phi.
 
     ``phi`` may be a block whose rows/columns start at ``offset`` in ``sample_ids``."""
@@ -237,8 +238,10 @@ def related_pairs(phi: np.ndarray, sample_ids: Sequence[str], threshold: float =
     rows, cols = np.nonzero(np.nan_to_num(phi, nan=-np.inf) > threshold)
     gi, gj = rows + r0, cols + c0
     keep = gi < gj
-    out = [(str(sample_ids[i]), str(sample_ids[j]), float(phi[r, c]), degree_label(float(phi[r, c])))
-           for i, j, r, c in zip(gi[keep].tolist(), gj[keep].tolist(), rows[keep].tolist(), cols[keep].tolist())]
+    out = [
+        (str(sample_ids[i]), str(sample_ids[j]), float(phi[r, c]), degree_label(float(phi[r, c])))
+        for i, j, r, c in zip(gi[keep].tolist(), gj[keep].tolist(), rows[keep].tolist(), cols[keep].tolist())
+    ]
     out.sort(key=lambda p: (-p[2], p[0], p[1]))
     return out
 
@@ -305,15 +308,20 @@ class GenotypeSource:
         return len(self.sample_ids)
 
     @classmethod
-    def from_matrix(cls, genotypes: np.ndarray, sample_ids, max_variants: int | None = None,
-                    chunk_variants: int = 4096) -> GenotypeSource:
+    def from_matrix(
+        cls, genotypes: np.ndarray, sample_ids, max_variants: int | None = None, chunk_variants: int = 4096
+    ) -> GenotypeSource:
         g = np.asarray(genotypes)
         idx = _thin(g.shape[0], max_variants)
         if idx is not None:
             g = g[idx]
-        return cls(sample_ids=[str(s) for s in sample_ids], n_variants=g.shape[0],
-                   read=lambda v0, v1, s0, s1: g[v0:v1, s0:s1], chunk_variants=chunk_variants,
-                   description={"variants_total": int(np.asarray(genotypes).shape[0])})
+        return cls(
+            sample_ids=[str(s) for s in sample_ids],
+            n_variants=g.shape[0],
+            read=lambda v0, v1, s0, s1: g[v0:v1, s0:s1],
+            chunk_variants=chunk_variants,
+            description={"variants_total": int(np.asarray(genotypes).shape[0])},
+        )
 
     @classmethod
     def from_path(cls, path, max_variants: int | None = None) -> GenotypeSource:
@@ -358,10 +366,13 @@ class GenotypeSource:
                 lo = int(nxt[0])
             return np.concatenate(out)
 
-        return cls(sample_ids=list(info.sample_ids), n_variants=int(sites.size), read=read,
-                   chunk_variants=step * max(1, 4096 // step),
-                   description={"format": "vcz", "variants_total": info.n_variants,
-                                "biallelic": int(info.biallelic.sum())})
+        return cls(
+            sample_ids=list(info.sample_ids),
+            n_variants=int(sites.size),
+            read=read,
+            chunk_variants=step * max(1, 4096 // step),
+            description={"format": "vcz", "variants_total": info.n_variants, "biallelic": int(info.biallelic.sum())},
+        )
 
 
 def _thin(m: int, max_variants: int | None):
@@ -377,16 +388,23 @@ def default_sample_block(n: int, memory_bytes: float = 1.5e9) -> int:
     return int(max(256, min(n, memory_bytes // (_BYTES_PER_CELL * max(n, 1)))))
 
 
-def find_related(source: GenotypeSource, threshold: float = SECOND_DEGREE, *, estimator: str = "between",
-                 sample_block: int | None = None, allow_large: bool = False,
-                 progress=None) -> list[tuple[str, str, float, str]]:
+def find_related(
+    source: GenotypeSource,
+    threshold: float = SECOND_DEGREE,
+    *,
+    estimator: str = "between",
+    sample_block: int | None = None,
+    allow_large: bool = False,
+    progress=None,
+) -> list[tuple[str, str, float, str]]:
     """Pairs with KING-robust phi > threshold, computed in block rows (module docstring); sorted by phi."""
     _check_estimator(estimator)
     n = source.n_samples
     if n > MAX_SAMPLES and not allow_large:
         raise GenoshareError(
             f"kinship: {n} individuals is above the {MAX_SAMPLES:,} this implementation supports ({n * (n - 1) // 2:,} "
-            "pairs); use plink2 --make-king-table or KING on a cluster")
+            "pairs); use plink2 --make-king-table or KING on a cluster"
+        )
     if source.n_variants == 0:
         raise GenoshareError("kinship: no bi-allelic variants to estimate kinship from")
     b = int(sample_block or default_sample_block(n))
@@ -409,9 +427,18 @@ def find_related(source: GenotypeSource, threshold: float = SECOND_DEGREE, *, es
     return pairs
 
 
-def kinship_report(cohort, threshold: float = SECOND_DEGREE, *, epsilon: float | None = None, delta: float = 0.0,
-                   estimator: str = "between", sample_block: int | None = None, max_variants: int | None = None,
-                   allow_large: bool = False, progress=None) -> dict:
+def kinship_report(
+    cohort,
+    threshold: float = SECOND_DEGREE,
+    *,
+    epsilon: float | None = None,
+    delta: float = 0.0,
+    estimator: str = "between",
+    sample_block: int | None = None,
+    max_variants: int | None = None,
+    allow_large: bool = False,
+    progress=None,
+) -> dict:
     """Relatives in a cohort (a path, or a :class:`GenotypeSource`) with their group-privacy cost.
 
     Returns {n_samples, n_variants_used, estimator, threshold, pairs: [{id1, id2, phi, degree}], groups:
@@ -419,8 +446,9 @@ def kinship_report(cohort, threshold: float = SECOND_DEGREE, *, epsilon: float |
     if not (threshold > 0 and math.isfinite(threshold)):
         raise GenoshareError(f"kinship threshold must be a positive number, not {threshold}")
     source = cohort if isinstance(cohort, GenotypeSource) else GenotypeSource.from_path(cohort, max_variants)
-    pairs = find_related(source, threshold, estimator=estimator, sample_block=sample_block,
-                         allow_large=allow_large, progress=progress)
+    pairs = find_related(
+        source, threshold, estimator=estimator, sample_block=sample_block, allow_large=allow_large, progress=progress
+    )
     groups = group_privacy(relative_groups(pairs, source.sample_ids), epsilon, delta)
     largest = max((g["size"] for g in groups), default=1)
     report = {
@@ -440,9 +468,11 @@ def kinship_report(cohort, threshold: float = SECOND_DEGREE, *, epsilon: float |
         report["epsilon_largest_group"] = largest * float(epsilon)
     n_pairs = source.n_samples * (source.n_samples - 1) // 2
     if n_pairs >= 100 and len(pairs) > SUSPICIOUS_FRACTION * n_pairs:
-        report["warning"] = (f"{len(pairs)} of {n_pairs} pairs ({100 * len(pairs) / n_pairs:.0f}%) are above the "
-                             "threshold, far more than in a real cohort: the SNPs may span too little of the genome "
-                             "(a few Mb) for KING to tell relatives from unrelated people")
+        report["warning"] = (
+            f"{len(pairs)} of {n_pairs} pairs ({100 * len(pairs) / n_pairs:.0f}%) are above the "
+            "threshold, far more than in a real cohort: the SNPs may span too little of the genome "
+            "(a few Mb) for KING to tell relatives from unrelated people"
+        )
     return report
 
 
@@ -452,38 +482,61 @@ def format_relatives(report: dict) -> str:
         return f"relatives: not checked ({report['skipped']})"
     pairs, groups = report["pairs"], report["groups"]
     if not pairs:
-        return (f"relatives: none above kinship {report['threshold']} among {report['n_samples']} individuals "
-                f"({report['n_variants_used']} SNPs)")
+        return (
+            f"relatives: none above kinship {report['threshold']} among {report['n_samples']} individuals "
+            f"({report['n_variants_used']} SNPs)"
+        )
     k = report["largest_group"]
     warn = f" (warning: {report['warning']})" if report.get("warning") else ""
-    cost = f"{k} x epsilon" + (f" = {report['epsilon_largest_group']:.6g}" if "epsilon_largest_group" in report
-                               else "")
-    return (f"relatives: {len(pairs)} pair(s) above kinship {report['threshold']} in {len(groups)} group(s); the "
-            f"largest group ({k} people) is protected only as a group, with {cost}{warn}")
+    cost = f"{k} x epsilon" + (f" = {report['epsilon_largest_group']:.6g}" if "epsilon_largest_group" in report else "")
+    return (
+        f"relatives: {len(pairs)} pair(s) above kinship {report['threshold']} in {len(groups)} group(s); the "
+        f"largest group ({k} people) is protected only as a group, with {cost}{warn}"
+    )
 
 
-def check_relatives(cohort, epsilon: float | None = None, *, delta: float = 0.0, refuse: bool = False,
-                    threshold: float = SECOND_DEGREE, **options) -> dict:
+def check_relatives(
+    cohort,
+    epsilon: float | None = None,
+    *,
+    delta: float = 0.0,
+    refuse: bool = False,
+    threshold: float = SECOND_DEGREE,
+    **options,
+) -> dict:
     """:func:`kinship_report` for the release flow; with ``refuse`` raise GenoshareError (one line) when the cohort
     has related pairs above ``threshold``. Above :data:`MAX_SAMPLES` individuals the check is skipped (report with
     ``skipped``) unless ``refuse``, which then fails: relatives cannot be excluded at that size here."""
-    source = cohort if isinstance(cohort, GenotypeSource) else GenotypeSource.from_path(
-        cohort, options.pop("max_variants", None))
+    source = (
+        cohort
+        if isinstance(cohort, GenotypeSource)
+        else GenotypeSource.from_path(cohort, options.pop("max_variants", None))
+    )
     options.pop("max_variants", None)
     if source.n_samples > MAX_SAMPLES and not options.get("allow_large"):
-        reason = (f"{source.n_samples:,} individuals is above the {MAX_SAMPLES:,} genoshare's kinship supports; "
-                  "use plink2 --make-king-table")
+        reason = (
+            f"{source.n_samples:,} individuals is above the {MAX_SAMPLES:,} genoshare's kinship supports; "
+            "use plink2 --make-king-table"
+        )
         if refuse:
             raise GenoshareError(f"--refuse-relatives: cannot check relatives: {reason}")
-        return {"skipped": reason, "n_samples": source.n_samples, "pairs": [], "groups": [], "largest_group": 1,
-                "epsilon_multiplier": 1, "threshold": threshold}
+        return {
+            "skipped": reason,
+            "n_samples": source.n_samples,
+            "pairs": [],
+            "groups": [],
+            "largest_group": 1,
+            "epsilon_multiplier": 1,
+            "threshold": threshold,
+        }
     report = kinship_report(source, threshold, epsilon=epsilon, delta=delta, **options)
     if refuse and report["pairs"]:
         a = report["pairs"][0]
         raise GenoshareError(
             f"--refuse-relatives: the cohort has {len(report['pairs'])} related pair(s) above kinship {threshold} "
             f"(closest: {a['id1']} and {a['id2']}, {a['phi']:.3f}, {a['degree']}; largest group "
-            f"{report['largest_group']} people); remove relatives first (genoshare kinship lists them)")
+            f"{report['largest_group']} people); remove relatives first (genoshare kinship lists them)"
+        )
     return report
 
 
@@ -491,9 +544,17 @@ def check_relatives(cohort, epsilon: float | None = None, *, delta: float = 0.0,
 # cohort against reference panel (a panel must be public or disjoint: issue 15 item 4)
 
 
-def cross_kinship(cohort_read: Callable[[int, int], np.ndarray], cohort_ids: Sequence[str], panel: np.ndarray,
-                  panel_ids: Sequence[str], *, duplicate: float, related: float, max_discordance: float = 0.02,
-                  memory_bytes: float = 1.5e9) -> dict:
+def cross_kinship(
+    cohort_read: Callable[[int, int], np.ndarray],
+    cohort_ids: Sequence[str],
+    panel: np.ndarray,
+    panel_ids: Sequence[str],
+    *,
+    duplicate: float,
+    related: float,
+    max_discordance: float = 0.02,
+    memory_bytes: float = 1.5e9,
+) -> dict:
     """KING-robust phi between every cohort individual and every panel individual, on the same k SNPs.
 
     ``cohort_read(s0, s1)`` -> int8 (k, s1 - s0) dosages of cohort individuals s0..s1 (negative = missing);
@@ -509,9 +570,15 @@ def cross_kinship(cohort_read: Callable[[int, int], np.ndarray], cohort_ids: Seq
     panel = np.ascontiguousarray(panel, dtype=np.int8)
     k, n_p = panel.shape
     n_c = len(cohort_ids)
-    out = {"n_snps": int(k), "usable_snps": int((panel != panel[:, :1]).any(axis=1).sum()) if n_p else 0,
-           "max_phi": None, "closest": None, "n_duplicate_pairs": 0, "n_related_pairs": 0,
-           "duplicate": None}
+    out = {
+        "n_snps": int(k),
+        "usable_snps": int((panel != panel[:, :1]).any(axis=1).sum()) if n_p else 0,
+        "max_phi": None,
+        "closest": None,
+        "n_duplicate_pairs": 0,
+        "n_related_pairs": 0,
+        "duplicate": None,
+    }
     if k == 0 or n_p == 0 or n_c == 0:
         return out
     b = int(max(1, min(n_c, memory_bytes // (_BYTES_PER_CELL * n_p))))
@@ -526,14 +593,18 @@ def cross_kinship(cohort_read: Callable[[int, int], np.ndarray], cohort_ids: Seq
         rows, cols = np.nonzero(finite > duplicate)
         n_dup = 0
         for t in range(0, rows.size, 1024):  # candidates only: their genotype discordance, pair by pair
-            a, b = gi[:, rows[t:t + 1024]], panel[:, cols[t:t + 1024]]
+            a, b = gi[:, rows[t : t + 1024]], panel[:, cols[t : t + 1024]]
             both = (a >= 0) & (b >= 0)
             differ = ((a != b) & both).sum(axis=0) / np.maximum(both.sum(axis=0), 1)
             dup = np.flatnonzero(differ <= max_discordance)
             if dup.size and out["duplicate"] is None:
                 r, c = int(rows[t + dup[0]]), int(cols[t + dup[0]])
-                out["duplicate"] = (str(cohort_ids[s0 + r]), str(panel_ids[c]), round(float(phi[r, c]), 4),
-                                    round(float(differ[dup[0]]), 4))
+                out["duplicate"] = (
+                    str(cohort_ids[s0 + r]),
+                    str(panel_ids[c]),
+                    round(float(phi[r, c]), 4),
+                    round(float(differ[dup[0]]), 4),
+                )
             n_dup += int(dup.size)
         out["n_duplicate_pairs"] += n_dup
         out["n_related_pairs"] += int((finite > related).sum()) - n_dup

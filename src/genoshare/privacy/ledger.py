@@ -87,7 +87,7 @@ import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +129,7 @@ _HEX64 = frozenset("0123456789abcdef")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -162,8 +162,10 @@ def private_dir(explicit=None, release_dir=None, create: bool = True) -> Path:
     if release_dir is not None:
         rel = Path(release_dir).expanduser().absolute().resolve()
         if _inside(resolved, rel):
-            raise GenoshareError(f"private directory {d} is inside the release directory {release_dir}; "
-                                 "the ledger must never be shared: choose another --private-dir")
+            raise GenoshareError(
+                f"private directory {d} is inside the release directory {release_dir}; "
+                "the ledger must never be shared: choose another --private-dir"
+            )
     if not create:
         return d
     try:
@@ -223,8 +225,10 @@ def fingerprint_from_digests(sample_ids, variant_ids, digests) -> str:
     variant_ids = [str(v) for v in variant_ids]
     digests = np.asarray(digests)
     if digests.shape != (len(variant_ids), LANES) or digests.dtype != np.uint64:
-        raise GenoshareError(f"fingerprint: digests of shape {digests.shape} ({digests.dtype}), expected "
-                             f"({len(variant_ids)}, {LANES}) uint64")
+        raise GenoshareError(
+            f"fingerprint: digests of shape {digests.shape} ({digests.dtype}), expected "
+            f"({len(variant_ids)}, {LANES}) uint64"
+        )
     h = hashlib.sha256(FINGERPRINT_MAGIC)
     _hash_ids(h, sample_ids, variant_ids)
     h.update(np.ascontiguousarray(digests, dtype="<u8").tobytes())
@@ -259,8 +263,11 @@ def cohort_fingerprint(sample_ids, variant_ids, genotype_chunks: Iterable) -> st
 def fingerprint_matrix(matrix, chunk_variants: int = 4096) -> str:
     """Fingerprint of an in-memory :class:`genoshare.io.csvmatrix.GenotypeMatrix`."""
     g = matrix.genotypes
-    return cohort_fingerprint(matrix.sample_ids, matrix.variant_ids,
-                              (g[v0:v0 + chunk_variants] for v0 in range(0, g.shape[0], chunk_variants)))
+    return cohort_fingerprint(
+        matrix.sample_ids,
+        matrix.variant_ids,
+        (g[v0 : v0 + chunk_variants] for v0 in range(0, g.shape[0], chunk_variants)),
+    )
 
 
 def fingerprint_vcz(path, chunk_variants: int | None = None) -> str:
@@ -273,7 +280,7 @@ def fingerprint_vcz(path, chunk_variants: int | None = None) -> str:
 
     def blocks():
         for v0 in range(0, info.n_variants, step):
-            yield calls_to_dosage(gt[v0:v0 + step])
+            yield calls_to_dosage(gt[v0 : v0 + step])
 
     return cohort_fingerprint(info.sample_ids, list(info.variant_id), blocks())
 
@@ -349,8 +356,10 @@ def _normalise_stages(stages) -> dict[str, dict[str, float]]:
     for name, s in items:
         if not isinstance(s, Mapping):
             s = {"epsilon": s}
-        out[str(name)] = {"epsilon": _check_eps(s.get("epsilon", 0.0), f"stage {name} epsilon"),
-                          "delta": _check_delta(s.get("delta", 0.0) or 0.0, f"stage {name} delta")}
+        out[str(name)] = {
+            "epsilon": _check_eps(s.get("epsilon", 0.0), f"stage {name} epsilon"),
+            "delta": _check_delta(s.get("delta", 0.0) or 0.0, f"stage {name} delta"),
+        }
         if s.get("dp") is False:
             out[str(name)]["dp"] = False
     return out
@@ -387,27 +396,50 @@ class LedgerEntry:
         if ids is not None and (len(ids) != 64 or not set(ids) <= _HEX64):
             raise GenoshareError(f"ledger: cohort ids key must be 64 hex digits (SHA-256), not {self.cohort_ids!r}")
         stages = _normalise_stages(self.stages)
-        eps = sum(s["epsilon"] for s in stages.values()) if self.epsilon is None else _check_eps(self.epsilon,
-                                                                                                 "epsilon")
+        eps = (
+            sum(s["epsilon"] for s in stages.values()) if self.epsilon is None else _check_eps(self.epsilon, "epsilon")
+        )
         delta = sum(s["delta"] for s in stages.values()) if self.delta is None else _check_delta(self.delta, "delta")
         if not stages:
             stages = {"release": {"epsilon": eps, "delta": delta}}
         if self.status not in STATUSES:
             raise GenoshareError(f"ledger: status must be one of {', '.join(STATUSES)}")
-        return LedgerEntry(fingerprint=fp, stages=stages, epsilon=eps, delta=min(delta, 1.0),
-                           cohort_path=None if self.cohort_path is None else str(self.cohort_path),
-                           af_source=None if self.af_source is None else str(self.af_source),
-                           output_dir=None if self.output_dir is None else str(self.output_dir),
-                           output_checksum=self.output_checksum, tool_version=str(self.tool_version),
-                           test_release=bool(self.test_release), created=str(self.created), status=self.status,
-                           id=self.id, details=dict(self.details or {}), cohort_ids=ids)
+        return LedgerEntry(
+            fingerprint=fp,
+            stages=stages,
+            epsilon=eps,
+            delta=min(delta, 1.0),
+            cohort_path=None if self.cohort_path is None else str(self.cohort_path),
+            af_source=None if self.af_source is None else str(self.af_source),
+            output_dir=None if self.output_dir is None else str(self.output_dir),
+            output_checksum=self.output_checksum,
+            tool_version=str(self.tool_version),
+            test_release=bool(self.test_release),
+            created=str(self.created),
+            status=self.status,
+            id=self.id,
+            details=dict(self.details or {}),
+            cohort_ids=ids,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-_COLUMNS = ("created", "fingerprint", "cohort_path", "stages", "epsilon", "delta", "af_source", "output_dir",
-            "output_checksum", "tool_version", "test_release", "status")
+_COLUMNS = (
+    "created",
+    "fingerprint",
+    "cohort_path",
+    "stages",
+    "epsilon",
+    "delta",
+    "af_source",
+    "output_dir",
+    "output_checksum",
+    "tool_version",
+    "test_release",
+    "status",
+)
 
 #: columns added after schema 1 (the migration adds those an older ledger lacks)
 _ADDED_COLUMNS = {"details": "ALTER TABLE releases ADD COLUMN details TEXT"}
@@ -435,9 +467,20 @@ CREATE INDEX IF NOT EXISTS releases_fingerprint ON releases (fingerprint);
 
 
 def _row_values(e: LedgerEntry) -> tuple:
-    return (e.created, e.fingerprint, e.cohort_path, json.dumps(e.stages, sort_keys=True), float(e.epsilon),
-            float(e.delta), e.af_source, e.output_dir, e.output_checksum, e.tool_version, int(e.test_release),
-            e.status)
+    return (
+        e.created,
+        e.fingerprint,
+        e.cohort_path,
+        json.dumps(e.stages, sort_keys=True),
+        float(e.epsilon),
+        float(e.delta),
+        e.af_source,
+        e.output_dir,
+        e.output_checksum,
+        e.tool_version,
+        int(e.test_release),
+        e.status,
+    )
 
 
 def _details_text(e: LedgerEntry) -> str | None:
@@ -513,8 +556,10 @@ class Ledger:
             try:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
-                    raise GenoshareError(f"ledger {self.path} has schema version {version}; this genoshare "
-                                         f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade genoshare")
+                    raise GenoshareError(
+                        f"ledger {self.path} has schema version {version}; this genoshare "
+                        f"({__version__}) knows up to {SCHEMA_VERSION}: upgrade genoshare"
+                    )
                 if version == 0:  # a new file
                     for stmt in _SCHEMA.split(";"):
                         if stmt.strip():
@@ -576,15 +621,27 @@ class Ledger:
         values = tuple(row[c] for c in _COLUMNS)
         details = row["details"]
         if _row_hash(_hashed(values, details)) != row["row_sha256"]:
-            raise GenoshareError(f"ledger {self.path}: row {row['id']} is damaged (content does not match its "
-                                 "checksum); the cumulative loss cannot be trusted")
-        return LedgerEntry(id=row["id"], created=row["created"], fingerprint=row["fingerprint"],
-                           cohort_path=row["cohort_path"], stages=json.loads(row["stages"]),
-                           epsilon=row["epsilon"], delta=row["delta"], af_source=row["af_source"],
-                           output_dir=row["output_dir"], output_checksum=row["output_checksum"],
-                           tool_version=row["tool_version"], test_release=bool(row["test_release"]),
-                           status=row["status"], details=(info := json.loads(details) if details else {}),
-                           cohort_ids=info.pop("cohort_ids", None))
+            raise GenoshareError(
+                f"ledger {self.path}: row {row['id']} is damaged (content does not match its "
+                "checksum); the cumulative loss cannot be trusted"
+            )
+        return LedgerEntry(
+            id=row["id"],
+            created=row["created"],
+            fingerprint=row["fingerprint"],
+            cohort_path=row["cohort_path"],
+            stages=json.loads(row["stages"]),
+            epsilon=row["epsilon"],
+            delta=row["delta"],
+            af_source=row["af_source"],
+            output_dir=row["output_dir"],
+            output_checksum=row["output_checksum"],
+            tool_version=row["tool_version"],
+            test_release=bool(row["test_release"]),
+            status=row["status"],
+            details=(info := json.loads(details) if details else {}),
+            cohort_ids=info.pop("cohort_ids", None),
+        )
 
     def releases(self, fingerprint: str | None = None, include_cancelled: bool = True) -> list[LedgerEntry]:
         """All rows (of one cohort if ``fingerprint``; a unique prefix of >= 8 hex digits works), oldest first."""
@@ -616,17 +673,24 @@ class Ledger:
         if len(fp) < 8 or not set(fp) <= _HEX64:
             raise GenoshareError(f"not a release id or cohort fingerprint (>= 8 hex digits): {text!r}")
         conn = self._connect()
-        rows = self._retry(lambda: conn.execute(
-            "SELECT DISTINCT fingerprint FROM releases WHERE fingerprint >= ? AND fingerprint < ?",
-            (fp, fp + "g")).fetchall())
+        rows = self._retry(
+            lambda: conn.execute(
+                "SELECT DISTINCT fingerprint FROM releases WHERE fingerprint >= ? AND fingerprint < ?", (fp, fp + "g")
+            ).fetchall()
+        )
         if not rows:
             raise GenoshareError(f"ledger {self.path}: no cohort with fingerprint {fp}...")
         if len(rows) > 1:
             raise GenoshareError(f"ledger {self.path}: fingerprint prefix {fp} is ambiguous ({len(rows)} cohorts)")
         return rows[0][0]
 
-    def cumulative(self, fingerprint: str, conn: sqlite3.Connection | None = None, cohort_ids: str | None = None,
-                   exclude_id: int | None = None) -> dict:
+    def cumulative(
+        self,
+        fingerprint: str,
+        conn: sqlite3.Connection | None = None,
+        cohort_ids: str | None = None,
+        exclude_id: int | None = None,
+    ) -> dict:
         """Basic composition over the cohort's counted releases (recorded and reserved):
         {fingerprint, epsilon, delta, n_releases, n_test_releases, n_reserved, stages, composition}.
         With ``cohort_ids`` (:func:`cohort_ids_key`) a row counts if it has either key; ``exclude_id`` leaves
@@ -638,9 +702,10 @@ class Ledger:
         if cohort_ids is not None:
             keys += " OR fingerprint = ? OR json_extract(details, '$.cohort_ids') = ?"
             args += [str(cohort_ids).lower()] * 2
-        rows = conn.execute(f"SELECT * FROM releases WHERE ({keys}) AND status IN ({placeholders}) AND id != ? "
-                            "ORDER BY id", (*args, *_COUNTED, -1 if exclude_id is None else int(exclude_id))
-                            ).fetchall()
+        rows = conn.execute(
+            f"SELECT * FROM releases WHERE ({keys}) AND status IN ({placeholders}) AND id != ? ORDER BY id",
+            (*args, *_COUNTED, -1 if exclude_id is None else int(exclude_id)),
+        ).fetchall()
         entries = [self._entry(r) for r in rows]
         stages: dict[str, dict[str, float]] = {}
         for e in entries:
@@ -667,7 +732,8 @@ class Ledger:
         return GenoshareError(
             f"privacy budget exceeded for cohort {cum['fingerprint'][:12]}: {cum['n_releases']} earlier release(s) "
             f"spent epsilon {cum['epsilon']:.6g} ({COMPOSITION} composition), this release adds {new_epsilon:.6g}, "
-            f"total {total:.6g} > budget {budget:.6g}")
+            f"total {total:.6g} > budget {budget:.6g}"
+        )
 
     @staticmethod
     def _over(cum: dict, new_epsilon: float, budget: float) -> bool:
@@ -698,9 +764,11 @@ class Ledger:
                 if self._over(cum, e.epsilon, budget):
                     raise self._budget_error(cum, e.epsilon, budget)
             values, details = _row_values(e), _details_text(e)
-            cur = conn.execute(f"INSERT INTO releases ({', '.join(_COLUMNS)}, details, row_sha256) "
-                               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
-                               (*values, details, _row_hash(_hashed(values, details))))
+            cur = conn.execute(
+                f"INSERT INTO releases ({', '.join(_COLUMNS)}, details, row_sha256) "
+                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
+                (*values, details, _row_hash(_hashed(values, details))),
+            )
             return int(cur.lastrowid)
 
         rid = self._write(fn)
@@ -719,8 +787,7 @@ class Ledger:
         :func:`cancels_reservations_on_failure`, the reservation is deleted if that function raises."""
         return self._insert(entry, "reserved", budget)
 
-    def _update(self, release_id: int, expect: tuple[str, ...], budget: float | None = None,
-                **changes) -> LedgerEntry:
+    def _update(self, release_id: int, expect: tuple[str, ...], budget: float | None = None, **changes) -> LedgerEntry:
         def fn(conn):
             row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
             if row is None:
@@ -737,15 +804,23 @@ class Ledger:
                 if self._over(cum, e.epsilon, _check_eps(budget, "--budget")):
                     raise self._budget_error(cum, e.epsilon, budget)
             values, details = _row_values(e), _details_text(e)
-            conn.execute(f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, details = ?, "
-                         "row_sha256 = ? WHERE id = ?",
-                         (*values, details, _row_hash(_hashed(values, details)), int(release_id)))
+            conn.execute(
+                f"UPDATE releases SET {', '.join(c + ' = ?' for c in _COLUMNS)}, details = ?, "
+                "row_sha256 = ? WHERE id = ?",
+                (*values, details, _row_hash(_hashed(values, details)), int(release_id)),
+            )
             return e
 
         return self._write(fn)
 
-    def finalize(self, release_id: int, output_dir=None, output_checksum: str | None = None,
-                 entry: LedgerEntry | None = None, budget: float | None = None) -> LedgerEntry:
+    def finalize(
+        self,
+        release_id: int,
+        output_dir=None,
+        output_checksum: str | None = None,
+        entry: LedgerEntry | None = None,
+        budget: float | None = None,
+    ) -> LedgerEntry:
         """Mark a reservation as a finished release (optionally setting its output directory and checksum).
 
         ``entry`` (e.g. :func:`ledger_entry_from_manifest`) replaces the reservation's fingerprint, stages and
@@ -755,13 +830,31 @@ class Ledger:
         changes = {}
         if entry is not None:
             entry = entry.normalised()
-            changes = {k: getattr(entry, k) for k in ("fingerprint", "stages", "epsilon", "delta", "cohort_path",
-                                                      "af_source", "tool_version", "test_release", "details")}
+            changes = {
+                k: getattr(entry, k)
+                for k in (
+                    "fingerprint",
+                    "stages",
+                    "epsilon",
+                    "delta",
+                    "cohort_path",
+                    "af_source",
+                    "tool_version",
+                    "test_release",
+                    "details",
+                )
+            }
             output_dir = output_dir if output_dir is not None else entry.output_dir
             output_checksum = output_checksum if output_checksum is not None else entry.output_checksum
-        e = self._update(release_id, ("reserved",), budget=budget, status="recorded",
-                         output_dir=None if output_dir is None else str(output_dir),
-                         output_checksum=output_checksum, **changes)
+        e = self._update(
+            release_id,
+            ("reserved",),
+            budget=budget,
+            status="recorded",
+            output_dir=None if output_dir is None else str(output_dir),
+            output_checksum=output_checksum,
+            **changes,
+        )
         _forget(self.path, release_id)
         return e
 
@@ -774,6 +867,7 @@ class Ledger:
     def discard(self, release_id: int) -> None:
         """Delete a reservation whose release failed (nothing was released: no row is left). A reservation
         left by a killed run is cancelled instead (:meth:`cancel`), since only the owner knows what happened."""
+
         def fn(conn):
             row = conn.execute("SELECT * FROM releases WHERE id = ?", (int(release_id),)).fetchone()
             if row is None or self._entry(row).status != "reserved":
@@ -854,8 +948,10 @@ def _stages_from_manifest(manifest: Mapping) -> dict:
                 continue
             if st["epsilon"] is None:
                 if name == "xor":
-                    raise GenoshareError("manifest: the XOR stage has no finite epsilon (noiseless bits); the "
-                                         "release cannot be accounted")
+                    raise GenoshareError(
+                        "manifest: the XOR stage has no finite epsilon (noiseless bits); the "
+                        "release cannot be accounted"
+                    )
                 stages[str(name)] = {"epsilon": 0.0, "delta": 0.0, "dp": False}
             else:
                 stages[str(name)] = {"epsilon": st["epsilon"], "delta": st.get("delta") or 0.0}
@@ -875,13 +971,16 @@ def _stages_from_manifest(manifest: Mapping) -> dict:
     stages["xor"] = {"epsilon": _check_eps(eps_xor, "epsilon_xor"), "delta": 0.0}
     af = manifest.get("af_source")
     if isinstance(af, Mapping) and af.get("epsilon") is not None:
-        stages["allele_frequencies"] = {"epsilon": _check_eps(af["epsilon"], "af_source epsilon"),
-                                        "delta": _check_delta(af.get("delta") or 0.0, "af_source delta")}
+        stages["allele_frequencies"] = {
+            "epsilon": _check_eps(af["epsilon"], "af_source epsilon"),
+            "delta": _check_delta(af.get("delta") or 0.0, "af_source delta"),
+        }
     return stages
 
 
-def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None, *,
-                               checksum: bool = True, details: Mapping | None = None) -> LedgerEntry:
+def ledger_entry_from_manifest(
+    manifest: Mapping, fingerprint: str, out_dir=None, *, checksum: bool = True, details: Mapping | None = None
+) -> LedgerEntry:
     """A ledger entry for the release described by ``manifest`` (and written to ``out_dir``, whose checksum is
     taken unless ``checksum`` is False or ``out_dir`` is None). ``details``: the release's private facts
     (``details["cohort"]["path"]`` is the cohort path; older manifests carried it in ``inputs.cohort.path``)."""
@@ -915,16 +1014,27 @@ def ledger_entry_from_manifest(manifest: Mapping, fingerprint: str, out_dir=None
     ).normalised()
 
 
-def reservation_entry(cohort_ids: str, privacy: Mapping, cohort_path=None, af_source: str | None = None,
-                      test_release: bool = False, output_dir=None) -> LedgerEntry:
+def reservation_entry(
+    cohort_ids: str,
+    privacy: Mapping,
+    cohort_path=None,
+    af_source: str | None = None,
+    test_release: bool = False,
+    output_dir=None,
+) -> LedgerEntry:
     """The row a release reserves before any genotype work: under its :func:`cohort_ids_key` (also as the
     fingerprint until :meth:`Ledger.finalize` sets the genotype one), with the stages of its accountant's
     ``privacy`` object (the manifest's, so the numbers are those the finished release records)."""
     return LedgerEntry(
-        fingerprint=cohort_ids, cohort_ids=cohort_ids, stages=_stages_from_manifest({"privacy": privacy}),
+        fingerprint=cohort_ids,
+        cohort_ids=cohort_ids,
+        stages=_stages_from_manifest({"privacy": privacy}),
         cohort_path=None if cohort_path is None else str(Path(cohort_path).expanduser().absolute()),
-        af_source=af_source, test_release=bool(test_release), status="reserved",
-        output_dir=None if output_dir is None else str(Path(output_dir).absolute())).normalised()
+        af_source=af_source,
+        test_release=bool(test_release),
+        status="reserved",
+        output_dir=None if output_dir is None else str(Path(output_dir).absolute()),
+    ).normalised()
 
 
 def format_cumulative(cum: dict) -> str:
@@ -937,5 +1047,7 @@ def format_cumulative(cum: dict) -> str:
     if cum["n_reserved"]:
         extra.append(f"{cum['n_reserved']} in progress")
     more = f" ({', '.join(extra)})" if extra else ""
-    return (f"ledger: cohort {cum['fingerprint'][:12]} has {cum['n_releases']} earlier release(s){more}: cumulative "
-            f"epsilon {cum['epsilon']:.6g}, delta {cum['delta']:.3g} ({cum['composition']} composition)")
+    return (
+        f"ledger: cohort {cum['fingerprint'][:12]} has {cum['n_releases']} earlier release(s){more}: cumulative "
+        f"epsilon {cum['epsilon']:.6g}, delta {cum['delta']:.3g} ({cum['composition']} composition)"
+    )

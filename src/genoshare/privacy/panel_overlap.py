@@ -60,24 +60,31 @@ def decide(report: dict, panel_path, notify=None) -> dict:
     if usable < MIN_SNPS:
         report["outcome"] = "inconclusive"
         dup = f"; {report['n_duplicate_pairs']} pair(s) look like duplicates" if report["n_duplicate_pairs"] else ""
-        report["message"] = (f"panel overlap: warning: inconclusive (only {usable:,} usable SNPs, need {MIN_SNPS:,} "
-                             f"for KING kinship; largest cohort-panel kinship {phi_text}{dup}): make sure the panel "
-                             "is disjoint from the cohort")
+        report["message"] = (
+            f"panel overlap: warning: inconclusive (only {usable:,} usable SNPs, need {MIN_SNPS:,} "
+            f"for KING kinship; largest cohort-panel kinship {phi_text}{dup}): make sure the panel "
+            "is disjoint from the cohort"
+        )
     elif report["n_duplicate_pairs"]:
         a, b, p, disc = report["duplicate"]
-        raise InputError(panel_path, f"reference panel holds cohort genotypes: {report['n_duplicate_pairs']} "
-                                     f"cohort-panel pair(s) are duplicates or identical twins (e.g. cohort {a!r} and "
-                                     f"panel {b!r}: KING kinship {p:.3f} > {DUPLICATE}, genotypes differ at "
-                                     f"{100 * disc:.1f}% of {where}); the panel must be public or disjoint from the "
-                                     "cohort")
+        raise InputError(
+            panel_path,
+            f"reference panel holds cohort genotypes: {report['n_duplicate_pairs']} "
+            f"cohort-panel pair(s) are duplicates or identical twins (e.g. cohort {a!r} and "
+            f"panel {b!r}: KING kinship {p:.3f} > {DUPLICATE}, genotypes differ at "
+            f"{100 * disc:.1f}% of {where}); the panel must be public or disjoint from the "
+            "cohort",
+        )
     elif report["n_related_pairs"]:
         report["outcome"] = "related"
         a, b = report["closest"]
-        report["message"] = (f"panel overlap: warning: {report['n_related_pairs']} cohort-panel pair(s) look like "
-                             f"first-degree relatives (KING kinship > {FIRST_DEGREE}; largest {phi_text}, cohort "
-                             f"{a!r} and panel {b!r}; {where}): if they are, the panel reveals information about "
-                             "those cohort members (small or simulated data, spanning little genome, give such "
-                             "values by chance)")
+        report["message"] = (
+            f"panel overlap: warning: {report['n_related_pairs']} cohort-panel pair(s) look like "
+            f"first-degree relatives (KING kinship > {FIRST_DEGREE}; largest {phi_text}, cohort "
+            f"{a!r} and panel {b!r}; {where}): if they are, the panel reveals information about "
+            "those cohort members (small or simulated data, spanning little genome, give such "
+            "values by chance)"
+        )
     else:
         report["outcome"] = "ok"
         report["message"] = f"panel overlap: none (largest cohort-panel kinship {phi_text}, {where})"
@@ -86,13 +93,19 @@ def decide(report: dict, panel_path, notify=None) -> dict:
     return report
 
 
-def check_matrices(cohort_G: np.ndarray, panel_G: np.ndarray, cohort_ids, panel_ids, panel_path,
-                   notify=None) -> dict:
+def check_matrices(cohort_G: np.ndarray, panel_G: np.ndarray, cohort_ids, panel_ids, panel_path, notify=None) -> dict:
     """Cohort and panel as variant-major dosage matrices over the same variants (the CSV path)."""
     sel = subset(cohort_G.shape[0], cohort_G.shape[1], panel_G.shape[1])
     g = np.ascontiguousarray(cohort_G[sel], dtype=np.int8)
-    report = cross_kinship(lambda s0, s1: g[:, s0:s1], cohort_ids, panel_G[sel], panel_ids, duplicate=DUPLICATE,
-                           related=FIRST_DEGREE, max_discordance=MAX_DISCORDANCE)
+    report = cross_kinship(
+        lambda s0, s1: g[:, s0:s1],
+        cohort_ids,
+        panel_G[sel],
+        panel_ids,
+        duplicate=DUPLICATE,
+        related=FIRST_DEGREE,
+        max_discordance=MAX_DISCORDANCE,
+    )
     return decide(report, panel_path, notify)
 
 
@@ -106,8 +119,13 @@ def check_stores(cohort, panel, alignment, panel_path, notify=None) -> dict:
 
     sel = subset(alignment.n_kept, cohort.n_samples, panel.n_samples)
     if sel.size == 0:
-        return decide(cross_kinship(lambda s0, s1: None, [], np.zeros((0, 0), np.int8), [], duplicate=DUPLICATE,
-                                    related=FIRST_DEGREE), panel_path, notify)
+        return decide(
+            cross_kinship(
+                lambda s0, s1: None, [], np.zeros((0, 0), np.int8), [], duplicate=DUPLICATE, related=FIRST_DEGREE
+            ),
+            panel_path,
+            notify,
+        )
     rows = alignment.cohort_index[sel]
     panel_G = _panel_rows(str(panel.path), alignment.panel_index[sel], alignment.panel_swap[sel])
     gt = zarr.open_array(f"{cohort.path}/call_genotype", mode="r")
@@ -123,6 +141,13 @@ def check_stores(cohort, panel, alignment, panel_path, notify=None) -> dict:
             parts.append(dosage_from_calls(np.ascontiguousarray(calls)))
         return np.concatenate(parts)
 
-    report = cross_kinship(read, cohort.sample_ids, panel_G, panel.sample_ids, duplicate=DUPLICATE,
-                           related=FIRST_DEGREE, max_discordance=MAX_DISCORDANCE)
+    report = cross_kinship(
+        read,
+        cohort.sample_ids,
+        panel_G,
+        panel.sample_ids,
+        duplicate=DUPLICATE,
+        related=FIRST_DEGREE,
+        max_discordance=MAX_DISCORDANCE,
+    )
     return decide(report, panel_path, notify)

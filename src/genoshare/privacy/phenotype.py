@@ -45,8 +45,10 @@ def rr_threshold(epsilon: float) -> tuple[int, float]:
     if not (epsilon > 0 and math.isfinite(epsilon)):
         raise GenoshareError(f"phenotype epsilon must be a positive number, not {epsilon}")
     if epsilon > 44:
-        raise GenoshareError(f"phenotype epsilon {epsilon:g} is beyond what a 64-bit flip threshold resolves "
-                             "(at most 44); release the column in the clear instead")
+        raise GenoshareError(
+            f"phenotype epsilon {epsilon:g} is beyond what a 64-bit flip threshold resolves "
+            "(at most 44); release the column in the clear instead"
+        )
     # The 1e-12 relative margin dwarfs the float rounding of the division and of the logarithms below.
     t = max(1, math.ceil(TWO64 / (1.0 + math.exp(epsilon)) * (1.0 + 1e-12)))
     return t, math.log(TWO64 - t) - math.log(t)
@@ -89,10 +91,12 @@ def clear_statement(columns: Iterable[str]) -> str:
     if not cols:
         return ""
     listed = ", ".join(repr(c) for c in cols)
-    return (f"phenotypes/covariates released in the clear: {listed}. They are not protected by differential "
-            "privacy: anyone who knows a participant's values of these columns may find that participant's row, "
-            "so membership in the cohort is not protected; the genotype guarantee (the xor and af stages) still "
-            "bounds what the release reveals about each row's genotypes, given these columns.")
+    return (
+        f"phenotypes/covariates released in the clear: {listed}. They are not protected by differential "
+        "privacy: anyone who knows a participant's values of these columns may find that participant's row, "
+        "so membership in the cohort is not protected; the genotype guarantee (the xor and af stages) still "
+        "bounds what the release reveals about each row's genotypes, given these columns."
+    )
 
 
 def phenotype_entry(rr: Mapping[str, float] | None = None, clear: Iterable[str] | None = None) -> dict:
@@ -111,11 +115,19 @@ def phenotype_entry(rr: Mapping[str, float] | None = None, clear: Iterable[str] 
     columns = []
     for name, eps in rr.items():
         t, eps_q = rr_threshold(eps)
-        columns.append({"name": name, "epsilon": eps_q, "epsilon_requested": float(eps),
-                        "keep_probability": (TWO64 - t) / TWO64, "flip_probability": t / TWO64})
+        columns.append(
+            {
+                "name": name,
+                "epsilon": eps_q,
+                "epsilon_requested": float(eps),
+                "keep_probability": (TWO64 - t) / TWO64,
+                "flip_probability": t / TWO64,
+            }
+        )
     if rr:
         mechanism = "randomized response on binary phenotype(s)" + (
-            "; other columns released in the clear" if clear else "")
+            "; other columns released in the clear" if clear else ""
+        )
     else:
         mechanism = "none: released in the clear"
     entry = {

@@ -28,8 +28,17 @@ from pathlib import Path
 
 from genoshare.errors import GenoshareError, InputError
 
-__all__ = ["MIN_PUBLISHED_SAMPLES", "check_published_n", "private_input_entry", "private_input_details",
-           "manifest_problems", "RELEASE_DIGEST", "IdenticalRelease", "refuse_identical", "ledger_problems"]
+__all__ = [
+    "MIN_PUBLISHED_SAMPLES",
+    "check_published_n",
+    "private_input_entry",
+    "private_input_details",
+    "manifest_problems",
+    "RELEASE_DIGEST",
+    "IdenticalRelease",
+    "refuse_identical",
+    "ledger_problems",
+]
 
 #: Fewest individuals a release restored to the cohort's own (published) allele frequencies may have. Measured on
 #: the lactose cohort (docs/privacy.md, benchmarks/small_n.py): the restoration leaves +27 points more genotypes
@@ -50,10 +59,13 @@ class IdenticalRelease(GenoshareError):
 def check_published_n(n_samples: int, af_kind: str, cohort_path) -> None:
     """Refuse (InputError naming the cohort) a published-frequency release of fewer than the minimum."""
     if af_kind == "published" and n_samples < MIN_PUBLISHED_SAMPLES:
-        raise InputError(cohort_path, f"{n_samples} individual(s): restoring the cohort's own allele frequencies "
-                                      f"(--af-source published) needs at least {MIN_PUBLISHED_SAMPLES}, fewer "
-                                      "would release most genotypes unchanged; use --af-source reference, "
-                                      "public:FILE or dp:EPS")
+        raise InputError(
+            cohort_path,
+            f"{n_samples} individual(s): restoring the cohort's own allele frequencies "
+            f"(--af-source published) needs at least {MIN_PUBLISHED_SAMPLES}, fewer "
+            "would release most genotypes unchanged; use --af-source reference, "
+            "public:FILE or dp:EPS",
+        )
 
 
 def private_input_entry(path, kind: str | None = None) -> dict:
@@ -77,8 +89,10 @@ def private_input_details(path, kind: str | None = None) -> dict:
 def refuse_identical(release_fp: str, cohort_fp: str) -> None:
     """The paranoid check at release time: refuse if the released genotypes are the cohort's."""
     if release_fp == cohort_fp:
-        raise IdenticalRelease("the released genotypes are identical to the cohort's (the noise left or put every "
-                               "genotype back): nothing was released")
+        raise IdenticalRelease(
+            "the released genotypes are identical to the cohort's (the noise left or put every "
+            "genotype back): nothing was released"
+        )
 
 
 def _is_number(v) -> bool:
@@ -94,8 +108,10 @@ def manifest_problems(manifest, where: str = "manifest.json") -> list[str]:
     af = manifest.get("af_source")
     n = manifest.get("n_samples")
     if isinstance(af, dict) and af.get("kind") == "published" and _is_number(n) and n < MIN_PUBLISHED_SAMPLES:
-        problems.append(f"{where}: {n} individual(s) restored to the cohort's own allele frequencies (published); "
-                        f"below {MIN_PUBLISHED_SAMPLES} the restoration releases most genotypes unchanged")
+        problems.append(
+            f"{where}: {n} individual(s) restored to the cohort's own allele frequencies (published); "
+            f"below {MIN_PUBLISHED_SAMPLES} the restoration releases most genotypes unchanged"
+        )
     inputs = manifest.get("inputs")
     if isinstance(inputs, dict):
         for role in PRIVATE_INPUTS:
@@ -103,22 +119,30 @@ def manifest_problems(manifest, where: str = "manifest.json") -> list[str]:
             if not isinstance(entry, dict):
                 continue
             leaked = [k for k in PRIVATE_INPUT_KEYS if k in entry]
-            leaked += [k for k, v in entry.items() if k not in leaked and isinstance(v, str)
-                       and (v.startswith("/") or "/" in v or "\\" in v)]
+            leaked += [
+                k
+                for k, v in entry.items()
+                if k not in leaked and isinstance(v, str) and (v.startswith("/") or "/" in v or "\\" in v)
+            ]
             if leaked:
-                problems.append(f"{where}: 'inputs.{role}' publishes {', '.join(leaked)} of the private {role} "
-                                "file (they belong in the owner's ledger)")
+                problems.append(
+                    f"{where}: 'inputs.{role}' publishes {', '.join(leaked)} of the private {role} "
+                    "file (they belong in the owner's ledger)"
+                )
     rel = manifest.get("relatives")
     if isinstance(rel, dict):
         counts = [k for k, v in rel.items() if k not in KINSHIP_PUBLIC_KEYS and (_is_number(v) or isinstance(v, list))]
         if counts:
-            problems.append(f"{where}: 'relatives' holds exact kinship counts of the cohort ({', '.join(counts)}); "
-                            "they belong in the owner's ledger")
+            problems.append(
+                f"{where}: 'relatives' holds exact kinship counts of the cohort ({', '.join(counts)}); "
+                "they belong in the owner's ledger"
+            )
     return problems
 
 
-def ledger_problems(ledger, directory: Path, data_fp: str | None, release_sha256: str | None,
-                    manifest) -> tuple[list[str], list[str]]:
+def ledger_problems(
+    ledger, directory: Path, data_fp: str | None, release_sha256: str | None, manifest
+) -> tuple[list[str], list[str]]:
     """Owner mode of check-release: the release against every ledger row. (problems, warnings).
 
     - the released genotypes (``data_fp``, their fingerprint) equal a cohort in the ledger (its fingerprint, or
@@ -140,16 +164,22 @@ def ledger_problems(ledger, directory: Path, data_fp: str | None, release_sha256
         cohort = det.get("cohort") or {}
         cohort_fps = {e.fingerprint, det.get("cohort_sites_fingerprint")} - {None}
         if data_fp is not None and data_fp in cohort_fps:
-            problems.append(f"the released genotypes are identical to the cohort of ledger release {e.id} "
-                            f"({e.fingerprint[:12]}): this directory holds the original genotypes")
+            problems.append(
+                f"the released genotypes are identical to the cohort of ledger release {e.id} "
+                f"({e.fingerprint[:12]}): this directory holds the original genotypes"
+            )
         if release_sha256 is not None and cohort.get("sha256") == release_sha256:
             problems.append(f"the release file is byte-identical to the cohort file of ledger release {e.id}")
         if e.output_dir == here and e.status == "recorded":
             recorded = det.get(RELEASE_DIGEST)
             if data_fp is not None and recorded and recorded != data_fp:
-                problems.append(f"the released genotypes differ from what ledger release {e.id} recorded for this "
-                                "directory (they were replaced after the release)")
+                problems.append(
+                    f"the released genotypes differ from what ledger release {e.id} recorded for this "
+                    "directory (they were replaced after the release)"
+                )
             if e.output_checksum and e.output_checksum != release_checksum(directory):
-                warnings.append(f"the directory changed since ledger release {e.id} (its checksum differs; "
-                                "fine if only retention.json or a README was added)")
+                warnings.append(
+                    f"the directory changed since ledger release {e.id} (its checksum differs; "
+                    "fine if only retention.json or a README was added)"
+                )
     return list(dict.fromkeys(problems)), list(dict.fromkeys(warnings))

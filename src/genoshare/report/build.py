@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from genoshare import __version__
@@ -167,10 +167,15 @@ def read_release(release_dir) -> dict:
         "tool_version": m.get("version"),
         "created": m.get("created"),
         "timings": {k: v for k, v in timings.items() if isinstance(v, (int, float))},
-        "guarantee": {"epsilon": eps_pure, "posteriors": posteriors, "posterior_at_50": _r(post50, 9),
-                      "people_of_100_at_50": min(100, math.ceil(100 * post50 - 1e-9)),
-                      "vacuous": post50 > VACUOUS_POSTERIOR, "tpr_ceiling": ceiling,
-                      "regions": [{"epsilon": e, "delta": dl} for e, dl in regions]},
+        "guarantee": {
+            "epsilon": eps_pure,
+            "posteriors": posteriors,
+            "posterior_at_50": _r(post50, 9),
+            "people_of_100_at_50": min(100, math.ceil(100 * post50 - 1e-9)),
+            "vacuous": post50 > VACUOUS_POSTERIOR,
+            "tpr_ceiling": ceiling,
+            "regions": [{"epsilon": e, "delta": dl} for e, dl in regions],
+        },
         "_regions": regions,
         "attacks": [],
         "retention": None,
@@ -205,25 +210,37 @@ def _leakage(name: str, v: dict, path: Path, regions, accountant_eps: float | No
         f = (v.get("fpr_at_threshold") or {}).get(k) or {}
         if not isinstance(t, dict):
             raise InputError(path, f"attack {name!r} has no TPR at FPR {k}")
-        at[k] = {"tpr": _num(t.get("tpr"), path, f"{name} TPR at {k}"),
-                 "ci_low": _num(t.get("ci_low"), path, f"{name} TPR interval at {k}"),
-                 "ci_high": _num(t.get("ci_high"), path, f"{name} TPR interval at {k}"),
-                 "fpr": f.get("fpr"), "fpr_ci_high": f.get("ci_high"),
-                 "ceiling": _r(tpr_ceiling(float(k), regions), 9) if regions else None}
+        at[k] = {
+            "tpr": _num(t.get("tpr"), path, f"{name} TPR at {k}"),
+            "ci_low": _num(t.get("ci_low"), path, f"{name} TPR interval at {k}"),
+            "ci_high": _num(t.get("ci_high"), path, f"{name} TPR interval at {k}"),
+            "fpr": f.get("fpr"),
+            "fpr_ci_high": f.get("ci_high"),
+            "ceiling": _r(tpr_ceiling(float(k), regions), 9) if regions else None,
+        }
     lb = _num(v.get("epsilon_lower_bound"), path, f"{name} epsilon_lower_bound")
     detail = v.get("epsilon_lower_bound_detail") if isinstance(v.get("epsilon_lower_bound_detail"), dict) else {}
     one = at["0.01"]
     caught = round(100 * one["tpr"])
     wrongly = None if one["fpr"] is None else round(100 * float(one["fpr"]))
-    sentence = (f"At the threshold set for 1 in 100 false alarms, this attack caught {caught} of 100 members"
-                + ("" if wrongly is None else f" while wrongly flagging {wrongly} of 100 non-members") + ".")
+    sentence = (
+        f"At the threshold set for 1 in 100 false alarms, this attack caught {caught} of 100 members"
+        + ("" if wrongly is None else f" while wrongly flagging {wrongly} of 100 non-members")
+        + "."
+    )
     within = None if accountant_eps is None else lb <= accountant_eps * (1 + 1e-9)
-    return {"attack": name, "auc": _num(v.get("auc"), path, f"{name} AUC"),
-            "roc": {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]},
-            "tpr_at_fpr": at, "epsilon_lower_bound": lb,
-            "confidence": detail.get("confidence"), "lower_bound_method": detail.get("method"),
-            "seeds": len(v.get("per_seed") or []) or None,
-            "sentence": sentence, "within_guarantee": within}
+    return {
+        "attack": name,
+        "auc": _num(v.get("auc"), path, f"{name} AUC"),
+        "roc": {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]},
+        "tpr_at_fpr": at,
+        "epsilon_lower_bound": lb,
+        "confidence": detail.get("confidence"),
+        "lower_bound_method": detail.get("method"),
+        "seeds": len(v.get("per_seed") or []) or None,
+        "sentence": sentence,
+        "within_guarantee": within,
+    }
 
 
 def attach_attack(path: Path, releases: list[dict]) -> None:
@@ -242,29 +259,46 @@ def attach_attack(path: Path, releases: list[dict]) -> None:
             continue
         eps = a.get("epsilon_xor")
         if not isinstance(eps, (int, float)) or not _same_eps(float(eps), rel["epsilon_xor"]):
-            raise InputError(path, f"audits a release named {rel['name']!r} at epsilon_xor {eps}, but that "
-                                   f"release's manifest says {rel['epsilon_xor']:.6g}: an attack of another release")
+            raise InputError(
+                path,
+                f"audits a release named {rel['name']!r} at epsilon_xor {eps}, but that "
+                f"release's manifest says {rel['epsilon_xor']:.6g}: an attack of another release",
+            )
         target = rel
         break
     if target is None:
-        raise InputError(path, f"audits release(s) {', '.join(sorted(names))}, none of the --release directories "
-                               f"({', '.join(r['name'] for r in releases)}): an attack of another release")
+        raise InputError(
+            path,
+            f"audits release(s) {', '.join(sorted(names))}, none of the --release directories "
+            f"({', '.join(r['name'] for r in releases)}): an attack of another release",
+        )
     members = split.get("members") if isinstance(split.get("members"), dict) else {}
     n_members = sum(v for v in members.values() if isinstance(v, int))
     if members and n_members != target["n_samples"]:
-        raise InputError(path, f"has {n_members} members but release {target['name']!r} has "
-                               f"{target['n_samples']} individuals: an attack of another cohort")
+        raise InputError(
+            path,
+            f"has {n_members} members but release {target['name']!r} has "
+            f"{target['n_samples']} individuals: an attack of another cohort",
+        )
     snps = split.get("snps")
     if isinstance(snps, int) and snps > target["n_variants"]:
-        raise InputError(path, f"used {snps} SNPs but release {target['name']!r} has {target['n_variants']}: an "
-                               "attack of another cohort")
+        raise InputError(
+            path,
+            f"used {snps} SNPs but release {target['name']!r} has {target['n_variants']}: an attack of another cohort",
+        )
     nonmembers = split.get("nonmembers") if isinstance(split.get("nonmembers"), dict) else {}
-    common = {"file": path.name, "sha256": _sha256_file(path),
-              "releases_audited": len(audited), "snps": snps,
-              "members": members, "nonmembers": nonmembers,
-              "split_panel": split.get("split_panel"),
-              "notes": [_strip_paths(n) for n in split.get("notes", []) if isinstance(n, str)],
-              "confidence": audit.get("confidence"), "delta": audit.get("delta")}
+    common = {
+        "file": path.name,
+        "sha256": _sha256_file(path),
+        "releases_audited": len(audited),
+        "snps": snps,
+        "members": members,
+        "nonmembers": nonmembers,
+        "split_panel": split.get("split_panel"),
+        "notes": [_strip_paths(n) for n in split.get("notes", []) if isinstance(n, str)],
+        "confidence": audit.get("confidence"),
+        "delta": audit.get("delta"),
+    }
     for name, v in entries.items():
         item = _leakage(name, v, path, target["_regions"], target["epsilon_xor"])
         item.update(common)
@@ -277,13 +311,17 @@ def attach_retention(path: Path, by_sha: dict, releases: list[dict]) -> None:
     data = _read_json(path, "retention table")
     tests = data.get("tests")
     if not isinstance(tests, dict) or not tests:
-        raise InputError(path, "holds no retention per test (expected the retention.json of "
-                               "`genoshare retention-table`)")
+        raise InputError(
+            path, "holds no retention per test (expected the retention.json of `genoshare retention-table`)"
+        )
     sha = ((data.get("release") or {}).get("manifest") or {}).get("sha256")
     rel = by_sha.get(sha)
     if rel is None:
-        raise InputError(path, "is the retention table of another release (its manifest SHA-256 matches none of "
-                               f"the --release directories: {', '.join(r['name'] for r in releases)})")
+        raise InputError(
+            path,
+            "is the retention table of another release (its manifest SHA-256 matches none of "
+            f"the --release directories: {', '.join(r['name'] for r in releases)})",
+        )
     out = {}
     for test, t in tests.items():
         if not isinstance(t, dict):
@@ -293,9 +331,17 @@ def attach_retention(path: Path, by_sha: dict, releases: list[dict]) -> None:
     if not out:
         raise InputError(path, "holds no retention per test")
     headline = next((t for t in RETENTION_TESTS if t in out), sorted(out)[0])
-    rel["retention"] = {"file": path.name, "sha256": _sha256_file(path), "k": data.get("k"),
-                        "alpha": data.get("alpha"), "tau": data.get("tau"), "design": data.get("design"),
-                        "tests": out, "headline_test": headline, "headline": out[headline]["mean"]}
+    rel["retention"] = {
+        "file": path.name,
+        "sha256": _sha256_file(path),
+        "k": data.get("k"),
+        "alpha": data.get("alpha"),
+        "tau": data.get("tau"),
+        "design": data.get("design"),
+        "tests": out,
+        "headline_test": headline,
+        "headline": out[headline]["mean"],
+    }
 
 
 EVALUATION_METRICS = ("point_error", "sample_error", "mean_error", "variance_error")
@@ -307,12 +353,16 @@ def attach_evaluation(path: Path, releases: list[dict]) -> None:
     data = _read_json(path, "evaluation JSON")
     rel = next((r for r in releases if r["name"] == path.stem), None)
     if rel is None:
-        raise InputError(path, f"is named for no --release directory (an evaluation must be named "
-                               f"<release>.json; releases: {', '.join(r['name'] for r in releases)})")
+        raise InputError(
+            path,
+            f"is named for no --release directory (an evaluation must be named "
+            f"<release>.json; releases: {', '.join(r['name'] for r in releases)})",
+        )
     metrics = {k: _num(data[k], path, k) for k in EVALUATION_METRICS if k in data}
     if not metrics:
-        raise InputError(path, "holds none of " + ", ".join(EVALUATION_METRICS) +
-                               " (expected the JSON of `genoshare evaluate`)")
+        raise InputError(
+            path, "holds none of " + ", ".join(EVALUATION_METRICS) + " (expected the JSON of `genoshare evaluate`)"
+        )
     rel["evaluation"] = {"file": path.name, "sha256": _sha256_file(path), **metrics}
 
 
@@ -327,8 +377,13 @@ def read_model_audit(path: Path) -> dict:
     regions = [(eps, 0.0)] if eps is not None else []
     model = data.get("model")
     name = model.get("name") if isinstance(model, dict) else (model if isinstance(model, str) else None)
-    return {"file": path.name, "sha256": _sha256_file(path), "name": name or path.stem, "epsilon": eps,
-            "attacks": [_leakage(n, v, path, regions, eps) for n, v in entries.items()]}
+    return {
+        "file": path.name,
+        "sha256": _sha256_file(path),
+        "name": name or path.stem,
+        "epsilon": eps,
+        "attacks": [_leakage(n, v, path, regions, eps) for n, v in entries.items()],
+    }
 
 
 def _strip_paths(text: str) -> str:
@@ -366,18 +421,32 @@ def ledger_view(cohorts: list[dict], budget: float | None, private=None) -> None
                     continue
                 counted = e.status in ("recorded", "reserved")
                 total += e.epsilon if counted else 0.0
-                steps.append({"id": e.id, "created": e.created, "release": Path(e.output_dir).name if e.output_dir
-                              else None, "epsilon": e.epsilon, "delta": e.delta, "status": e.status,
-                              "test_release": e.test_release, "cumulative_epsilon": total})
+                steps.append(
+                    {
+                        "id": e.id,
+                        "created": e.created,
+                        "release": Path(e.output_dir).name if e.output_dir else None,
+                        "epsilon": e.epsilon,
+                        "delta": e.delta,
+                        "status": e.status,
+                        "test_release": e.test_release,
+                        "cumulative_epsilon": total,
+                    }
+                )
             cum = [led.cumulative(fp) for fp in sorted(fps)]
             eps = math.fsum(x["epsilon"] for x in cum)
-            c["ledger"] = {"found": True, "steps": steps, "cumulative_epsilon": eps,
-                           "cumulative_delta": min(1.0, math.fsum(x["delta"] for x in cum)),
-                           "n_releases": sum(x["n_releases"] for x in cum),
-                           "n_test_releases": sum(x["n_test_releases"] for x in cum),
-                           "composition": cum[0]["composition"], "budget": budget,
-                           "remaining": None if budget is None else budget - eps,
-                           "within_budget": None if budget is None else eps <= budget * (1 + 1e-12)}
+            c["ledger"] = {
+                "found": True,
+                "steps": steps,
+                "cumulative_epsilon": eps,
+                "cumulative_delta": min(1.0, math.fsum(x["delta"] for x in cum)),
+                "n_releases": sum(x["n_releases"] for x in cum),
+                "n_test_releases": sum(x["n_test_releases"] for x in cum),
+                "composition": cum[0]["composition"],
+                "budget": budget,
+                "remaining": None if budget is None else budget - eps,
+                "within_budget": None if budget is None else eps <= budget * (1 + 1e-12),
+            }
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -404,33 +473,61 @@ def group_cohorts(releases: list[dict], target: float) -> list[dict]:
         settings = {s: first.get(s) for s in SWEEP_SETTINGS}
         label = f"Cohort {key[0]}"
         if per_cohort[key[:3]] > 1:
-            label += " (" + ", ".join(f"{s.replace('_', ' ')} {settings[s]}" for s in SWEEP_SETTINGS
-                                      if s != "release_file") + ")"
+            label += (
+                " ("
+                + ", ".join(f"{s.replace('_', ' ')} {settings[s]}" for s in SWEEP_SETTINGS if s != "release_file")
+                + ")"
+            )
         rels = sorted(rels, key=lambda r: (r["epsilon"], r["name"]))
         for r in rels:
             r["risk"] = _risk(r)
-        meets = [r for r in rels if r["retention"] is not None and r["retention"]["headline"] is not None
-                 and r["retention"]["headline"] >= target]
+        meets = [
+            r
+            for r in rels
+            if r["retention"] is not None
+            and r["retention"]["headline"] is not None
+            and r["retention"]["headline"] >= target
+        ]
         have_retention = any(r["retention"] is not None for r in rels)
         if meets:
             rec = meets[0]
             risk = _risk(rec)
-            text = (f"The smallest epsilon of this sweep whose GWAS retention ({rec['retention']['headline_test']} "
-                    f"test) meets the target of {target:g} is {rec['epsilon']:.4g} (release {rec['name']}): mean "
-                    f"retention {rec['retention']['headline']:.3f}.")
-            recommendation = {"release": rec["name"], "epsilon": rec["epsilon"],
-                              "retention": rec["retention"]["headline"], "risk": risk, "text": text}
+            text = (
+                f"The smallest epsilon of this sweep whose GWAS retention ({rec['retention']['headline_test']} "
+                f"test) meets the target of {target:g} is {rec['epsilon']:.4g} (release {rec['name']}): mean "
+                f"retention {rec['retention']['headline']:.3f}."
+            )
+            recommendation = {
+                "release": rec["name"],
+                "epsilon": rec["epsilon"],
+                "retention": rec["retention"]["headline"],
+                "risk": risk,
+                "text": text,
+            }
         else:
             tests = sorted({r["retention"]["headline_test"] for r in rels if r["retention"] is not None})
-            text = (f"No release of this sweep reaches the retention target of {target:g} "
-                    f"({', '.join(tests)} test)." if have_retention else
-                    "No retention table was given, so no release can be recommended on utility.")
+            text = (
+                f"No release of this sweep reaches the retention target of {target:g} ({', '.join(tests)} test)."
+                if have_retention
+                else "No retention table was given, so no release can be recommended on utility."
+            )
             recommendation = {"release": None, "epsilon": None, "retention": None, "risk": None, "text": text}
         focus = next((r for r in rels if r["name"] == recommendation["release"]), rels[0])
-        cohorts.append({"cohort": key[0], "label": label, "settings": settings, "n_samples": key[1],
-                        "n_variants": key[2], "releases": rels,
-                        "sweep": len(rels) > 1, "focus": focus["name"], "recommendation": recommendation,
-                        "retention_target": target, "ledger": None})
+        cohorts.append(
+            {
+                "cohort": key[0],
+                "label": label,
+                "settings": settings,
+                "n_samples": key[1],
+                "n_variants": key[2],
+                "releases": rels,
+                "sweep": len(rels) > 1,
+                "focus": focus["name"],
+                "recommendation": recommendation,
+                "retention_target": target,
+                "ledger": None,
+            }
+        )
     return cohorts
 
 
@@ -438,8 +535,11 @@ def _risk(r: dict) -> dict | None:
     if not r["attacks"]:
         return None
     best = max(r["attacks"], key=lambda a: a["tpr_at_fpr"]["0.01"]["tpr"])
-    return {"attack": best["attack"], "tpr_at_1pct": best["tpr_at_fpr"]["0.01"]["tpr"],
-            "epsilon_lower_bound": max(a["epsilon_lower_bound"] for a in r["attacks"])}
+    return {
+        "attack": best["attack"],
+        "tpr_at_1pct": best["tpr_at_fpr"]["0.01"]["tpr"],
+        "epsilon_lower_bound": max(a["epsilon_lower_bound"] for a in r["attacks"]),
+    }
 
 
 def badges(c: dict) -> list[dict]:
@@ -447,11 +547,21 @@ def badges(c: dict) -> list[dict]:
     out = []
     attacks = [a for r in c["releases"] for a in r["attacks"]]
     if attacks:
-        over = [f"{a['attack']} ({r['name']})" for r in c["releases"] for a in r["attacks"]
-                if a["within_guarantee"] is False]
-        out.append({"id": "attacks", "status": "warn" if over else "pass",
-                    "text": ("Measured attacks exceed the accountant's epsilon: " + ", ".join(over)) if over else
-                            "No measured attack exceeds the guarantee"})
+        over = [
+            f"{a['attack']} ({r['name']})"
+            for r in c["releases"]
+            for a in r["attacks"]
+            if a["within_guarantee"] is False
+        ]
+        out.append(
+            {
+                "id": "attacks",
+                "status": "warn" if over else "pass",
+                "text": ("Measured attacks exceed the accountant's epsilon: " + ", ".join(over))
+                if over
+                else "No measured attack exceeds the guarantee",
+            }
+        )
     else:
         out.append({"id": "attacks", "status": "warn", "text": "No attack was measured"})
     ret = focus["retention"]
@@ -459,20 +569,36 @@ def badges(c: dict) -> list[dict]:
         out.append({"id": "retention", "status": "warn", "text": "No GWAS retention measured"})
     else:
         ok = ret["headline"] is not None and ret["headline"] >= c["retention_target"]
-        out.append({"id": "retention", "status": "pass" if ok else "warn",
-                    "text": f"GWAS retention {ret['headline']:.3f} {'at or above' if ok else 'below'} the target "
-                            f"{c['retention_target']:g}"})
+        out.append(
+            {
+                "id": "retention",
+                "status": "pass" if ok else "warn",
+                "text": f"GWAS retention {ret['headline']:.3f} {'at or above' if ok else 'below'} the target "
+                f"{c['retention_target']:g}",
+            }
+        )
     own = any(r["af_own"] for r in c["releases"])
-    out.append({"id": "frequencies", "status": "warn" if own else "pass",
-                "text": "Allele frequencies are the cohort's own (not protected)" if own else
-                        f"Allele frequencies: {focus['af_kind']} (covered)"})
+    out.append(
+        {
+            "id": "frequencies",
+            "status": "warn" if own else "pass",
+            "text": "Allele frequencies are the cohort's own (not protected)"
+            if own
+            else f"Allele frequencies: {focus['af_kind']} (covered)",
+        }
+    )
     if focus["guarantee"]["vacuous"]:
         out.append({"id": "guarantee", "status": "warn", "text": "Formal guarantee vacuous at this epsilon"})
     if c.get("ledger") and c["ledger"].get("within_budget") is not None:
         ok = c["ledger"]["within_budget"]
-        out.append({"id": "budget", "status": "pass" if ok else "warn",
-                    "text": f"Cumulative epsilon {c['ledger']['cumulative_epsilon']:.4g} "
-                            f"{'within' if ok else 'over'} budget {c['ledger']['budget']:.4g}"})
+        out.append(
+            {
+                "id": "budget",
+                "status": "pass" if ok else "warn",
+                "text": f"Cumulative epsilon {c['ledger']['cumulative_epsilon']:.4g} "
+                f"{'within' if ok else 'over'} budget {c['ledger']['budget']:.4g}",
+            }
+        )
     if any(r["test_release"] for r in c["releases"]):
         out.append({"id": "test", "status": "warn", "text": "Contains test releases (--seed): not for sharing"})
     return out
@@ -494,12 +620,16 @@ def _safe_argv(argv) -> list[str]:
     return out
 
 
-def _command(releases, attacks, retention, model_audits, ledger, budget, retention_target,
-             evaluations=()) -> list[str]:
+def _command(releases, attacks, retention, model_audits, ledger, budget, retention_target, evaluations=()) -> list[str]:
     """The command line that makes this report (file arguments as given; _safe_argv keeps base names)."""
     cmd = ["genoshare", "report"]
-    for flag, values in (("--release", releases), ("--attacks", attacks), ("--retention", retention),
-                         ("--model-audit", model_audits), ("--evaluation", evaluations or ())):
+    for flag, values in (
+        ("--release", releases),
+        ("--attacks", attacks),
+        ("--retention", retention),
+        ("--model-audit", model_audits),
+        ("--evaluation", evaluations or ()),
+    ):
         for v in values:
             cmd += [flag, str(v)]
     if ledger:
@@ -509,11 +639,20 @@ def _command(releases, attacks, retention, model_audits, ledger, budget, retenti
     return cmd + ["--retention-target", f"{retention_target:g}"]
 
 
-def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = False, budget: float | None = None,
-            retention_target: float = DEFAULT_RETENTION_TARGET, argv=None, evaluations=(), private=None) -> dict:
+def collect(
+    releases,
+    attacks=(),
+    retention=(),
+    model_audits=(),
+    ledger: bool = False,
+    budget: float | None = None,
+    retention_target: float = DEFAULT_RETENTION_TARGET,
+    argv=None,
+    evaluations=(),
+    private=None,
+) -> dict:
     t0 = time.perf_counter()
-    releases, attacks, retention, model_audits = (list(x or ()) for x in (releases, attacks, retention,
-                                                                            model_audits))
+    releases, attacks, retention, model_audits = (list(x or ()) for x in (releases, attacks, retention, model_audits))
     if not releases:
         raise GenoshareError("report: give at least one --release DIR")
     if not 0 < retention_target <= 1:
@@ -552,36 +691,72 @@ def collect(releases, attacks=(), retention=(), model_audits=(), ledger: bool = 
         for k in [k for k in r if k.startswith("_")]:
             del r[k]
     return {
-        "tool": "genoshare", "version": __version__, "report_format": 1,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "retention_target": retention_target, "budget": budget, "priors": list(PRIORS),
+        "tool": "genoshare",
+        "version": __version__,
+        "report_format": 1,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "retention_target": retention_target,
+        "budget": budget,
+        "priors": list(PRIORS),
         "vacuous_posterior": VACUOUS_POSTERIOR,
-        "cohorts": cohorts, "models": models,
+        "cohorts": cohorts,
+        "models": models,
         "provenance": {
-            "version": __version__, "python": sys.version.split()[0],
-            "command": _safe_argv(argv if argv is not None else _command(releases, attacks, retention, model_audits,
-                                                                             ledger, budget, retention_target,
-                                                                             evaluations)),
-            "inputs": ([{"kind": "reference panel (public)", "file": f, "sha256": h}
-                        for f, h in dict.fromkeys((r["reference"], r["reference_sha256"]) for r in rels
-                                                  if r["reference"] and r["reference_sha256"])]
-                       + [{"kind": "release manifest", "file": f"{r['name']}/manifest.json",
-                         "sha256": by_sha_rev} for by_sha_rev, r in by_sha.items()]
-                       + [{"kind": "attack", "file": a["file"], "sha256": a["sha256"]}
-                          for r in rels for a in r["attacks"][:1]]
-                       + [{"kind": "retention", "file": f"{r['name']}/{r['retention']['file']}",
-                           "sha256": r["retention"]["sha256"]} for r in rels if r["retention"]]
-                       + [{"kind": "evaluation", "file": r["evaluation"]["file"], "sha256": r["evaluation"]["sha256"]}
-                          for r in rels if r["evaluation"]]
-                       + [{"kind": "model audit", "file": m["file"], "sha256": m["sha256"]} for m in models]),
+            "version": __version__,
+            "python": sys.version.split()[0],
+            "command": _safe_argv(
+                argv
+                if argv is not None
+                else _command(releases, attacks, retention, model_audits, ledger, budget, retention_target, evaluations)
+            ),
+            "inputs": (
+                [
+                    {"kind": "reference panel (public)", "file": f, "sha256": h}
+                    for f, h in dict.fromkeys(
+                        (r["reference"], r["reference_sha256"])
+                        for r in rels
+                        if r["reference"] and r["reference_sha256"]
+                    )
+                ]
+                + [
+                    {"kind": "release manifest", "file": f"{r['name']}/manifest.json", "sha256": by_sha_rev}
+                    for by_sha_rev, r in by_sha.items()
+                ]
+                + [{"kind": "attack", "file": a["file"], "sha256": a["sha256"]} for r in rels for a in r["attacks"][:1]]
+                + [
+                    {
+                        "kind": "retention",
+                        "file": f"{r['name']}/{r['retention']['file']}",
+                        "sha256": r["retention"]["sha256"],
+                    }
+                    for r in rels
+                    if r["retention"]
+                ]
+                + [
+                    {"kind": "evaluation", "file": r["evaluation"]["file"], "sha256": r["evaluation"]["sha256"]}
+                    for r in rels
+                    if r["evaluation"]
+                ]
+                + [{"kind": "model audit", "file": m["file"], "sha256": m["sha256"]} for m in models]
+            ),
             "timings": {"read_releases": round(t_read - t0, 4), "collect": round(t_end - t0, 4)},
         },
     }
 
 
-def build(releases, out, attacks=(), retention=(), model_audits=(), ledger: bool = False,
-          budget: float | None = None, retention_target: float = DEFAULT_RETENTION_TARGET, argv=None,
-          evaluations=(), private=None) -> dict:
+def build(
+    releases,
+    out,
+    attacks=(),
+    retention=(),
+    model_audits=(),
+    ledger: bool = False,
+    budget: float | None = None,
+    retention_target: float = DEFAULT_RETENTION_TARGET,
+    argv=None,
+    evaluations=(),
+    private=None,
+) -> dict:
     """Write ``out`` (HTML) and ``report.json`` beside it; returns the report dict. Nothing is written on error."""
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
@@ -591,11 +766,15 @@ def build(releases, out, attacks=(), retention=(), model_audits=(), ledger: bool
     where = out.parent.resolve()
     for d in releases or ():
         if where == Path(d).resolve() or Path(d).resolve() in where.parents:
-            raise InputError(out, f"is inside the release directory {d}: a release directory holds only what is "
-                                  "shared; write the report elsewhere")
+            raise InputError(
+                out,
+                f"is inside the release directory {d}: a release directory holds only what is "
+                "shared; write the report elsewhere",
+            )
     t0 = time.perf_counter()
-    report = collect(releases, attacks, retention, model_audits, ledger, budget, retention_target, argv,
-                     evaluations, private)
+    report = collect(
+        releases, attacks, retention, model_audits, ledger, budget, retention_target, argv, evaluations, private
+    )
     from genoshare.report.render import render
 
     t1 = time.perf_counter()

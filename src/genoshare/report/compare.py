@@ -93,8 +93,10 @@ def compare(pairs) -> list[dict]:
     seen: dict[str, str] = {}
     for (d, _), row in zip(pairs, rows):
         if row["release"] in seen:
-            raise GenoshareError(f"compare: two releases are named {row['release']!r} ({seen[row['release']]} "
-                                 f"and {d}); release directory names must be unique")
+            raise GenoshareError(
+                f"compare: two releases are named {row['release']!r} ({seen[row['release']]} "
+                f"and {d}); release directory names must be unique"
+            )
         seen[row["release"]] = str(d)
     return rows
 
@@ -138,10 +140,14 @@ def to_tsv(rows: list[dict]) -> str:
 
 def to_markdown(rows: list[dict]) -> str:
     cols = _columns(rows)
-    numeric = {c for c in cols if all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
-                                      for r in rows if r.get(c) is not None)}
-    lines = ["| " + " | ".join(cols) + " |",
-             "|" + "|".join("--:" if c in numeric else "---" for c in cols) + "|"]
+    numeric = {
+        c
+        for c in cols
+        if all(
+            isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool) for r in rows if r.get(c) is not None
+        )
+    }
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("--:" if c in numeric else "---" for c in cols) + "|"]
     lines += ["| " + " | ".join(_md_cell(c, r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -167,8 +173,14 @@ def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m genoshare.report.compare", description=__doc__.split("\n")[0])
-    parser.add_argument("--release", nargs=2, action="append", metavar=("DIR", "EVALUATION"), default=[],
-                        help="a release directory and the JSON 'genoshare evaluate' printed for it (repeat)")
+    parser.add_argument(
+        "--release",
+        nargs=2,
+        action="append",
+        metavar=("DIR", "EVALUATION"),
+        default=[],
+        help="a release directory and the JSON 'genoshare evaluate' printed for it (repeat)",
+    )
     parser.add_argument("--out", required=True, help="TSV table to write")
     parser.add_argument("--markdown", default=None, help="also write the table as Markdown here")
     args = parser.parse_args(argv)

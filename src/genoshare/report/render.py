@@ -23,17 +23,30 @@ def _regions(rel_or_model) -> list[tuple[float, float]]:
 
 
 def roc_figures(fig_id: str, attacks: list[dict], regions) -> tuple[str, str]:
-    lin = Chart(f"{fig_id}-roc-linear", "ROC (linear axes)", (0, 1, False), (0, 1, False),
-                "false-positive rate", "true-positive rate")
-    log = Chart(f"{fig_id}-roc-log", "ROC (log-log axes)", (1e-3, 1, True), (1e-3, 1, True),
-                "false-positive rate", "true-positive rate")
+    lin = Chart(
+        f"{fig_id}-roc-linear",
+        "ROC (linear axes)",
+        (0, 1, False),
+        (0, 1, False),
+        "false-positive rate",
+        "true-positive rate",
+    )
+    log = Chart(
+        f"{fig_id}-roc-log",
+        "ROC (log-log axes)",
+        (1e-3, 1, True),
+        (1e-3, 1, True),
+        "false-positive rate",
+        "true-positive rate",
+    )
     grid_lin = [i / 200 for i in range(201)]
     grid_log = [10 ** (-3 + 3 * i / 200) for i in range(201)]
     for ch, grid in ((lin, grid_lin), (log, grid_log)):
         ch.line(grid, grid, "chance", "#9a9a9a", "2 4", 1)
         if regions:
-            ch.line(grid, _ceiling_curve(regions, grid), "DP ceiling of the accountant's guarantee", CEILING, "8 3",
-                    2.5)
+            ch.line(
+                grid, _ceiling_curve(regions, grid), "DP ceiling of the accountant's guarantee", CEILING, "8 3", 2.5
+            )
     for i, a in enumerate(attacks):
         colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
         fpr, tpr = a["roc"]["fpr"], a["roc"]["tpr"]
@@ -41,15 +54,27 @@ def roc_figures(fig_id: str, attacks: list[dict], regions) -> tuple[str, str]:
         pts = [(f, t) for f, t in zip(fpr, tpr) if f > 0 and t > 0]
         log.line([p[0] for p in pts], [p[1] for p in pts], f"{a['attack']} (AUC {a['auc']:.3f})", colour, dash)
         levels = [float(k) for k in LEVELS]
-        log.points(levels, [a["tpr_at_fpr"][k]["tpr"] or None for k in LEVELS], None, colour, MARKERS[i % 4],
-                   lo=[max(a["tpr_at_fpr"][k]["ci_low"], 1e-3) for k in LEVELS],
-                   hi=[a["tpr_at_fpr"][k]["ci_high"] for k in LEVELS])
+        log.points(
+            levels,
+            [a["tpr_at_fpr"][k]["tpr"] or None for k in LEVELS],
+            None,
+            colour,
+            MARKERS[i % 4],
+            lo=[max(a["tpr_at_fpr"][k]["ci_low"], 1e-3) for k in LEVELS],
+            hi=[a["tpr_at_fpr"][k]["ci_high"] for k in LEVELS],
+        )
     return lin.render(), log.render()
 
 
 def posterior_figure(fig_id: str, eps: float) -> str:
-    ch = Chart(f"{fig_id}-posterior", "Largest posterior against prior", (0, 1, False), (0, 1, False),
-               "prior probability of being in the cohort", "largest posterior after the release")
+    ch = Chart(
+        f"{fig_id}-posterior",
+        "Largest posterior against prior",
+        (0, 1, False),
+        (0, 1, False),
+        "prior probability of being in the cohort",
+        "largest posterior after the release",
+    )
     grid = [i / 200 for i in range(201)]
     ch.line(grid, grid, "no release (posterior = prior)", "#9a9a9a", "2 4", 1)
     ch.line(grid, [posterior_bound(p, eps) for p in grid], f"bound at epsilon {eps:.4g}", PALETTE[1], "", 2.5)
@@ -64,8 +89,14 @@ def sweep_figures(c: dict):
     lo, hi = min(eps), max(eps)
     lo, hi = 10 ** math.floor(math.log10(lo)), 10 ** math.ceil(math.log10(hi) + 1e-12)
     fid = f"sweep-{c['index']}"
-    u = Chart(f"{fid}-utility", "Utility against epsilon", (lo, hi, True), (0, 1, False), "epsilon (log axis)",
-              "GWAS retention (mean, 5-95%)")
+    u = Chart(
+        f"{fid}-utility",
+        "Utility against epsilon",
+        (lo, hi, True),
+        (0, 1, False),
+        "epsilon (log axis)",
+        "GWAS retention (mean, 5-95%)",
+    )
     tests = sorted({t for r in rels if r["retention"] for t in r["retention"]["tests"]})
     for i, t in enumerate(tests):
         xs, ys, los, his = [], [], [], []
@@ -82,27 +113,60 @@ def sweep_figures(c: dict):
     ev = [r for r in rels if r.get("evaluation")]
     err = None
     if ev:
-        top = max([r["evaluation"].get(k) or 0 for r in ev for k in ("point_error", "sample_error", "mean_error",
-                                                                      "variance_error")] + [0.05]) * 1.15
-        err = Chart(f"{fid}-errors", "Errors against epsilon", (lo, hi, True), (0, top, False), "epsilon (log axis)",
-                    "error (smaller is better)")
+        top = (
+            max(
+                [
+                    r["evaluation"].get(k) or 0
+                    for r in ev
+                    for k in ("point_error", "sample_error", "mean_error", "variance_error")
+                ]
+                + [0.05]
+            )
+            * 1.15
+        )
+        err = Chart(
+            f"{fid}-errors",
+            "Errors against epsilon",
+            (lo, hi, True),
+            (0, top, False),
+            "epsilon (log axis)",
+            "error (smaller is better)",
+        )
         for i, k in enumerate(("point_error", "sample_error", "mean_error", "variance_error")):
             xs = [r["epsilon"] for r in ev if k in r["evaluation"]]
             ys = [r["evaluation"][k] for r in ev if k in r["evaluation"]]
             err.line(xs, ys, None, PALETTE[i], DASHES[i], 1.5)
             err.points(xs, ys, k.replace("_", " "), PALETTE[i], MARKERS[i % 4])
-    rk = Chart(f"{fid}-risk", "Risk against epsilon", (lo, hi, True), (0, 1, False), "epsilon (log axis)",
-               "TPR at 1% FPR")
+    rk = Chart(
+        f"{fid}-risk", "Risk against epsilon", (lo, hi, True), (0, 1, False), "epsilon (log axis)", "TPR at 1% FPR"
+    )
     grid = [10 ** (math.log10(lo) + (math.log10(hi) - math.log10(lo)) * i / 120) for i in range(121)]
     rk.line(eps, [r["guarantee"]["tpr_ceiling"]["0.01"] for r in rels], None, CEILING, "8 3", 2.5)
-    rk.points(eps, [r["guarantee"]["tpr_ceiling"]["0.01"] for r in rels], "theoretical ceiling (accountant)",
-              CEILING, "diamond")
+    rk.points(
+        eps,
+        [r["guarantee"]["tpr_ceiling"]["0.01"] for r in rels],
+        "theoretical ceiling (accountant)",
+        CEILING,
+        "diamond",
+    )
     lbs = [a["epsilon_lower_bound"] for r in rels for a in r["attacks"]]
     top = max([2.0] + [1.3 * x for x in lbs])
-    lb = Chart(f"{fid}-bound", "Empirical epsilon lower bound against epsilon", (lo, hi, True), (0, top, False),
-               "epsilon of the release (log axis)", "empirical epsilon lower bound")
-    lb.line(grid, [min(e, top) for e in grid], "accountant's epsilon (a bound above it = a bug or a leak)",
-            CEILING, "8 3", 2.5)
+    lb = Chart(
+        f"{fid}-bound",
+        "Empirical epsilon lower bound against epsilon",
+        (lo, hi, True),
+        (0, top, False),
+        "epsilon of the release (log axis)",
+        "empirical epsilon lower bound",
+    )
+    lb.line(
+        grid,
+        [min(e, top) for e in grid],
+        "accountant's epsilon (a bound above it = a bug or a leak)",
+        CEILING,
+        "8 3",
+        2.5,
+    )
     names = sorted({a["attack"] for r in rels for a in r["attacks"]})
     for i, n in enumerate(names):
         xs, ys, los, his = [], [], [], []
@@ -115,9 +179,13 @@ def sweep_figures(c: dict):
                     los.append(t["ci_low"])
                     his.append(t["ci_high"])
         rk.points(xs, ys, n, PALETTE[i % 7], MARKERS[i % 4], lo=los, hi=his)
-        lb.points([r["epsilon"] for r in rels for a in r["attacks"] if a["attack"] == n],
-                  [a["epsilon_lower_bound"] for r in rels for a in r["attacks"] if a["attack"] == n], n,
-                  PALETTE[i % 7], MARKERS[i % 4])
+        lb.points(
+            [r["epsilon"] for r in rels for a in r["attacks"] if a["attack"] == n],
+            [a["epsilon_lower_bound"] for r in rels for a in r["attacks"] if a["attack"] == n],
+            n,
+            PALETTE[i % 7],
+            MARKERS[i % 4],
+        )
     rec = c["recommendation"]["release"]
     if rec:
         e = next(r["epsilon"] for r in rels if r["name"] == rec)
@@ -134,8 +202,14 @@ def ledger_figure(c: dict) -> str | None:
         return None
     n = len(steps)
     top = max([s["cumulative_epsilon"] for s in steps] + [led.get("budget") or 0]) * 1.1 or 1.0
-    ch = Chart(f"ledger-{c['index']}", "Cumulative epsilon of this cohort", (0, n, False), (0, top, False),
-               "release number (ledger order)", "cumulative epsilon")
+    ch = Chart(
+        f"ledger-{c['index']}",
+        "Cumulative epsilon of this cohort",
+        (0, n, False),
+        (0, top, False),
+        "release number (ledger order)",
+        "cumulative epsilon",
+    )
     xs = [0] + [i + 1 for i in range(n)]
     ys = [0.0] + [s["cumulative_epsilon"] for s in steps]
     ch.line(xs, ys, "cumulative epsilon (basic composition)", PALETTE[0], "", 2.5, step=True)
@@ -152,10 +226,15 @@ def figures(report: dict) -> dict:
         cf = {"releases": {}}
         for ri, r in enumerate(c["releases"]):
             fid = f"c{ci}-r{ri}"
-            rf = {"posterior": posterior_figure(fid, r["guarantee"]["epsilon"]),
-                  "icons": icon_array(f"{fid}-icons", f"Of 100 people an attacker believes are members at a 50% "
-                                      f"prior, at most {r['guarantee']['people_of_100_at_50']} are",
-                                      r["guarantee"]["people_of_100_at_50"])}
+            rf = {
+                "posterior": posterior_figure(fid, r["guarantee"]["epsilon"]),
+                "icons": icon_array(
+                    f"{fid}-icons",
+                    f"Of 100 people an attacker believes are members at a 50% "
+                    f"prior, at most {r['guarantee']['people_of_100_at_50']} are",
+                    r["guarantee"]["people_of_100_at_50"],
+                ),
+            }
             if r["attacks"]:
                 rf["roc_linear"], rf["roc_log"] = roc_figures(fid, r["attacks"], _regions(r))
             cf["releases"][r["name"]] = rf
@@ -194,13 +273,16 @@ def _eps(v) -> str:
 def render(report: dict) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("genoshare.report", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("genoshare.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(fmt=_fmt, pct=_pct, eps=_eps)
     figs = figures(report)
-    html = env.get_template("report.html.j2").render(r=report, figs=figs, levels=LEVELS,
-                                                     markup=jinja2.filters.Markup)
+    html = env.get_template("report.html.j2").render(r=report, figs=figs, levels=LEVELS, markup=jinja2.filters.Markup)
     for c in report["cohorts"]:
         c.pop("index", None)
     return html
