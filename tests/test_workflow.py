@@ -390,7 +390,15 @@ def test_every_job_goes_through_sbatch(slurm, tmp_path):
     assert res.returncode == 0, _tail(res.text, 120)
     print(f"test workflow on SLURM: {res.seconds:.1f} s")
     logs = rule_logs(tmp_path / "results")
-    assert {rule for rule, _ in logs.values()} == {"simulate", "ingest", "ldstats", "release", "evaluate", "compare"}
+    assert {rule for rule, _ in logs.values()} == {
+        "simulate",
+        "ingest",
+        "ldstats",
+        "release",
+        "evaluate",
+        "compare",
+        "report",
+    }
     jobs = [job for _, job in logs.values()]
     assert all(job.isdigit() for job in jobs), logs  # SLURM_JOB_ID was set in every rule's shell
     assert len(set(jobs)) == len(jobs), "two rules ran in one SLURM job"
