@@ -150,3 +150,19 @@ def test_published_frequencies_are_not_covered_by_epsilon_xor():
     # the same release restored to the panel's frequencies: no such leak
     report_p, eps_p, _ = audit(3000, 1.0, n=150, n_panel=600, seeds=8, attacks=("lrt",), window=20, restore="panel")
     assert report_p["lrt"]["epsilon_lower_bound"] <= eps_p
+
+
+def test_score_histogram_counts_each_group_on_one_grid():
+    """The histograms the report draws: numpy's counts on common equal-width bins; +-inf in the outer bins."""
+    from genoshare.evaluate.auditstats import score_histogram
+
+    rng = np.random.default_rng(3)
+    mem, non = rng.normal(1, 1, 300), rng.normal(0, 1, 500)
+    h = score_histogram(mem, non, bins=20)
+    edges = np.linspace(min(mem.min(), non.min()), max(mem.max(), non.max()), 21)
+    np.testing.assert_allclose(h["edges"], edges)
+    assert h["members"] == np.histogram(mem, edges)[0].tolist()
+    assert h["nonmembers"] == np.histogram(non, edges)[0].tolist()
+    h2 = score_histogram(np.r_[mem, np.inf], np.r_[non, -np.inf], bins=20)
+    assert h2["members"][-1] == h["members"][-1] + 1 and h2["nonmembers"][0] == h["nonmembers"][0] + 1
+    assert sum(h2["members"]) == 301 and sum(h2["nonmembers"]) == 501

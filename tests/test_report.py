@@ -170,6 +170,9 @@ def test_attack_numbers_equal_the_attack_json_and_clopper_pearson(run):
             src = att[a["attack"]]
             assert a["auc"] == src["auc"] and a["epsilon_lower_bound"] == src["epsilon_lower_bound"]
             assert a["roc"] == src["roc"]
+            h = a["score_histogram"]
+            assert h == src["score_histogram"]
+            assert sum(h["members"]) == n and sum(h["nonmembers"]) == att["split"]["nonmembers"]["evaluation"]
             assert a["members"] == att["split"]["members"] and a["releases_audited"] == 1
             for k in ("0.001", "0.01", "0.05"):
                 t = a["tpr_at_fpr"][k]
@@ -372,6 +375,7 @@ def test_page_in_chromium(run, tmp_path):
             expected = []
             for ri in range(len(c["releases"])):
                 expected += [f"c0-r{ri}-posterior", f"c0-r{ri}-icons", f"c0-r{ri}-roc-linear", f"c0-r{ri}-roc-log"]
+                expected += [f"c0-r{ri}-hist-{a['attack']}" for a in c["releases"][ri]["attacks"]]
             expected += ["sweep-0-utility", "sweep-0-risk", "sweep-0-bound", "sweep-0-errors", "ledger-0"]
             found = page.eval_on_selector_all(
                 "svg[data-fig]",

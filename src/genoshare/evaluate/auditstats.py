@@ -154,6 +154,27 @@ def _seed_bound(sc: SeedScores, confidence: float, delta: float) -> dict:
     }
 
 
+#: Bins of the member / non-member score histograms: counts per bin are aggregates (no score of a person).
+HISTOGRAM_BINS = 20
+
+
+def score_histogram(members: np.ndarray, nonmembers: np.ndarray, bins: int = HISTOGRAM_BINS) -> dict:
+    """Counts of the evaluation scores of members and of non-members on one common grid of equal-width bins over
+    their finite range ({edges, members, nonmembers}; infinite scores are counted in the outer bins)."""
+    both = np.concatenate([np.asarray(members, float), np.asarray(nonmembers, float)])
+    finite = both[np.isfinite(both)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+
+    def counts(x):
+        x = np.clip(np.nan_to_num(np.asarray(x, float), nan=lo, posinf=hi, neginf=lo), lo, hi)
+        return [int(c) for c in np.histogram(x, bins=edges)[0]]
+
+    return {"edges": [float(e) for e in edges], "members": counts(members), "nonmembers": counts(nonmembers)}
+
+
 def summarise_attack(
     seeds: list[SeedScores],
     *,
@@ -244,6 +265,7 @@ def summarise_attack(
     return {
         "auc": _f(auc),
         "roc": roc,
+        "score_histogram": score_histogram(em, en),
         "tpr_at_fpr": tpr_at,
         "epsilon_lower_bound": float(eps),
         "fpr_at_threshold": fpr_at,

@@ -229,7 +229,21 @@ def _leakage(name: str, v: dict, path: Path, regions, accountant_eps: float | No
         + "."
     )
     within = None if accountant_eps is None else lb <= accountant_eps * (1 + 1e-9)
+    hist = v.get("score_histogram")
+    ok_hist = (
+        isinstance(hist, dict)
+        and isinstance(hist.get("edges"), list)
+        and all(
+            isinstance(hist.get(k), list) and len(hist[k]) == len(hist["edges"]) - 1 for k in ("members", "nonmembers")
+        )
+        and len(hist["edges"]) >= 2
+    )
     return {
+        "score_histogram": (
+            {k: [float(x) if k == "edges" else int(x) for x in hist[k]] for k in ("edges", "members", "nonmembers")}
+            if ok_hist
+            else None
+        ),
         "attack": name,
         "auc": _num(v.get("auc"), path, f"{name} AUC"),
         "roc": {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]},

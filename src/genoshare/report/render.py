@@ -66,6 +66,29 @@ def roc_figures(fig_id: str, attacks: list[dict], regions) -> tuple[str, str]:
     return lin.render(), log.render()
 
 
+def histogram_figure(fig_id: str, a: dict) -> str | None:
+    """Member and non-member score histograms of one attack, each as a share of its group (step lines)."""
+    h = a.get("score_histogram")
+    if not h:
+        return None
+    edges, mem, non = h["edges"], h["members"], h["nonmembers"]
+    shares = [[c / max(1, sum(g)) for c in g] for g in (mem, non)]
+    top = max(max(s) for s in shares) or 1.0
+    ch = Chart(
+        f"{fig_id}-hist-{a['attack']}",
+        f"Attack scores: {a['attack']}",
+        (edges[0], edges[-1], False),
+        (0, top * 1.1, False),
+        "attack score (higher: more likely a member)",
+        "share of the group",
+    )
+    for share, label, colour, dash in zip(shares, ("members", "non-members"), PALETTE[:2], DASHES[:2]):
+        ch.line(
+            edges, [*share, share[-1]], f"{label} ({sum(mem if label == 'members' else non)})", colour, dash, step=True
+        )
+    return ch.render()
+
+
 def posterior_figure(fig_id: str, eps: float) -> str:
     ch = Chart(
         f"{fig_id}-posterior",
@@ -237,6 +260,7 @@ def figures(report: dict) -> dict:
             }
             if r["attacks"]:
                 rf["roc_linear"], rf["roc_log"] = roc_figures(fid, r["attacks"], _regions(r))
+                rf["histograms"] = [h for h in (histogram_figure(fid, a) for a in r["attacks"]) if h]
             cf["releases"][r["name"]] = rf
         if c["sweep"]:
             cf["utility"], cf["risk"], cf["bound"], cf["errors"] = sweep_figures(c)
