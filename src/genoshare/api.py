@@ -495,6 +495,28 @@ class _Bookkeeping:
         self.notify(f"ledger: recorded release {self.reservation} of cohort {fingerprint[:12]}")
 
 
+class _NoBookkeeping(_Bookkeeping):
+    """No owner layer (release_store(bookkeeping=False)): nothing reserved, checked or recorded."""
+
+    def __init__(self):
+        self.notify, self.details, self.relatives = (lambda line: None), {}, "skip"
+
+    def private_input(self, *args, **kwargs) -> None:
+        pass  # the ledger's facts (it would hash the cohort): nothing is recorded
+
+    def reserve(self, *args, **kwargs) -> None:
+        pass
+
+    def relatives_check(self, n, source_fn, epsilon_fn) -> dict:
+        return {"checked": False, "reason": "not a release (a retention-table rerun)"}
+
+    def check(self, directory, verify_data=True) -> None:
+        pass
+
+    def after(self, manifest, fingerprint) -> None:
+        pass
+
+
 def _check_disjoint(cohort_ids, panel_ids, panel_path) -> None:
     shared = set(cohort_ids) & set(panel_ids)
     if shared:
@@ -721,8 +743,12 @@ def release_store(
     notify=None,
     phenotypes=None,
     release_phenotype=(),
+    bookkeeping: bool = True,
 ) -> dict:
-    """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest."""
+    """Release a cohort through the blockwise VCF Zarr pipeline; returns the manifest.
+
+    ``bookkeeping=False`` (internal: the retention table's never-shared reruns): the release engine alone, no
+    ledger row, no panel-overlap or kinship check, no check-release."""
     from genoshare import pipeline
     from genoshare.cluster import dask_client
     from genoshare.io.align import align_af_table, read_af_table
@@ -754,9 +780,12 @@ def release_store(
         cohort, idx = inp.cohort, inp.index
         check_export_ids(exports, cohort.sample_ids, cohort.variant_id[idx], cohort_path)
         check_phenotype_match(pheno, cohort.sample_ids)
-        overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path)
-        book = _Bookkeeping(out, private_dir, budget, relatives, notify)
-        book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
+        if bookkeeping:
+            overlap = check_stores(cohort, inp.panel, inp.alignment, reference_path)
+            book = _Bookkeeping(out, private_dir, budget, relatives, notify)
+            book.panel_overlap = overlap  # owner-side only (notify / ledger), never the manifest
+        else:
+            overlap, book = {"message": None}, _NoBookkeeping()
         with timer("ldstats"):
             stats, panel_af = _sweep_shared(
                 (
@@ -813,7 +842,8 @@ def release_store(
             from genoshare.privacy.kinship import GenotypeSource
             from genoshare.privacy.ledger import cohort_ids_key, fingerprint_from_digests
 
-            book.notify(overlap["message"])
+            if overlap["message"] is not None:
+                book.notify(overlap["message"])
             book.reserve(
                 cohort_ids_key(cohort.sample_ids, cohort.variant_id),
                 privacy()[0],

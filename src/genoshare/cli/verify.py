@@ -83,6 +83,13 @@ def gwas(cases, controls, phenotype, test, out, threads):
 @options.alpha
 @options.tau
 @click.option("--tests", default="allelic,genotypic,dominant", show_default=True, help="GWAS tests to tabulate.")
+@click.option(
+    "--af-file",
+    "af_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Release made with --af-source public:FILE: the frequency file, if not at the path in the manifest.",
+)
 @options.seed
 @options.threads
 @options.scheduler
@@ -100,6 +107,7 @@ def retention_table(
     alpha,
     tau,
     tests,
+    af_file,
     seed,
     threads,
     scheduler,
@@ -108,7 +116,8 @@ def retention_table(
     overwrite,
 ):
     """The owner's expected SNP retention: repeat the release k times on the original (settings from the
-    manifest, fresh keys) and write RELEASE/retention.json for reviewers. Costs k releases.
+    manifest, fresh keys; the same --af-source) and write RELEASE/retention.json for reviewers. Costs k releases;
+    the reruns are never shared, so they leave no ledger row and run no kinship check or check-release.
 
     --original, --reference: the cohort and the panel RELEASE was made from."""
     from genoshare.evaluate.verify import retention_table as run
@@ -123,6 +132,7 @@ def retention_table(
         alpha=alpha,
         tau=tau,
         tests=tests,
+        af_file=af_file,
         seed=seed,
         overwrite=overwrite,
         threads=threads,

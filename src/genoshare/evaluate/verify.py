@@ -251,16 +251,39 @@ def _rep_seed(seed: int, i: int) -> int:
     return int.from_bytes(digest[:7], "big")
 
 
-def _rep_keys(seed, i):
-    from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, new_master_key
-
-    return derive_keys(new_master_key() if seed is None else master_key_from_seed(_rep_seed(seed, i)))
-
-
-def _settings(manifest: dict) -> dict:
+def _af_source(manifest: dict, af_file=None, check: bool = True) -> str:
+    """The release's --af-source, rebuilt exactly from its manifest: published, reference, dp:EPS:DELTA (the
+    manifest's epsilon_af / delta_af) or public:FILE (``af_file`` if the owner gives it, else the manifest's file;
+    its SHA-256 must match the manifest's)."""
     af = manifest.get("af_source") or {}
     kind = af.get("kind", "published") if isinstance(af, dict) else str(af)
-    af_source = kind if kind in ("published", "reference") else f"public:{af.get('file', '')}"
+    if kind in ("published", "reference"):
+        return kind
+    if kind == "dp":
+        try:
+            return f"dp:{float(af['epsilon_af'])!r}:{float(af['delta_af'])!r}"
+        except (KeyError, TypeError, ValueError):
+            raise GenoshareError("the manifest's dp allele-frequency source has no epsilon_af / delta_af") from None
+    if kind != "public":
+        raise GenoshareError(f"the manifest's allele-frequency source {kind!r} is not one genoshare knows")
+    path = Path(af_file) if af_file is not None else Path(str(af.get("file") or ""))
+    if af_file is None and (not af.get("file") or not path.is_file()):
+        raise GenoshareError(
+            f"the release used public allele frequencies from {af.get('file') or '(no file named)'!r}, which is "
+            "not there: pass --af-file FILE"
+        )
+    if not path.is_file():
+        raise InputError(path, "no such file" if not path.exists() else "is not a file")
+    from genoshare.manifest import sha256_path
+
+    expected = ((manifest.get("inputs") or {}).get("af_file") or {}).get("sha256")
+    if check and expected is not None and sha256_path(path) != expected:
+        raise InputError(path, "is not the allele-frequency file this release was made with (SHA-256 differs)")
+    return f"public:{path}"
+
+
+def _settings(manifest: dict, af_file=None, check: bool = True) -> dict:
+    af_source = _af_source(manifest, af_file, check)
     window = manifest.get("window", "all")
     return {
         "epsilon_requested": float(manifest["epsilon_requested"]),
@@ -313,29 +336,21 @@ def _in_memory_reps(
     original, reference, settings, manifest, k, seed, ctrl_src, pheno, pheno_path, threads, tests, alpha, tau, progress
 ):
     """The CSV path: LD statistics and calibration once, then k releases with the in-memory engine."""
-    from genoshare.io.affile import read_af_tsv
+    from genoshare.api import _csv_targets
     from genoshare.io.csvmatrix import read_matrix, validate_same_variants
     from genoshare.mechanism.calibrate import calibrate
+    from genoshare.mechanism.keystream import derive_keys, master_key_from_seed, new_master_key
     from genoshare.mechanism.ldstats import compute_ldstats
-    from genoshare.mechanism.release import (
-        DEFAULT_SAMPLE_BLOCK,
-        release_genotypes,
-        target_counts_from_af,
-        target_counts_published,
-    )
+    from genoshare.mechanism.release import DEFAULT_SAMPLE_BLOCK, release_genotypes
 
     cohort = read_matrix(original)
     ref = read_matrix(reference)
     validate_same_variants(cohort, ref, original, reference)
     G = cohort.genotypes
+
     af = settings["af_source"]
-    if af == "published":
-        targets = target_counts_published(G)
-    elif af == "reference":
-        R = ref.genotypes
-        targets = target_counts_from_af(G, np.where(R >= 0, R, 0).sum(axis=1) / (2.0 * np.maximum((R >= 0).sum(1), 1)))
-    else:
-        targets = target_counts_from_af(G, read_af_tsv(Path(af[len("public:") :]), cohort.variant_ids))
+    if not af.startswith("dp:"):  # fixed targets; dp frequencies are drawn afresh per rerun (below)
+        targets = _csv_targets(af, cohort, ref, b"")[0]
     window = None if str(settings["window"]).lower() == "all" else int(settings["window"])
     stats = compute_ldstats(ref.genotypes, zero_cell=settings["zero_cell"], window=window, threads=threads)
     try:
@@ -357,8 +372,10 @@ def _in_memory_reps(
     orig = _design(orig_src, ctrl_src, pheno, pheno_path, threads, cc)
 
     def release_counts(i):
+        master = new_master_key() if seed is None else master_key_from_seed(_rep_seed(seed, i))
+        rep_targets = _csv_targets(af, cohort, ref, master)[0] if af.startswith("dp:") else targets
         S = release_genotypes(
-            G, cal.thresholds, targets, _rep_keys(seed, i), sample_block=block, threads=threads
+            G, cal.thresholds, rep_targets, derive_keys(master), sample_block=block, threads=threads
         ).genotypes
         return _design(
             _matrix_source(original, cohort.sample_ids, cohort.variant_ids, S), ctrl_src, pheno, pheno_path, threads, cc
@@ -428,6 +445,7 @@ def _pipeline_reps(
                 chunk_samples=chunks.get("samples"),
                 ambiguous=al.get("ambiguous", "drop"),
                 unmatched=al.get("unmatched", "drop"),
+                bookkeeping=False,  # never shared: no ledger row, no kinship, no check-release
             )
             if np.isfinite(settings["epsilon_xor"]) and not math.isclose(
                 man["epsilon_xor"], settings["epsilon_xor"], rel_tol=1e-6
@@ -466,6 +484,7 @@ def retention_table(
     cluster_config=None,
     workers: int | None = None,
     check_inputs: bool = True,
+    af_file=None,
 ) -> dict:
     """The owner's expected-retention table: rerun the release of ``release_dir`` (settings from its manifest,
     fresh keys; ``seed`` makes the k keys reproducible, for tests) k times on the original and write
@@ -473,6 +492,9 @@ def retention_table(
 
     CSV originals are released k times with the in-memory engine (LD statistics and calibration computed once);
     any other input goes through k full runs of the blockwise pipeline (k times the cost of the release).
+    The reruns use exactly the release's allele-frequency source (``af_file``: the public frequency file of a
+    ``public:`` release, if not at the path in the manifest) and no owner bookkeeping: no ledger row, no
+    kinship or panel-overlap check, no check-release; their outputs live in a private scratch directory.
     """
     t0 = time.perf_counter()
     tests = _check_params(alpha, tau, k, tests)
@@ -491,7 +513,7 @@ def retention_table(
     if check_inputs:
         _check_input_hash(manifest, "cohort", original, release_dir)
         _check_input_hash(manifest, "reference", reference)
-    settings = _settings(manifest)
+    settings = _settings(manifest, af_file, check_inputs)
     pheno = read_phenotype(phenotype) if phenotype is not None else None
     from genoshare.io.ingest import detect_format
     from genoshare.manifest import sha256_path
