@@ -22,6 +22,12 @@ KINSHIP_MAX = 5000
 KINSHIP_VARIANTS = 20_000
 
 
+def _private_record(res) -> dict:
+    """What stays in the owner's private directory for one audited setting: the game's IN/OUT matrix and the
+    per-individual target scores (never in AUDIT.json)."""
+    return {"S": res.S, "IN": res.IN, "P": res.P, **{f"score_{a}": v for a, v in res.target_scores.items()}}
+
+
 def _finite(obj):
     """JSON-safe copy: non-finite floats (an infinite threshold) become null."""
     if isinstance(obj, dict):
@@ -365,14 +371,7 @@ def audit_model(
                 "note": "references trained with --model on random halves of members + hold-out",
             }
         ]
-        private = {
-            "setting0": {
-                "S": res.S,
-                "IN": res.IN,
-                "P": res.P,
-                **{f"score_{a}": v for a, v in res.target_scores.items()},
-            }
-        }
+        private = {"setting0": _private_record(res)}
         settings = [{"name": entries[0]["name"]}]
         game_info = res.describe
         return _finish(
@@ -529,12 +528,7 @@ def audit_model(
                 "is not an epsilon of the model and no limit on epsilon is met by it"
             )
         entries.append(entry)
-        private[f"setting{k}"] = {
-            "S": res.S,
-            "IN": res.IN,
-            "P": res.P,
-            **{f"score_{a}": v for a, v in res.target_scores.items()},
-        }
+        private[f"setting{k}"] = _private_record(res)
 
     return _finish(
         out,
